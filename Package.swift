@@ -1,0 +1,67 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "turso-server",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "turso-server", targets: ["turso-server"]),
+        .executable(name: "turso-sync-server", targets: ["turso-sync-server"]),
+        .library(name: "Placement", targets: ["Placement"]),
+        .library(name: "SyncServer", targets: ["SyncServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // Pure: rendezvous hashing. No Foundation, no I/O.
+        .target(name: "Placement"),
+        // Thin, safe wrapper over libsqlite3 shared by the backend and the node registry.
+        .target(name: "SQLiteSupport", dependencies: ["CSQLite"]),
+        // The built-in backend: Turso sync protocol + Hrana over HTTP on libsqlite3.
+        .target(
+            name: "SyncServer",
+            dependencies: [
+                "CSQLite", "SQLiteSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // HTTP reverse proxy: streaming, hop-by-hop headers, pooled upstream connections.
+        .target(
+            name: "Proxy",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The node: configuration, supervisor, registry, admin API, GC, backup, metrics.
+        .target(
+            name: "Node",
+            dependencies: [
+                "SQLiteSupport", "Proxy", "Placement",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(name: "turso-server", dependencies: ["Node", "SyncServer"]),
+        .executableTarget(name: "turso-sync-server", dependencies: ["SyncServer"]),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+        .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node"]),
+    ]
+)

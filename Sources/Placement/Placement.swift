@@ -1,0 +1,1 @@
+/// Rendezvous placement (see RendezvousPlacement).

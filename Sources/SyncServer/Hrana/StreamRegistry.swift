@@ -1,0 +1,151 @@
+import Foundation
+import SQLiteSupport
+import Synchronization
+
+/// Hands out Hrana streams by baton, expires idle ones and pools their connections.
+///
+/// A baton names one stream and is valid for exactly one request: each response carries a fresh one.
+/// A stream idle longer than `expiry` is closed, rolling back any transaction it left open (a client
+/// that vanished mid-transaction must not hold the write lock for ever).
+final class StreamRegistry: Sendable {
+    struct Limits {
+        var expiry: Duration = .seconds(15)
+        var maxStreams = 256
+        var idleConnections = 16
+    }
+
+    private struct State {
+        var streams: [UInt64: HranaStream] = [:]
+        var idle: [SQLiteConnection] = []
+        var nextID: UInt64 = 1
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let limits: Limits
+    private let openConnection: @Sendable () throws(SQLiteError) -> SQLiteConnection
+
+    init(limits: Limits, openConnection: @escaping @Sendable () throws(SQLiteError) -> SQLiteConnection) {
+        self.limits = limits
+        self.openConnection = openConnection
+    }
+
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Takes the stream named by `baton` (or a new stream when nil) for one request. Blocking (may open
+    /// a connection): call on a thread-pool thread.
+    func acquire(baton: String?) throws(HranaError) -> HranaStream {
+        if let baton {
+            let stream = self.state.withLock { state -> HranaStream? in
+                guard let id = UInt64(baton.prefix { $0 != "." }), let stream = state.streams[id], !stream.busy,
+                    constantTimeEquals(stream.baton, baton)
+                else { return nil }
+                stream.busy = true
+                return stream
+            }
+            guard let stream else {
+                throw HranaError(message: "the baton is invalid or its stream expired", code: "STREAM_EXPIRED")
+            }
+            return stream
+        }
+        let (id, pooled, full) = self.state.withLock { state -> (UInt64, SQLiteConnection?, Bool) in
+            let id = state.nextID
+            state.nextID += 1
+            return (id, state.idle.popLast(), state.streams.count >= self.limits.maxStreams)
+        }
+        if full { self.evictOldestIdle() }
+        let connection: SQLiteConnection
+        if let pooled {
+            connection = pooled
+        } else {
+            do {
+                connection = try self.openConnection()
+            } catch {
+                throw HranaError(error)
+            }
+        }
+        let stream = HranaStream(id: id, connection: connection)
+        stream.busy = true
+        let accepted = self.state.withLock { state -> Bool in
+            guard !state.closed, state.streams.count < self.limits.maxStreams else { return false }
+            state.streams[id] = stream
+            return true
+        }
+        guard accepted else {
+            throw HranaError(message: "too many open streams; close streams or retry later", code: "STREAM_LIMIT")
+        }
+        return stream
+    }
+
+    /// Ends a request on `stream`: returns its next baton, or nil when the stream was closed.
+    func release(_ stream: HranaStream, close: Bool) -> String? {
+        if close {
+            stream.rollbackIfNeeded()
+            self.state.withLock { state in
+                state.streams[stream.id] = nil
+                stream.busy = false
+                if state.idle.count < self.limits.idleConnections && !state.closed { state.idle.append(stream.connection) }
+            }
+            return nil
+        }
+        let baton = "\(stream.id).\(randomToken())"
+        self.state.withLock { _ in
+            stream.baton = baton
+            stream.lastUsed = Self.now()
+            stream.busy = false
+        }
+        return baton
+    }
+
+    /// Closes streams idle past the expiry, rolling back their transactions. Blocking.
+    func expireIdle() {
+        let deadline = Self.now() &- UInt64(self.limits.expiry.components.seconds) * 1_000_000_000
+        let expired = self.state.withLock { state -> [HranaStream] in
+            let victims = state.streams.values.filter { !$0.busy && $0.lastUsed < deadline }
+            for stream in victims { state.streams[stream.id] = nil }
+            return victims
+        }
+        for stream in expired { stream.rollbackIfNeeded() }
+    }
+
+    /// Makes room by closing the least recently used idle stream that holds no transaction.
+    private func evictOldestIdle() {
+        let victim = self.state.withLock { state -> HranaStream? in
+            let candidates = state.streams.values.filter { !$0.busy && $0.connection.isAutocommit }
+            guard let oldest = candidates.min(by: { $0.lastUsed < $1.lastUsed }) else { return nil }
+            state.streams[oldest.id] = nil
+            return oldest
+        }
+        _ = victim
+    }
+
+    /// Rolls back and drops every stream (shutdown).
+    func closeAll() {
+        let all = self.state.withLock { state -> [HranaStream] in
+            state.closed = true
+            let all = Array(state.streams.values)
+            state.streams.removeAll()
+            state.idle.removeAll()
+            return all
+        }
+        for stream in all where !stream.busy { stream.rollbackIfNeeded() }
+    }
+
+    var openStreams: Int { self.state.withLock { $0.streams.count } }
+}
+
+func randomToken() -> String {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<2).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
+}
+
+/// Compares two strings in time independent of where they differ.
+func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8)
+    let y = Array(b.utf8)
+    var difference: UInt8 = x.count == y.count ? 0 : 1
+    for i in 0..<max(x.count, y.count) {
+        difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return difference == 0
+}

@@ -1,0 +1,64 @@
+/// How a backend runs: `turso-sync-server --sync-server <host:port> <db-path>`, the argv of
+/// `tursodb --sync-server`, so `TURSODB_BIN` can point at it.
+public struct SyncServerConfiguration: Sendable {
+    /// Listen host. Default 127.0.0.1.
+    public var host = "127.0.0.1"
+    /// Listen port.
+    public var port = 8080
+    /// Database file path.
+    public var databasePath = ""
+    /// Idle time after which a Hrana stream is closed and its transaction rolled back. Default 15 s.
+    public var streamExpiry: Duration = .seconds(15)
+    /// Largest request body accepted. Default 32 MiB.
+    public var maxBodyBytes = 32 << 20
+    /// fsync the WAL on every commit (power-loss durability). Default true.
+    public var synchronousFull = true
+    /// Exit when the parent process dies (set by the node supervisor). Default false.
+    public var exitWithParent = false
+    /// Threads running SQLite work. Default 8.
+    public var sqliteThreads = 8
+
+    public init() {}
+
+    /// Parses `--sync-server <host:port> <db-path>` and the environment
+    /// (`TURSO_SYNC_EXIT_WITH_PARENT`, `TURSO_SYNC_SYNCHRONOUS` = full|normal, `TURSO_SYNC_STREAM_EXPIRY_SECONDS`).
+    public init(arguments: [String], environment: [String: String]) throws(SyncServerError) {
+        var rest = arguments[...]
+        var address: String?
+        var path: String?
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--sync-server":
+                address = rest.popFirst()
+            case "-h", "--help":
+                throw .usage("usage: turso-sync-server --sync-server <host:port> <db-path>")
+            default:
+                if argument.hasPrefix("-") { throw .usage("unknown option \(argument)") }
+                guard path == nil else { throw .usage("unexpected argument \(argument)") }
+                path = argument
+            }
+        }
+        guard let address, let path, !path.isEmpty else {
+            throw .usage("usage: turso-sync-server --sync-server <host:port> <db-path>")
+        }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw .usage("invalid listen address \(address): expected host:port")
+        }
+        let host = String(address[..<colon])
+        self.host = host.isEmpty ? "0.0.0.0" : host.trimmingPrefix("[").description
+        if self.host.hasSuffix("]") { self.host.removeLast() }
+        self.port = port
+        self.databasePath = path
+        self.exitWithParent = environment["TURSO_SYNC_EXIT_WITH_PARENT"] == "1"
+        if let mode = environment["TURSO_SYNC_SYNCHRONOUS"] {
+            guard mode == "full" || mode == "normal" else { throw .usage("TURSO_SYNC_SYNCHRONOUS must be full or normal") }
+            self.synchronousFull = mode == "full"
+        }
+        if let text = environment["TURSO_SYNC_STREAM_EXPIRY_SECONDS"] {
+            guard let seconds = Int(text), seconds > 0 else { throw .usage("TURSO_SYNC_STREAM_EXPIRY_SECONDS must be a positive integer") }
+            self.streamExpiry = .seconds(seconds)
+        }
+    }
+}
