@@ -87,6 +87,19 @@ public final class SQLiteConnection: @unchecked Sendable {
         while try statement.step() {}
     }
 
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction, committing on success and rolling back on error.
+    public func transaction<T>(_ body: () throws(SQLiteError) -> T) throws(SQLiteError) -> T {
+        try self.execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try self.execute("COMMIT")
+            return result
+        } catch {
+            if !self.isAutocommit { try? self.execute("ROLLBACK") }
+            throw error
+        }
+    }
+
     public var isAutocommit: Bool { sqlite3_get_autocommit(self.handle) != 0 }
     public var changes: Int64 { sqlite3_changes64(self.handle) }
     public var totalChanges: Int64 { sqlite3_total_changes64(self.handle) }

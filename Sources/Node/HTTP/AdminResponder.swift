@@ -1,0 +1,207 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The admin port: namespace lifecycle (`/v1/namespaces…`), `/metrics`, and the token-free probes
+/// `/healthz` and `/readyz`.
+struct AdminResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let service: NamespaceService
+    let lifecycle: NodeLifecycle
+    let logger: Logger
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let response: Response
+        do {
+            response = try await self.handle(request)
+        } catch {
+            response = HTTPHelpers.error(error)
+        }
+        self.service.metrics.countRequest(listener: "admin", status: response.status.code)
+        return response
+    }
+
+    private func handle(_ request: Request) async throws(NodeError) -> Response {
+        let path = String(request.uri.description.prefix { $0 != "?" })
+        let method = request.method
+        switch path {
+        case "/healthz":
+            return HTTPHelpers.json(.ok, ["status": "ok"])
+        case "/readyz":
+            guard self.lifecycle.isAccepting else {
+                throw NodeError(.shuttingDown, "the node is shutting down", status: 503)
+            }
+            return HTTPHelpers.json(.ok, ["status": "ready"])
+        default:
+            break
+        }
+        try HTTPHelpers.authorize(request, token: self.service.configuration.adminToken)
+        if path == "/metrics" {
+            guard method == .get else { throw Self.methodNotAllowed(method, path) }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            let text = self.service.metrics.render(registered: self.service.registry.count)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        // ["", "v1", "namespaces", name?, action?]
+        guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "namespaces" else {
+            throw .notFound("no route for \(method) \(path)")
+        }
+        if parts.count == 3 || (parts.count == 4 && parts[3].isEmpty) {
+            guard method == .get else { throw Self.methodNotAllowed(method, path) }
+            return try await self.list()
+        }
+        let name = parts[3]
+        guard NamespaceName.isValid(name) else { throw .invalidName(name) }
+        let action = parts.count > 4 ? parts[4] : ""
+        guard parts.count <= 5 else { throw .notFound("no route for \(method) \(path)") }
+        switch (method, action) {
+        case (.get, ""):
+            return try await self.describe(String(name))
+        case (.delete, ""):
+            let folder = try await self.service.archive(String(name), reason: "deleted through the admin API")
+            return HTTPHelpers.json(.ok, ["name": String(name), "archived": true, "archive": folder])
+        case (.post, "create"):
+            let record = try await self.service.create(String(name))
+            return HTTPHelpers.json(.created, await self.json(record))
+        case (.post, "lock"), (.post, "unlock"):
+            let locked = action == "lock"
+            guard let record = try self.service.registry.update(String(name), { $0.locked = locked }) else {
+                throw .notFound("namespace \(name) does not exist")
+            }
+            self.logger.info(locked ? "namespace locked" : "namespace unlocked", metadata: ["namespace": "\(name)"])
+            return HTTPHelpers.json(.ok, await self.json(record))
+        case (.post, "ttl"):
+            let ttl = try await self.ttl(from: request)
+            guard let record = try self.service.registry.update(String(name), { $0.ttlSeconds = ttl }) else {
+                throw .notFound("namespace \(name) does not exist")
+            }
+            self.logger.info("namespace ttl set", metadata: ["namespace": "\(name)", "ttl": "\(ttl.map(GoDuration.format) ?? "none")"])
+            return HTTPHelpers.json(.ok, await self.json(record))
+        case (.post, "access"):
+            let now = NamespaceService.nowMilliseconds()
+            guard let record = try self.service.registry.update(String(name), { $0.lastAccessAt = now }) else {
+                throw .notFound("namespace \(name) does not exist")
+            }
+            return HTTPHelpers.json(.ok, await self.json(record))
+        case (.get, "backup"):
+            return try await self.backup(String(name))
+        case (_, ""), (_, "create"), (_, "lock"), (_, "unlock"), (_, "ttl"), (_, "access"), (_, "backup"):
+            throw Self.methodNotAllowed(method, path)
+        default:
+            throw .notFound("no route for \(method) \(path)")
+        }
+    }
+
+    static func methodNotAllowed(_ method: HTTPRequest.Method, _ path: String) -> NodeError {
+        NodeError(.badRequest, "\(method) is not allowed on \(path)", status: 405)
+    }
+
+    /// Parses `{"ttl":"30d"}`; `null`, `""` or `"0"` clears the TTL.
+    private func ttl(from request: Request) async throws(NodeError) -> Double? {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: self.service.configuration.maxAdminBodyBytes)
+        } catch {
+            throw NodeError(.payloadTooLarge, "request body exceeds \(self.service.configuration.maxAdminBodyBytes) bytes", status: 413)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any],
+            object.keys.contains("ttl")
+        else {
+            throw .badRequest("body must be a JSON object like {\"ttl\":\"30d\"}")
+        }
+        if object["ttl"] is NSNull { return nil }
+        guard let text = object["ttl"] as? String else { throw .badRequest("ttl must be a duration string like \"30d\"") }
+        if text.isEmpty || text == "0" { return nil }
+        guard let seconds = GoDuration.parse(text), seconds > 0 else {
+            throw .badRequest("ttl \"\(text)\" is not a duration (examples: 90s, 12h, 30d)")
+        }
+        return seconds
+    }
+
+    private func list() async throws(NodeError) -> Response {
+        var items: [[String: Any]] = []
+        for record in self.service.registry.all() { items.append(await self.json(record)) }
+        return HTTPHelpers.json(.ok, ["namespaces": items])
+    }
+
+    private func describe(_ name: String) async throws(NodeError) -> Response {
+        guard let record = self.service.registry.record(name) else { throw .notFound("namespace \(name) does not exist") }
+        return HTTPHelpers.json(.ok, await self.json(record))
+    }
+
+    private func json(_ record: NamespaceRecord) async -> [String: Any] {
+        let state = await self.service.supervisor.state(of: record.name)
+        var object: [String: Any] = [
+            "name": record.name,
+            "origin": record.origin.rawValue,
+            "locked": record.locked,
+            "ttl": record.ttlSeconds.map { GoDuration.format($0) as Any } ?? NSNull(),
+            "createdAt": HTTPHelpers.iso8601(record.createdAt),
+            "lastAccessAt": HTTPHelpers.iso8601(record.lastAccessAt),
+            "expiresAt": record.expiresAt.map { HTTPHelpers.iso8601($0) as Any } ?? NSNull(),
+            "owner": "local",
+            "replicas": [String](),
+        ]
+        switch state {
+        case .running(let port, _):
+            object["state"] = "running"
+            object["running"] = true
+            object["port"] = port
+            if let pid = await self.service.supervisor.pid(of: record.name) { object["pid"] = Int(pid) }
+        case .starting: object["state"] = "starting"; object["running"] = false
+        case .stopping: object["state"] = "stopping"; object["running"] = false
+        case .backoff: object["state"] = "restarting"; object["running"] = false
+        case .queued: object["state"] = "starting"; object["running"] = false
+        case nil: object["state"] = "dormant"; object["running"] = false
+        }
+        return object
+    }
+
+    private func backup(_ name: String) async throws(NodeError) -> Response {
+        let path = try await self.service.backup(name)
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw NodeError(.io, "cannot read the backup of \(name)", status: 500)
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        var headers = HTTPFields()
+        headers[.contentType] = "application/vnd.sqlite3"
+        headers[.contentDisposition] = "attachment; filename=\"\(name).db\""
+        let box = FileBox(handle: handle, path: path)
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: size) { writer in
+            defer { box.close() }
+            while true {
+                let data = try box.handle.read(upToCount: 256 << 10) ?? Data()
+                if data.isEmpty { break }
+                try await writer.write(ByteBuffer(bytes: data))
+            }
+            try await writer.finish(nil)
+        })
+    }
+}
+
+/// A backup file being streamed; deleted once sent or abandoned.
+final class FileBox: @unchecked Sendable {
+    let handle: FileHandle
+    let path: String
+    private var closed = false
+
+    init(handle: FileHandle, path: String) {
+        self.handle = handle
+        self.path = path
+    }
+
+    func close() {
+        guard !self.closed else { return }
+        self.closed = true
+        try? self.handle.close()
+        try? FileManager.default.removeItem(atPath: self.path)
+    }
+
+    deinit { self.close() }
+}

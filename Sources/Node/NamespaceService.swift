@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import NIOPosix
+import SQLiteSupport
+import Synchronization
+
+/// The namespace lifecycle shared by the data and admin ports: registration, auto-provisioning,
+/// locking, TTL, deletion into the archive, backups and GC.
+public final class NamespaceService: Sendable {
+    public let configuration: NodeConfiguration
+    public let registry: NamespaceRegistry
+    public let supervisor: Supervisor
+    public let metrics: NodeMetrics
+    let archives: ArchiveStore
+    let logger: Logger
+    /// Namespaces being deleted or archived: new requests are refused until it is done.
+    private let fenced = Mutex<Set<String>>([])
+
+    public init(configuration: NodeConfiguration, registry: NamespaceRegistry, supervisor: Supervisor, metrics: NodeMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.supervisor = supervisor
+        self.metrics = metrics
+        self.logger = logger
+        self.archives = ArchiveStore(directory: configuration.archiveDirectory)
+    }
+
+    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    func checkNotFenced(_ name: String) throws(NodeError) {
+        if self.fenced.withLock({ $0.contains(name) }) {
+            throw NodeError(.backendUnavailable, "namespace \(name) is being archived", status: 503, retryAfter: 1)
+        }
+    }
+
+    /// The record for a data request: registers it (origin auto) on first use when allowed.
+    func recordForDataRequest(_ name: String) throws(NodeError) -> NamespaceRecord {
+        try self.checkNotFenced(name)
+        if let record = self.registry.record(name) { return record }
+        guard self.configuration.allowAutoProvision else {
+            throw .notFound("namespace \(name) does not exist (auto-provisioning is off)")
+        }
+        if let record = try self.registry.create(
+            name,
+            origin: .auto,
+            now: Self.nowMilliseconds(),
+            maxNamespaces: self.configuration.maxNamespaces
+        ) {
+            self.metrics.namespacesCreated.increment()
+            self.logger.info("namespace created", metadata: ["namespace": "\(name)", "origin": "auto"])
+            return record
+        }
+        return self.registry.record(name)!
+    }
+
+    /// `POST /v1/namespaces/:name/create`: registers it (explicit, locked) and starts its backend.
+    func create(_ name: String) async throws(NodeError) -> NamespaceRecord {
+        try self.checkNotFenced(name)
+        guard
+            let record = try self.registry.create(
+                name,
+                origin: .explicit,
+                now: Self.nowMilliseconds(),
+                maxNamespaces: self.configuration.maxNamespaces
+            )
+        else {
+            throw NodeError(.exists, "namespace \(name) already exists", status: 409)
+        }
+        self.metrics.namespacesCreated.increment()
+        self.logger.info("namespace created", metadata: ["namespace": "\(name)", "origin": "explicit"])
+        // Start it, as the ancestor did, so the database exists and the first request is warm.
+        do {
+            _ = try await self.supervisor.acquire(name)
+            await self.supervisor.release(name)
+        } catch {
+            self.logger.warning("namespace created but its backend did not start", metadata: ["namespace": "\(name)", "error": "\(error)"])
+        }
+        return record
+    }
+
+    /// Archives a namespace: fences it, stops its backend, moves its files to the archive and
+    /// unregisters it. Returns the archive folder.
+    func archive(_ name: String, reason: String) async throws(NodeError) -> String {
+        let claimed = self.fenced.withLock { $0.insert(name).inserted }
+        guard claimed else {
+            throw NodeError(.backendUnavailable, "namespace \(name) is already being archived", status: 409)
+        }
+        defer { _ = self.fenced.withLock { $0.remove(name) } }
+        guard self.registry.record(name) != nil else { throw .notFound("namespace \(name) does not exist") }
+        await self.supervisor.stop(name)
+        let base = self.configuration.databasePath(name)
+        let folder = try self.archives.archive(
+            name: name,
+            files: [base, base + "-wal", base + "-shm", base + "-log"],
+            now: Self.nowMilliseconds()
+        )
+        try self.registry.remove(name)
+        self.logger.info("gc archive", metadata: ["namespace": "\(name)", "reason": "\(reason)", "archive": "\(folder)"])
+        return folder
+    }
+
+    /// One GC sweep: archive idle auto-created and TTL-expired namespaces, purge old archives.
+    func collectGarbage() async {
+        let planner = GarbageCollectionPlanner(
+            autoIdleSeconds: self.configuration.autoIdleDuration,
+            archiveRetentionSeconds: self.configuration.archiveRetention
+        )
+        let decisions = planner.plan(records: self.registry.all(), archives: self.archives.list(), now: Self.nowMilliseconds())
+        for decision in decisions {
+            switch decision {
+            case .archive(let name, let reason):
+                // A request may have touched it since the plan: re-check with fresh metadata.
+                guard let record = self.registry.record(name),
+                    !planner.plan(records: [record], archives: [], now: Self.nowMilliseconds()).isEmpty
+                else { continue }
+                do {
+                    _ = try await self.archive(name, reason: reason)
+                    self.metrics.gcArchived.increment()
+                } catch {
+                    self.logger.warning("gc could not archive", metadata: ["namespace": "\(name)", "error": "\(error)"])
+                }
+            case .purge(let archive):
+                do {
+                    try self.archives.purge(archive)
+                    self.metrics.gcPurged.increment()
+                    self.logger.info("gc purge", metadata: ["archive": "\(archive)"])
+                } catch {
+                    self.logger.warning("gc could not purge", metadata: ["archive": "\(archive)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Writes a transactionally consistent copy of `name`'s database to a temporary file and returns
+    /// its path (the caller streams and deletes it).
+    ///
+    /// `VACUUM INTO` runs on a connection of this process that never checkpoints (auto-checkpoint off,
+    /// no checkpoint on close), so the copy cannot disturb the WAL that replicas and clients rely on.
+    func backup(_ name: String) async throws(NodeError) -> String {
+        try self.checkNotFenced(name)
+        guard self.registry.record(name) != nil else { throw .notFound("namespace \(name) does not exist") }
+        let source = self.configuration.databasePath(name)
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw .notFound("namespace \(name) has no database file yet")
+        }
+        let temporaryDirectory = self.configuration.stateDirectory + "/tmp"
+        try? FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
+        let target = "\(temporaryDirectory)/backup-\(name)-\(UUID().uuidString).db"
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                let connection = try SQLiteConnection(path: source, create: false, busyTimeoutMilliseconds: 10_000)
+                try connection.disableCheckpoints()
+                try connection.run("VACUUM INTO ?", [.text(target)])
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: target)
+            throw NodeError(.io, "backup of \(name) failed: \(error)", status: 500)
+        }
+        return target
+    }
+}

@@ -1,0 +1,71 @@
+/// The node's errors: configuration, state and startup problems, and request failures that map to an
+/// HTTP status (`status`) with a JSON body `{"error":{"message","code"}}`.
+public struct NodeError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable {
+            case invalidConfiguration, stateUnreadable, stateTooNew, io
+            case unauthorized, invalidName, notFound, exists, limitReached, badRequest
+            case backendUnavailable, backendFailed, shuttingDown, payloadTooLarge
+        }
+
+        private let base: Base
+        public static let invalidConfiguration = Code(base: .invalidConfiguration)
+        public static let stateUnreadable = Code(base: .stateUnreadable)
+        public static let stateTooNew = Code(base: .stateTooNew)
+        public static let io = Code(base: .io)
+        public static let unauthorized = Code(base: .unauthorized)
+        public static let invalidName = Code(base: .invalidName)
+        public static let notFound = Code(base: .notFound)
+        public static let exists = Code(base: .exists)
+        public static let limitReached = Code(base: .limitReached)
+        public static let badRequest = Code(base: .badRequest)
+        public static let backendUnavailable = Code(base: .backendUnavailable)
+        public static let backendFailed = Code(base: .backendFailed)
+        public static let shuttingDown = Code(base: .shuttingDown)
+        public static let payloadTooLarge = Code(base: .payloadTooLarge)
+
+        public var description: String {
+            switch self.base {
+            case .invalidConfiguration: "INVALID_CONFIGURATION"
+            case .stateUnreadable: "STATE_UNREADABLE"
+            case .stateTooNew: "STATE_TOO_NEW"
+            case .io: "IO_ERROR"
+            case .unauthorized: "UNAUTHORIZED"
+            case .invalidName: "INVALID_NAMESPACE"
+            case .notFound: "NOT_FOUND"
+            case .exists: "NAMESPACE_EXISTS"
+            case .limitReached: "LIMIT_REACHED"
+            case .badRequest: "BAD_REQUEST"
+            case .backendUnavailable: "BACKEND_UNAVAILABLE"
+            case .backendFailed: "BACKEND_FAILED"
+            case .shuttingDown: "SHUTTING_DOWN"
+            case .payloadTooLarge: "PAYLOAD_TOO_LARGE"
+            }
+        }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The HTTP status this error answers with.
+    public var status: Int
+    /// Seconds for a `Retry-After` header, when retrying makes sense.
+    public var retryAfter: Int?
+
+    public var description: String { "\(self.code): \(self.message)" }
+
+    init(_ code: Code, _ message: String, status: Int = 500, retryAfter: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retryAfter = retryAfter
+    }
+
+    static func invalidConfiguration(_ message: String) -> Self { Self(.invalidConfiguration, message) }
+    static func io(_ message: String) -> Self { Self(.io, message) }
+    static func unauthorized() -> Self { Self(.unauthorized, "missing or invalid bearer token", status: 401) }
+    static func invalidName(_ name: some StringProtocol) -> Self {
+        Self(.invalidName, NamespaceName.problem(name), status: 400)
+    }
+    static func notFound(_ message: String) -> Self { Self(.notFound, message, status: 404) }
+    static func badRequest(_ message: String) -> Self { Self(.badRequest, message, status: 400) }
+}

@@ -1,0 +1,13 @@
+import Synchronization
+
+/// Whether the node takes new requests (false once shutdown began, so `/readyz` fails and load
+/// balancers move away while in-flight requests drain).
+public final class NodeLifecycle: Sendable {
+    private let accepting = Atomic<Bool>(true)
+
+    public init() {}
+
+    public var isAccepting: Bool { self.accepting.load(ordering: .relaxed) }
+
+    public func stopAccepting() { self.accepting.store(false, ordering: .relaxed) }
+}

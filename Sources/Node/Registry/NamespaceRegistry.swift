@@ -1,0 +1,208 @@
+import Foundation
+import SQLiteSupport
+import Synchronization
+
+/// The namespace registry: metadata of every registered namespace, kept in memory and in a SQLite
+/// database under `<data-dir>/_state/` (transactional, survives kill -9).
+///
+/// `lastAccessAt` changes on every data request, so it is updated in memory and written by
+/// `flushAccessTimes()` (debounced by the caller); a crash loses at most one debounce interval of
+/// access times, which only makes GC see a slightly older time.
+public final class NamespaceRegistry: Sendable {
+    /// The state format this build writes. A newer one on disk is refused at startup.
+    public static let formatVersion = 1
+
+    private struct State {
+        var records: [String: NamespaceRecord] = [:]
+        var dirtyAccess: Set<String> = []
+    }
+
+    private let connection: Mutex<SQLiteConnection>
+    private let state: Mutex<State>
+    public let path: String
+
+    /// Opens (creating if needed) the registry in `directory`. Throws a clear error for a state
+    /// directory written by a newer version or a corrupt database.
+    public init(directory: String) throws(NodeError) {
+        self.path = directory + "/registry.db"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .io("cannot create state directory \(directory): \(error.localizedDescription)")
+        }
+        let connection: SQLiteConnection
+        var records: [String: NamespaceRecord] = [:]
+        do {
+            connection = try SQLiteConnection(path: self.path)
+            let check = try connection.query("PRAGMA quick_check")
+            guard check.count == 1, check[0].first == .text("ok") else {
+                throw NodeError(.stateUnreadable, "state database \(self.path) is corrupt (quick_check failed)")
+            }
+            try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
+            try connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS namespaces(
+                    name TEXT PRIMARY KEY,
+                    origin TEXT NOT NULL,
+                    locked INTEGER NOT NULL,
+                    ttl_seconds REAL,
+                    created_at INTEGER NOT NULL,
+                    last_access_at INTEGER NOT NULL
+                );
+                """
+            )
+            let version = try connection.query("SELECT value FROM meta WHERE key = 'format_version'")
+            if case .text(let text)? = version.first?.first {
+                guard let found = Int(text) else {
+                    throw NodeError(.stateUnreadable, "state database \(self.path) has an unreadable format version '\(text)'")
+                }
+                guard found <= Self.formatVersion else {
+                    throw NodeError(
+                        .stateTooNew,
+                        "state directory \(directory) has format \(found), newer than this build's \(Self.formatVersion); run a newer turso-server"
+                    )
+                }
+            } else {
+                try connection.run(
+                    "INSERT INTO meta(key, value) VALUES ('format_version', ?)",
+                    [.text(String(Self.formatVersion))]
+                )
+            }
+            for row in try connection.query(
+                "SELECT name, origin, locked, ttl_seconds, created_at, last_access_at FROM namespaces"
+            ) {
+                guard case .text(let name) = row[0], case .text(let originText) = row[1],
+                    let origin = NamespaceOrigin(rawValue: originText), case .integer(let locked) = row[2],
+                    case .integer(let created) = row[4], case .integer(let access) = row[5]
+                else {
+                    throw NodeError(.stateUnreadable, "state database \(self.path) has a malformed namespace row")
+                }
+                var record = NamespaceRecord(name: name, origin: origin, createdAt: created)
+                record.locked = locked != 0
+                if case .real(let ttl) = row[3] { record.ttlSeconds = ttl }
+                if case .integer(let ttl) = row[3] { record.ttlSeconds = Double(ttl) }
+                record.lastAccessAt = access
+                records[name] = record
+            }
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError(.stateUnreadable, "cannot open state database \(self.path): \(error)")
+        }
+        self.connection = Mutex(connection)
+        self.state = Mutex(State(records: records))
+    }
+
+    public var count: Int { self.state.withLock { $0.records.count } }
+
+    public func record(_ name: String) -> NamespaceRecord? { self.state.withLock { $0.records[name] } }
+
+    public func all() -> [NamespaceRecord] {
+        self.state.withLock { Array($0.records.values) }.sorted { $0.name < $1.name }
+    }
+
+    /// Registers a namespace unless it exists or the cap is reached. Returns the new record, or nil
+    /// when it already existed.
+    public func create(_ name: String, origin: NamespaceOrigin, now: Int64, maxNamespaces: Int) throws(NodeError)
+        -> NamespaceRecord?
+    {
+        try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
+            if state.records[name] != nil { return nil }
+            if maxNamespaces > 0 && state.records.count >= maxNamespaces {
+                throw NodeError(
+                    .limitReached,
+                    "namespace limit reached: \(maxNamespaces) namespaces are registered (TURSO_MAX_NAMESPACES)",
+                    status: 429
+                )
+            }
+            let record = NamespaceRecord(name: name, origin: origin, createdAt: now)
+            try self.write(record)
+            state.records[name] = record
+            return record
+        }
+    }
+
+    /// Changes a namespace's metadata transactionally. Returns the updated record, or nil if unknown.
+    public func update(_ name: String, _ change: (inout NamespaceRecord) -> Void) throws(NodeError) -> NamespaceRecord? {
+        try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
+            guard var record = state.records[name] else { return nil }
+            change(&record)
+            try self.write(record)
+            state.records[name] = record
+            state.dirtyAccess.remove(name)
+            return record
+        }
+    }
+
+    /// Removes a namespace from the registry. Returns the removed record.
+    @discardableResult
+    public func remove(_ name: String) throws(NodeError) -> NamespaceRecord? {
+        try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
+            guard let record = state.records[name] else { return nil }
+            do {
+                try self.connection.withLock { try $0.run("DELETE FROM namespaces WHERE name = ?", [.text(name)]) }
+            } catch {
+                throw NodeError.io("cannot update the state database: \(error)")
+            }
+            state.records[name] = nil
+            state.dirtyAccess.remove(name)
+            return record
+        }
+    }
+
+    /// Records a data request in memory (no I/O on the request path).
+    public func touch(_ name: String, now: Int64) {
+        self.state.withLock { state in
+            guard state.records[name] != nil else { return }
+            state.records[name]!.lastAccessAt = now
+            state.dirtyAccess.insert(name)
+        }
+    }
+
+    /// Writes the access times changed since the last flush, in one transaction.
+    public func flushAccessTimes() throws(NodeError) {
+        let dirty = self.state.withLock { state -> [(String, Int64)] in
+            defer { state.dirtyAccess.removeAll() }
+            return state.dirtyAccess.compactMap { name in state.records[name].map { (name, $0.lastAccessAt) } }
+        }
+        guard !dirty.isEmpty else { return }
+        do {
+            try self.connection.withLock { connection throws(SQLiteError) in
+                try connection.transaction { () throws(SQLiteError) in
+                    for (name, time) in dirty {
+                        try connection.run(
+                            "UPDATE namespaces SET last_access_at = MAX(last_access_at, ?) WHERE name = ?",
+                            [.integer(time), .text(name)]
+                        )
+                    }
+                }
+            }
+        } catch {
+            throw NodeError.io("cannot flush access times: \(error)")
+        }
+    }
+
+    private func write(_ record: NamespaceRecord) throws(NodeError) {
+        do {
+            try self.connection.withLock { connection throws(SQLiteError) in
+                try connection.run(
+                    """
+                    INSERT INTO namespaces(name, origin, locked, ttl_seconds, created_at, last_access_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, locked = excluded.locked,
+                        ttl_seconds = excluded.ttl_seconds, created_at = excluded.created_at,
+                        last_access_at = excluded.last_access_at
+                    """,
+                    [
+                        .text(record.name), .text(record.origin.rawValue), .integer(record.locked ? 1 : 0),
+                        record.ttlSeconds.map { .real($0) } ?? .null, .integer(record.createdAt),
+                        .integer(record.lastAccessAt),
+                    ]
+                )
+            }
+        } catch {
+            throw NodeError.io("cannot update the state database: \(error)")
+        }
+    }
+}
