@@ -115,6 +115,6 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// because replicas and sync clients address pages by WAL frame (see the protocol note).
     public func disableCheckpoints() throws(SQLiteError) {
         _ = csqlite_wal_autocheckpoint_off(self.handle)
-        try self.setConfigFlag(1010, true)  // SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE
+        try self.setConfigFlag(SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
     }
 }

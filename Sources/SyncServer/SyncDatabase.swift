@@ -57,7 +57,7 @@ struct SyncDatabase: Sendable {
     private func configure(_ connection: SQLiteConnection) throws(SyncServerError) {
         do {
             try connection.disableCheckpoints()
-            try connection.setConfigFlag(1008, true)  // SQLITE_DBCONFIG_DEFENSIVE
+            try connection.setConfigFlag(SQLITE_DBCONFIG_DEFENSIVE, true)
             try connection.execute(self.synchronousFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
         } catch {
             throw .unsupportedDatabase("cannot configure a connection to \(self.path): \(error)")

@@ -50,10 +50,10 @@ public enum SyncServerMain {
         let serving = Task {
             do {
                 try await service.run()
-            } catch {
+            } catch where !Task.isCancelled {
                 logger.error("sync server stopped", metadata: ["sync.error": "\(error)"])
                 exit(1)
-            }
+            } catch {}
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
