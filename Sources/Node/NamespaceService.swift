@@ -16,7 +16,13 @@ public final class NamespaceService: Sendable {
     /// Namespaces being deleted or archived: new requests are refused until it is done.
     private let fenced = Mutex<Set<String>>([])
 
-    public init(configuration: NodeConfiguration, registry: NamespaceRegistry, supervisor: Supervisor, metrics: NodeMetrics, logger: Logger) {
+    public init(
+        configuration: NodeConfiguration,
+        registry: NamespaceRegistry,
+        supervisor: Supervisor,
+        metrics: NodeMetrics,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.registry = registry
         self.supervisor = supervisor
@@ -73,7 +79,10 @@ public final class NamespaceService: Sendable {
             _ = try await self.supervisor.acquire(name)
             await self.supervisor.release(name)
         } catch {
-            self.logger.warning("namespace created but its backend did not start", metadata: ["namespace": "\(name)", "error": "\(error)"])
+            self.logger.warning(
+                "namespace created but its backend did not start",
+                metadata: ["namespace": "\(name)", "error": "\(error)"]
+            )
         }
         return record
     }
@@ -95,7 +104,10 @@ public final class NamespaceService: Sendable {
             now: Self.nowMilliseconds()
         )
         try self.registry.remove(name)
-        self.logger.info("gc archive", metadata: ["namespace": "\(name)", "reason": "\(reason)", "archive": "\(folder)"])
+        self.logger.info(
+            "gc archive",
+            metadata: ["namespace": "\(name)", "reason": "\(reason)", "archive": "\(folder)"]
+        )
         return folder
     }
 
@@ -105,7 +117,11 @@ public final class NamespaceService: Sendable {
             autoIdleSeconds: self.configuration.autoIdleDuration,
             archiveRetentionSeconds: self.configuration.archiveRetention
         )
-        let decisions = planner.plan(records: self.registry.all(), archives: self.archives.list(), now: Self.nowMilliseconds())
+        let decisions = planner.plan(
+            records: self.registry.all(),
+            archives: self.archives.list(),
+            now: Self.nowMilliseconds()
+        )
         for decision in decisions {
             switch decision {
             case .archive(let name, let reason):
@@ -117,7 +133,10 @@ public final class NamespaceService: Sendable {
                     _ = try await self.archive(name, reason: reason)
                     self.metrics.gcArchived.increment()
                 } catch {
-                    self.logger.warning("gc could not archive", metadata: ["namespace": "\(name)", "error": "\(error)"])
+                    self.logger.warning(
+                        "gc could not archive",
+                        metadata: ["namespace": "\(name)", "error": "\(error)"]
+                    )
                 }
             case .purge(let archive):
                 do {

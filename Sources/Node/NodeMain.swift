@@ -37,13 +37,22 @@ public enum NodeMain {
 
     public static func run(configuration: NodeConfiguration, logger: Logger) async throws {
         do {
-            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: configuration.archiveDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: configuration.dataDirectory,
+                withIntermediateDirectories: true
+            )
+            try FileManager.default.createDirectory(
+                atPath: configuration.archiveDirectory,
+                withIntermediateDirectories: true
+            )
         } catch {
             throw NodeError.io("cannot create \(configuration.dataDirectory): \(error.localizedDescription)")
         }
         let registry = try NamespaceRegistry(directory: configuration.stateDirectory)
-        for name in PIDFile.reapOrphans(stateDirectory: configuration.stateDirectory, databasePath: configuration.databasePath) {
+        for name in PIDFile.reapOrphans(
+            stateDirectory: configuration.stateDirectory,
+            databasePath: configuration.databasePath
+        ) {
             logger.warning("stopped a backend left over from a previous run", metadata: ["namespace": "\(name)"])
         }
         try? FileManager.default.removeItem(atPath: configuration.stateDirectory + "/tmp")
@@ -74,12 +83,21 @@ public enum NodeMain {
         let client = ReverseProxy.makeClient()
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: .seconds(Int64(configuration.idleTimeout)),
-            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 16 << 10,
+                maxHeaderListSize: 64 << 10,
+                maxHeaderFieldCount: 100
+            )
         )
         var quietLogger = logger
         quietLogger.logLevel = max(logger.logLevel, .warning)
         let dataApp = Application(
-            responder: DataResponder(service: service, proxy: ReverseProxy(client: client), lifecycle: lifecycle, logger: logger),
+            responder: DataResponder(
+                service: service,
+                proxy: ReverseProxy(client: client),
+                lifecycle: lifecycle,
+                logger: logger
+            ),
             server: .http1(configuration: http1),
             configuration: .init(
                 address: .hostname(configuration.dataAddress.host, port: configuration.dataAddress.port),
@@ -113,7 +131,9 @@ public enum NodeMain {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: quietLogger
         )
-        groupConfiguration.maximumGracefulShutdownDuration = Duration.milliseconds(Int64(configuration.shutdownTimeout * 1000) + 15_000)
+        groupConfiguration.maximumGracefulShutdownDuration = Duration.milliseconds(
+            Int64(configuration.shutdownTimeout * 1000) + 15_000
+        )
         let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()

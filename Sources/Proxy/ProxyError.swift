@@ -1,7 +1,9 @@
 /// Why a request could not be forwarded; each code maps to one HTTP status.
 public struct ProxyError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable { case upstreamUnreachable, upstreamTimeout, bodyTooLarge, upstreamFailed }
+        private enum Base: Hashable, Sendable {
+            case upstreamUnreachable, upstreamTimeout, bodyTooLarge, upstreamFailed
+        }
         private let base: Base
         public static let upstreamUnreachable = Code(base: .upstreamUnreachable)
         public static let upstreamTimeout = Code(base: .upstreamTimeout)

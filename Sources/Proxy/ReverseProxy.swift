@@ -15,7 +15,10 @@ public struct ReverseProxy: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
-        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnectionsPerHost)
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(30),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnectionsPerHost
+        )
         configuration.timeout = .init(connect: .seconds(2), read: nil)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
@@ -38,7 +41,9 @@ public struct ReverseProxy: Sendable {
         if let length, length > maxBodyBytes { throw .bodyTooLarge(maxBodyBytes) }
         var outbound = HTTPClientRequest(url: upstream + path)
         outbound.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
-        for (name, value) in HopByHopHeaders.endToEnd(request.headers) { outbound.headers.add(name: name, value: value) }
+        for (name, value) in HopByHopHeaders.endToEnd(request.headers) {
+            outbound.headers.add(name: name, value: value)
+        }
         for (name, value) in extraHeaders { outbound.headers.replaceOrAdd(name: name, value: value) }
         let hasBody = length.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
         if hasBody {

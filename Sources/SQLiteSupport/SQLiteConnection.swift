@@ -5,7 +5,12 @@ public final class SQLiteConnection: @unchecked Sendable {
     public let handle: OpaquePointer
 
     /// Opens (or creates) the database at `path` in multi-thread mode with a busy timeout.
-    public init(path: String, readOnly: Bool = false, create: Bool = true, busyTimeoutMilliseconds: Int32 = 5000)
+    public init(
+        path: String,
+        readOnly: Bool = false,
+        create: Bool = true,
+        busyTimeoutMilliseconds: Int32 = 5000
+    )
         throws(SQLiteError)
     {
         var db: OpaquePointer?

@@ -58,7 +58,9 @@ public final class SQLiteStatement: @unchecked Sendable {
         case .text(let v):
             rc = sqlite3_bind_text(self.handle, position, v, -1, transient)
         case .blob(let v):
-            rc = v.withUnsafeBytes { sqlite3_bind_blob64(self.handle, position, $0.baseAddress, UInt64($0.count), transient) }
+            rc = v.withUnsafeBytes {
+                sqlite3_bind_blob64(self.handle, position, $0.baseAddress, UInt64($0.count), transient)
+            }
         }
         guard rc == SQLITE_OK else { throw SQLiteError.from(self.connection.handle, rc) }
     }

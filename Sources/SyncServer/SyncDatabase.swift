@@ -30,7 +30,9 @@ struct SyncDatabase: Sendable {
             }
             // A database must exist on disk (page 1 written) before its main file is opened for reads.
             if case .integer(0) = try connection.query("PRAGMA page_count").first?.first ?? .null {
-                try connection.execute("BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS _turso_init(x); DROP TABLE _turso_init; COMMIT")
+                try connection.execute(
+                    "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS _turso_init(x); DROP TABLE _turso_init; COMMIT"
+                )
             }
         } catch let error as SyncServerError {
             throw error

@@ -53,11 +53,15 @@ public struct SyncServerConfiguration: Sendable {
         self.databasePath = path
         self.exitWithParent = environment["TURSO_SYNC_EXIT_WITH_PARENT"] == "1"
         if let mode = environment["TURSO_SYNC_SYNCHRONOUS"] {
-            guard mode == "full" || mode == "normal" else { throw .usage("TURSO_SYNC_SYNCHRONOUS must be full or normal") }
+            guard mode == "full" || mode == "normal" else {
+                throw .usage("TURSO_SYNC_SYNCHRONOUS must be full or normal")
+            }
             self.synchronousFull = mode == "full"
         }
         if let text = environment["TURSO_SYNC_STREAM_EXPIRY_SECONDS"] {
-            guard let seconds = Int(text), seconds > 0 else { throw .usage("TURSO_SYNC_STREAM_EXPIRY_SECONDS must be a positive integer") }
+            guard let seconds = Int(text), seconds > 0 else {
+                throw .usage("TURSO_SYNC_STREAM_EXPIRY_SECONDS must be a positive integer")
+            }
             self.streamExpiry = .seconds(seconds)
         }
     }

@@ -50,7 +50,7 @@ public enum SyncServerMain {
         let serving = Task {
             do {
                 try await service.run()
-            } catch where !Task.isCancelled {
+            } catch  where !Task.isCancelled {
                 logger.error("sync server stopped", metadata: ["sync.error": "\(error)"])
                 exit(1)
             } catch {}

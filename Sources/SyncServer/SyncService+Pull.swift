@@ -48,17 +48,21 @@ extension SyncService {
             databaseSizePages: UInt64(plan.databaseSizePages)
         ).encodedDelimited()
         let finalPlan = plan
-        return HTTPResponse(status: .ok, contentType: "application/protobuf", body: .stream { writer in
-            try await writer.write(header)
-            var start = 0
-            while start < finalPlan.pages.count {
-                let end = min(start + Self.pagesPerChunk, finalPlan.pages.count)
-                let range = start..<end
-                let chunk = try await self.threads.runIfActive { self.encodePages(finalPlan.pages[range]) }
-                try await writer.write(chunk)
-                start = end
+        return HTTPResponse(
+            status: .ok,
+            contentType: "application/protobuf",
+            body: .stream { writer in
+                try await writer.write(header)
+                var start = 0
+                while start < finalPlan.pages.count {
+                    let end = min(start + Self.pagesPerChunk, finalPlan.pages.count)
+                    let range = start..<end
+                    let chunk = try await self.threads.runIfActive { self.encodePages(finalPlan.pages[range]) }
+                    try await writer.write(chunk)
+                    start = end
+                }
             }
-        })
+        )
     }
 
     private func encodePages(_ pages: ArraySlice<(pageID: UInt32, location: PageLocation)>) -> [UInt8] {

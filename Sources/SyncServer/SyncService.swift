@@ -53,7 +53,9 @@ public final class SyncService: Sendable {
         do {
             listener = try await server.bind()
         } catch {
-            throw SyncServerError.bind("cannot listen on \(self.configuration.host):\(self.configuration.port): \(error)")
+            throw SyncServerError.bind(
+                "cannot listen on \(self.configuration.host):\(self.configuration.port): \(error)"
+            )
         }
         onBound(listener.channel.localAddress?.port ?? self.configuration.port)
         self.logger.info(

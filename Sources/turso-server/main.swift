@@ -19,6 +19,8 @@ case "version", "--version":
 case nil:
     exit(await NodeMain.run(environment: environment))
 default:
-    FileHandle.standardError.write(Data("turso-server: unknown argument \(arguments[0]); see turso-server --help\n".utf8))
+    FileHandle.standardError.write(
+        Data("turso-server: unknown argument \(arguments[0]); see turso-server --help\n".utf8)
+    )
     exit(2)
 }

@@ -1,4 +1,7 @@
 import Foundation
 import SyncServer
 
-await SyncServerMain.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+await SyncServerMain.run(
+    arguments: Array(CommandLine.arguments.dropFirst()),
+    environment: ProcessInfo.processInfo.environment
+)

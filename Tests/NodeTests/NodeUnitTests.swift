@@ -130,7 +130,8 @@ struct NodeConfigurationTests {
     }
 
     @Test(arguments: [
-        ["TURSO_GC_INTERVAL": "soon"], ["TURSO_MAX_RUNNING": "0"], ["TURSO_BACKEND_PORT_START": "9999", "TURSO_BACKEND_PORT_END": "9000"],
+        ["TURSO_GC_INTERVAL": "soon"], ["TURSO_MAX_RUNNING": "0"],
+        ["TURSO_BACKEND_PORT_START": "9999", "TURSO_BACKEND_PORT_END": "9000"],
         ["TURSO_DATA_ADDR": "8080"], ["TURSO_ALLOW_AUTO_PROVISION": "maybe"], ["TURSO_DATA_ADDR": ":9500"],
         ["TURSO_ADMIN_ADDR": ":8080"], ["TURSO_LOG_LEVEL": "loud"], ["TURSO_MAX_NAMESPACES": "-1"],
     ])

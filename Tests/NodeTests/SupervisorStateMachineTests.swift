@@ -64,7 +64,9 @@ struct SupervisorStateMachineTests {
         var m = self.machine()
         _ = self.start(&m, "a", at: .seconds(1))
         let crash = m.exited("a", reason: .crashed(status: "signaled(9)"), now: .seconds(2))
-        #expect(crash == [.crashed(name: "a", status: "signaled(9)"), .scheduleRetry(name: "a", after: .milliseconds(250))])
+        #expect(
+            crash == [.crashed(name: "a", status: "signaled(9)"), .scheduleRetry(name: "a", after: .milliseconds(250))]
+        )
         let (during, _) = m.acquire("a", now: .seconds(2) + .milliseconds(100))
         #expect(during == .rejected(.backingOff(retryAfter: .milliseconds(150))))
         let restart = m.retry("a", now: .seconds(3))

@@ -77,7 +77,11 @@ struct RoaringBitmapTests {
         var bytes: [UInt8] = [0x3A, 0x30, 0, 0, 1, 0, 0, 0, 0, 0, 0x87, 0x13, 16, 0, 0, 0]
         var words = [UInt64](repeating: 0, count: 1024)
         for value in stride(from: 0, to: 10_000, by: 2) { words[value / 64] |= 1 << UInt64(value % 64) }
-        for word in words { for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) } }
+        for word in words {
+            for shift in stride(from: 0, to: 64, by: 8) {
+                bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift)))
+            }
+        }
         let bitmap = try RoaringBitmap(portable: bytes)
         #expect(bitmap.contains(0))
         #expect(bitmap.contains(9998))
@@ -104,15 +108,21 @@ struct RoaringBitmapTests {
 @Suite("Revisions")
 struct RevisionTests {
     @Test func formatAndParse() {
-        let revision = Revision(salt1: 0xDEAD_BEEF, salt2: 1, checksum: WALChecksum(s1: 2, s2: 0xFFFF_FFFF), frame: 1234)
+        let revision = Revision(
+            salt1: 0xDEAD_BEEF,
+            salt2: 1,
+            checksum: WALChecksum(s1: 2, s2: 0xFFFF_FFFF),
+            frame: 1234
+        )
         #expect(revision.description == "deadbeef00000001-00000002ffffffff:1234")
         #expect(Revision(revision.description) == revision)
     }
 
     @Test func foreignRevisionsDoNotParse() {
-        for text in ["", "53", "0", "deadbeef00000001-00000002ffffffff:", "DEADBEEF00000001-00000002ffffffff:1",
-            "deadbeef00000001+00000002ffffffff:1", "deadbeef00000001-00000002ffffffff:-1"]
-        {
+        for text in [
+            "", "53", "0", "deadbeef00000001-00000002ffffffff:", "DEADBEEF00000001-00000002ffffffff:1",
+            "deadbeef00000001+00000002ffffffff:1", "deadbeef00000001-00000002ffffffff:-1",
+        ] {
             #expect(Revision(text) == nil, "\(text)")
         }
     }

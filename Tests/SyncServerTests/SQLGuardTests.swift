@@ -17,9 +17,10 @@ struct SQLGuardTests {
         let database = SyncDatabase(path: path, synchronousFull: false)
         _ = try database.prepare()
         let connection = try database.open()
-        for sql in ["PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA main.journal_mode=DELETE", "ATTACH 'x.db' AS x",
-            "PRAGMA wal_autocheckpoint=100"]
-        {
+        for sql in [
+            "PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA main.journal_mode=DELETE", "ATTACH 'x.db' AS x",
+            "PRAGMA wal_autocheckpoint=100",
+        ] {
             #expect(throws: SQLiteError.self, "\(sql)") { try connection.execute(sql) }
         }
         #expect(throws: HranaError.self) { try SQLGuard.check("VACUUM") }

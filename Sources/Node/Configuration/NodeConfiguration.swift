@@ -134,7 +134,9 @@ public struct NodeConfiguration: Sendable {
         guard self.maxRunning >= 1 else { throw .invalidConfiguration("TURSO_MAX_RUNNING must be >= 1") }
         guard self.startupTimeout > 0 else { throw .invalidConfiguration("TURSO_STARTUP_TIMEOUT must be > 0") }
         guard self.gcInterval >= 1 else { throw .invalidConfiguration("TURSO_GC_INTERVAL must be >= 1s") }
-        guard self.accessFlushInterval > 0 else { throw .invalidConfiguration("TURSO_ACCESS_FLUSH_INTERVAL must be > 0") }
+        guard self.accessFlushInterval > 0 else {
+            throw .invalidConfiguration("TURSO_ACCESS_FLUSH_INTERVAL must be > 0")
+        }
         guard self.maxBodyBytes > 0 else { throw .invalidConfiguration("TURSO_MAX_BODY_BYTES must be > 0") }
         guard self.upstreamTimeout > 0, self.idleTimeout > 0 else {
             throw .invalidConfiguration("TURSO_UPSTREAM_TIMEOUT and TURSO_IDLE_TIMEOUT must be > 0")
@@ -146,7 +148,9 @@ public struct NodeConfiguration: Sendable {
             throw .invalidConfiguration("TURSO_DATA_ADDR and TURSO_ADMIN_ADDR must differ (both \(self.dataAddress))")
         }
         for address in [self.dataAddress, self.adminAddress] where self.backendPorts.contains(address.port) {
-            throw .invalidConfiguration("listen port \(address.port) lies inside the backend port range \(self.backendPorts)")
+            throw .invalidConfiguration(
+                "listen port \(address.port) lies inside the backend port range \(self.backendPorts)"
+            )
         }
         if !self.join.isEmpty {
             throw .invalidConfiguration(

@@ -80,7 +80,10 @@ struct AdminResponder: HTTPResponder {
             guard let record = try self.service.registry.update(String(name), { $0.ttlSeconds = ttl }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
-            self.logger.info("namespace ttl set", metadata: ["namespace": "\(name)", "ttl": "\(ttl.map(GoDuration.format) ?? "none")"])
+            self.logger.info(
+                "namespace ttl set",
+                metadata: ["namespace": "\(name)", "ttl": "\(ttl.map(GoDuration.format) ?? "none")"]
+            )
             return HTTPHelpers.json(.ok, await self.json(record))
         case (.post, "access"):
             let now = NamespaceService.nowMilliseconds()
@@ -108,7 +111,11 @@ struct AdminResponder: HTTPResponder {
         do {
             buffer = try await request.collectBody(upTo: self.service.configuration.maxAdminBodyBytes)
         } catch {
-            throw NodeError(.payloadTooLarge, "request body exceeds \(self.service.configuration.maxAdminBodyBytes) bytes", status: 413)
+            throw NodeError(
+                .payloadTooLarge,
+                "request body exceeds \(self.service.configuration.maxAdminBodyBytes) bytes",
+                status: 413
+            )
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any],
             object.keys.contains("ttl")
@@ -116,7 +123,9 @@ struct AdminResponder: HTTPResponder {
             throw .badRequest("body must be a JSON object like {\"ttl\":\"30d\"}")
         }
         if object["ttl"] is NSNull { return nil }
-        guard let text = object["ttl"] as? String else { throw .badRequest("ttl must be a duration string like \"30d\"") }
+        guard let text = object["ttl"] as? String else {
+            throw .badRequest("ttl must be a duration string like \"30d\"")
+        }
         if text.isEmpty || text == "0" { return nil }
         guard let seconds = GoDuration.parse(text), seconds > 0 else {
             throw .badRequest("ttl \"\(text)\" is not a duration (examples: 90s, 12h, 30d)")
@@ -131,7 +140,9 @@ struct AdminResponder: HTTPResponder {
     }
 
     private func describe(_ name: String) async throws(NodeError) -> Response {
-        guard let record = self.service.registry.record(name) else { throw .notFound("namespace \(name) does not exist") }
+        guard let record = self.service.registry.record(name) else {
+            throw .notFound("namespace \(name) does not exist")
+        }
         return HTTPHelpers.json(.ok, await self.json(record))
     }
 
@@ -173,15 +184,19 @@ struct AdminResponder: HTTPResponder {
         headers[.contentType] = "application/vnd.sqlite3"
         headers[.contentDisposition] = "attachment; filename=\"\(name).db\""
         let box = FileBox(handle: handle, path: path)
-        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: size) { writer in
-            defer { box.close() }
-            while true {
-                let data = try box.handle.read(upToCount: 256 << 10) ?? Data()
-                if data.isEmpty { break }
-                try await writer.write(ByteBuffer(bytes: data))
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: ResponseBody(contentLength: size) { writer in
+                defer { box.close() }
+                while true {
+                    let data = try box.handle.read(upToCount: 256 << 10) ?? Data()
+                    if data.isEmpty { break }
+                    try await writer.write(ByteBuffer(bytes: data))
+                }
+                try await writer.finish(nil)
             }
-            try await writer.finish(nil)
-        })
+        )
     }
 }
 

@@ -1,9 +1,9 @@
-import Synchronization
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
 import Proxy
+import Synchronization
 
 /// The data port: `/<namespace>/<rest>` is proxied to the namespace's backend with the prefix
 /// stripped, after the bearer token and the name are checked.

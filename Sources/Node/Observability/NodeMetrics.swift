@@ -40,7 +40,9 @@ public final class NodeMetrics: Sendable {
 
     private let requests = Mutex<[String: Int]>([:])
     private let running = Atomic<Int>(0)
-    public let proxyLatency = Histogram(bounds: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+    public let proxyLatency = Histogram(bounds: [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ])
     public let coldStart = Histogram(bounds: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
     public let backendStarts = Counter()
     public let backendRestarts = Counter()
@@ -86,13 +88,20 @@ public final class NodeMetrics: Sendable {
         let counters: [(String, String, Int)] = [
             ("turso_backend_starts_total", "Backend processes spawned.", self.backendStarts.current),
             ("turso_backend_restarts_total", "Backends restarted after a crash.", self.backendRestarts.current),
-            ("turso_backend_crashes_total", "Backends that exited without being asked to.", self.backendCrashes.current),
-            ("turso_namespaces_created_total", "Namespaces created (explicitly or on first use).", self.namespacesCreated.current),
+            (
+                "turso_backend_crashes_total", "Backends that exited without being asked to.",
+                self.backendCrashes.current
+            ),
+            (
+                "turso_namespaces_created_total", "Namespaces created (explicitly or on first use).",
+                self.namespacesCreated.current
+            ),
         ]
         for (name, help, value) in counters {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
         }
-        out += "# HELP turso_gc_actions_total Garbage-collection actions, by action.\n# TYPE turso_gc_actions_total counter\n"
+        out +=
+            "# HELP turso_gc_actions_total Garbage-collection actions, by action.\n# TYPE turso_gc_actions_total counter\n"
         out += "turso_gc_actions_total{action=\"archive\"} \(self.gcArchived.current)\n"
         out += "turso_gc_actions_total{action=\"purge\"} \(self.gcPurged.current)\n"
         return out

@@ -49,7 +49,9 @@ struct ArchiveStore: Sendable {
             guard let dot = entry.lastIndex(of: ".") else { return nil }
             let stamp = entry[entry.index(after: dot)...].prefix { $0 != "-" }
             if let time = Self.parseTimestamp(stamp) { return (entry, time) }
-            guard let modified = (try? fm.attributesOfItem(atPath: "\(self.directory)/\(entry)"))?[.modificationDate] as? Date
+            guard
+                let modified = (try? fm.attributesOfItem(atPath: "\(self.directory)/\(entry)"))?[.modificationDate]
+                    as? Date
             else { return nil }
             return (entry, Int64(modified.timeIntervalSince1970 * 1000))
         }

@@ -21,14 +21,23 @@ public struct GarbageCollectionPlanner: Sendable {
     }
 
     /// `archives` are (directory name, archived-at ms). Decisions are sorted by name for determinism.
-    public func plan(records: [NamespaceRecord], archives: [(name: String, archivedAt: Int64)], now: Int64) -> [Decision] {
+    public func plan(
+        records: [NamespaceRecord],
+        archives: [(name: String, archivedAt: Int64)],
+        now: Int64
+    ) -> [Decision] {
         var decisions: [Decision] = []
         for record in records.sorted(by: { $0.name < $1.name }) where !record.locked {
             if let expiresAt = record.expiresAt, expiresAt <= now {
-                decisions.append(.archive(name: record.name, reason: "ttl \(GoDuration.format(record.ttlSeconds!)) expired"))
+                decisions.append(
+                    .archive(name: record.name, reason: "ttl \(GoDuration.format(record.ttlSeconds!)) expired")
+                )
             } else if record.origin == .auto, Double(now - record.lastAccessAt) / 1000 > self.autoIdleSeconds {
                 decisions.append(
-                    .archive(name: record.name, reason: "auto-created idle > \(GoDuration.format(self.autoIdleSeconds))")
+                    .archive(
+                        name: record.name,
+                        reason: "auto-created idle > \(GoDuration.format(self.autoIdleSeconds))"
+                    )
                 )
             }
         }

@@ -55,7 +55,10 @@ public final class NamespaceRegistry: Sendable {
             let version = try connection.query("SELECT value FROM meta WHERE key = 'format_version'")
             if case .text(let text)? = version.first?.first {
                 guard let found = Int(text) else {
-                    throw NodeError(.stateUnreadable, "state database \(self.path) has an unreadable format version '\(text)'")
+                    throw NodeError(
+                        .stateUnreadable,
+                        "state database \(self.path) has an unreadable format version '\(text)'"
+                    )
                 }
                 guard found <= Self.formatVersion else {
                     throw NodeError(
@@ -104,7 +107,12 @@ public final class NamespaceRegistry: Sendable {
 
     /// Registers a namespace unless it exists or the cap is reached. Returns the new record, or nil
     /// when it already existed.
-    public func create(_ name: String, origin: NamespaceOrigin, now: Int64, maxNamespaces: Int) throws(NodeError)
+    public func create(
+        _ name: String,
+        origin: NamespaceOrigin,
+        now: Int64,
+        maxNamespaces: Int
+    ) throws(NodeError)
         -> NamespaceRecord?
     {
         try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
@@ -124,7 +132,8 @@ public final class NamespaceRegistry: Sendable {
     }
 
     /// Changes a namespace's metadata transactionally. Returns the updated record, or nil if unknown.
-    public func update(_ name: String, _ change: (inout NamespaceRecord) -> Void) throws(NodeError) -> NamespaceRecord? {
+    public func update(_ name: String, _ change: (inout NamespaceRecord) -> Void) throws(NodeError) -> NamespaceRecord?
+    {
         try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
             guard var record = state.records[name] else { return nil }
             change(&record)

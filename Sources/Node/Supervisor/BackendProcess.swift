@@ -38,7 +38,9 @@ final class BackendProcess: Sendable {
         var options = PlatformOptions()
         options.processGroupID = 0
         let environment = Environment.inherit.updating(
-            Dictionary(uniqueKeysWithValues: command.environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) })
+            Dictionary(
+                uniqueKeysWithValues: command.environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) }
+            )
         )
         let configuration = Configuration(
             executable: .path(.init(command.executable)),

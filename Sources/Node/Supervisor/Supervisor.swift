@@ -157,7 +157,7 @@ public actor Supervisor {
                     Task { await self.ready(name, process: process, startedAt: started) }
                 }
             )
-            await self.exited(name, process: process, reason: reason)
+            self.exited(name, process: process, reason: reason)
         }
     }
 
@@ -174,7 +174,8 @@ public actor Supervisor {
             metadata: [
                 "namespace": "\(name)", "backend.port": "\(process.port)",
                 "backend.pid": "\(process.processID.map(String.init) ?? "?")",
-                "backend.startup_ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+                "backend.startup_ms":
+                    "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
             ]
         )
         self.perform(self.machine.ready(name, now: self.now))
@@ -207,9 +208,19 @@ public actor Supervisor {
                 retryAfter: 1
             )
         case .startFailed(let message):
-            return NodeError(.backendFailed, "backend for namespace \(name) failed to start: \(message)", status: 503, retryAfter: 1)
+            return NodeError(
+                .backendFailed,
+                "backend for namespace \(name) failed to start: \(message)",
+                status: 503,
+                retryAfter: 1
+            )
         case .crashed:
-            return NodeError(.backendFailed, "backend for namespace \(name) crashed; it is being restarted", status: 503, retryAfter: 1)
+            return NodeError(
+                .backendFailed,
+                "backend for namespace \(name) crashed; it is being restarted",
+                status: 503,
+                retryAfter: 1
+            )
         case .backingOff(let retryAfter):
             return NodeError(
                 .backendFailed,

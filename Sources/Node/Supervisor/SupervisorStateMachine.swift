@@ -238,7 +238,9 @@ public struct SupervisorStateMachine: Sendable {
     /// A restart timer fired: restart a crashed backend whose backoff has passed.
     public mutating func retry(_ name: String, now: Duration) -> [Action] {
         var actions: [Action] = []
-        guard var entry = self.entries[name], case .backoff(let until) = entry.state, now >= until else { return actions }
+        guard var entry = self.entries[name], case .backoff(let until) = entry.state, now >= until else {
+            return actions
+        }
         entry.state = .queued
         entry.queuedAt = now
         self.entries[name] = entry

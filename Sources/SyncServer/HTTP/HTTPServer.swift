@@ -102,10 +102,19 @@ struct HTTPServer: Sendable {
                         guard let requestHead = head else { return }
                         let response: HTTPResponse
                         if tooLarge {
-                            response = .error(.payloadTooLarge, "request body exceeds \(self.maxBodyBytes) bytes", code: "BODY_TOO_LARGE")
+                            response = .error(
+                                .payloadTooLarge,
+                                "request body exceeds \(self.maxBodyBytes) bytes",
+                                code: "BODY_TOO_LARGE"
+                            )
                         } else {
                             response = await self.handler(
-                                HTTPRequest(method: requestHead.method, path: requestHead.uri, headers: requestHead.headers, body: body)
+                                HTTPRequest(
+                                    method: requestHead.method,
+                                    path: requestHead.uri,
+                                    headers: requestHead.headers,
+                                    body: body
+                                )
                             )
                         }
                         let keepAlive = requestHead.isKeepAlive && !tooLarge

@@ -66,7 +66,9 @@ struct HranaExecutor {
         let wantRows = (object["want_rows"] as? Bool) ?? true
         var cols: [[String: Any]] = []
         for i in 0..<statement.columnCount {
-            cols.append(["name": statement.columnName(i), "decltype": statement.columnDeclaredType(i) as Any? ?? NSNull()])
+            cols.append([
+                "name": statement.columnName(i), "decltype": statement.columnDeclaredType(i) as Any? ?? NSNull(),
+            ])
         }
         emit(.columns(cols))
         let before = self.connection.totalChanges
@@ -80,11 +82,13 @@ struct HranaExecutor {
         let changed = self.connection.totalChanges != before
         if changed || !statement.isReadOnly { self.didWrite() }
         let duration = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
-        emit(.end(
-            affected: changed ? self.connection.changes : 0,
-            lastInsertRowID: changed ? self.connection.lastInsertRowID : nil,
-            durationMilliseconds: duration
-        ))
+        emit(
+            .end(
+                affected: changed ? self.connection.changes : 0,
+                lastInsertRowID: changed ? self.connection.lastInsertRowID : nil,
+                durationMilliseconds: duration
+            )
+        )
     }
 
     private func bind(_ statement: SQLiteStatement, args: Any?, namedArgs: Any?) throws(HranaError) {
@@ -92,7 +96,8 @@ struct HranaExecutor {
         let named = (namedArgs as? [Any]) ?? []
         if positional.count + named.count > statement.parameterCount {
             throw HranaError(
-                message: "the statement has \(statement.parameterCount) parameters, \(positional.count + named.count) values given",
+                message:
+                    "the statement has \(statement.parameterCount) parameters, \(positional.count + named.count) values given",
                 code: "ARGS_INVALID"
             )
         }
@@ -104,7 +109,8 @@ struct HranaExecutor {
                 guard let entry = entry as? [String: Any], let name = entry["name"] as? String else {
                     throw HranaError.invalid("a named argument needs a name and a value")
                 }
-                let candidates = name.first.map { ":@$".contains($0) } == true ? [name] : [":" + name, "@" + name, "$" + name]
+                let candidates =
+                    name.first.map { ":@$".contains($0) } == true ? [name] : [":" + name, "@" + name, "$" + name]
                 guard let index = candidates.lazy.compactMap({ statement.parameterIndex($0) }).first else {
                     throw HranaError(message: "the statement has no parameter named \(name)", code: "ARGS_INVALID")
                 }
@@ -153,7 +159,11 @@ struct HranaExecutor {
     /// (other than an `ALTER TABLE … ADD COLUMN`, whose errors the sync client ignores) is rolled back at
     /// once, so its later steps (conditioned on "not autocommit") and its COMMIT do not run: a push is
     /// applied whole or not at all.
-    func batch(_ batchJSON: Any?, emit: ((Int, Event?) -> Void)? = nil, stepError: ((Int, HranaError) -> Void)? = nil)
+    func batch(
+        _ batchJSON: Any?,
+        emit: ((Int, Event?) -> Void)? = nil,
+        stepError: ((Int, HranaError) -> Void)? = nil
+    )
         throws(HranaError) -> (results: [Any], errors: [Any])
     {
         guard let object = batchJSON as? [String: Any], let steps = object["steps"] as? [Any] else {
@@ -252,11 +262,13 @@ struct HranaExecutor {
             return [
                 "type": "describe",
                 "result": [
-                    "params": params, "cols": cols, "is_explain": statement.isExplain, "is_readonly": statement.isReadOnly,
+                    "params": params, "cols": cols, "is_explain": statement.isExplain,
+                    "is_readonly": statement.isReadOnly,
                 ],
             ]
         case "store_sql":
-            guard let id = (requestJSON["sql_id"] as? NSNumberConvertible)?.intValue, let sql = requestJSON["sql"] as? String
+            guard let id = (requestJSON["sql_id"] as? NSNumberConvertible)?.intValue,
+                let sql = requestJSON["sql"] as? String
             else { throw .invalid("store_sql needs sql_id and sql") }
             guard self.stream.storedSQL.count < 1024 || self.stream.storedSQL[id] != nil else {
                 throw HranaError(message: "too many stored SQL texts on this stream", code: "SQL_STORE_FULL")

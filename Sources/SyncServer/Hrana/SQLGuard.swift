@@ -13,7 +13,9 @@ enum SQLGuard {
         "writable_schema", "schema_version",
     ]
     /// Pragmas refused only when they set a value (reading them is harmless).
-    static let readOnlyPragmas: Set<String> = ["journal_mode", "wal_autocheckpoint", "locking_mode", "page_size", "journal_size_limit", "schema_version"]
+    static let readOnlyPragmas: Set<String> = [
+        "journal_mode", "wal_autocheckpoint", "locking_mode", "page_size", "journal_size_limit", "schema_version",
+    ]
 
     static func install(on connection: SQLiteConnection) {
         sqlite3_set_authorizer(
@@ -60,7 +62,8 @@ enum SQLGuard {
     static func check(_ sql: String) throws(HranaError) {
         if self.leadingKeyword(sql) == "VACUUM" {
             throw HranaError(
-                message: "VACUUM is not allowed: it would rewrite the database behind every replica (use the backup endpoint)",
+                message:
+                    "VACUUM is not allowed: it would rewrite the database behind every replica (use the backup endpoint)",
                 code: "SQLITE_AUTH"
             )
         }

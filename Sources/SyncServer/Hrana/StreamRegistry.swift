@@ -84,7 +84,9 @@ final class StreamRegistry: Sendable {
             self.state.withLock { state in
                 state.streams[stream.id] = nil
                 stream.busy = false
-                if state.idle.count < self.limits.idleConnections && !state.closed { state.idle.append(stream.connection) }
+                if state.idle.count < self.limits.idleConnections && !state.closed {
+                    state.idle.append(stream.connection)
+                }
             }
             return nil
         }

@@ -107,7 +107,10 @@ final class PageSource: Sendable {
             var target = index.latestRevision
             if !request.serverRevision.isEmpty {
                 guard let pinned = Revision(request.serverRevision), index.contains(pinned) else {
-                    throw PullError(status: 400, message: "server_revision \(request.serverRevision) is not in this database's history")
+                    throw PullError(
+                        status: 400,
+                        message: "server_revision \(request.serverRevision) is not in this database's history"
+                    )
                 }
                 target = pinned
             }
@@ -148,11 +151,15 @@ final class PageSource: Sendable {
             buffer.initializeMemory(as: UInt8.self, repeating: 0)
         case .main(let offset):
             let n = self.mainFile.read(into: buffer, at: offset)
-            if n < buffer.count { UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0) }
+            if n < buffer.count {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0)
+            }
         case .wal(let offset):
             let wal = self.state.withLock { $0.wal }
             let n = wal?.read(into: buffer, at: offset) ?? 0
-            if n < buffer.count { UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0) }
+            if n < buffer.count {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0)
+            }
         }
     }
 }

@@ -156,7 +156,9 @@ struct PullUpdatesResponseHeader: Equatable {
     }
 
     /// Decodes a header (used by tests and the benchmark client).
-    static func decode(_ bytes: ArraySlice<UInt8>) throws(Protobuf.DecodingError) -> (revision: String, size: UInt64, hasRaw: Bool) {
+    static func decode(
+        _ bytes: ArraySlice<UInt8>
+    ) throws(Protobuf.DecodingError) -> (revision: String, size: UInt64, hasRaw: Bool) {
         var reader = Protobuf.Reader(Array(bytes))
         var revision = ""
         var size: UInt64 = 0

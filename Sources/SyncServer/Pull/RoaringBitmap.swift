@@ -18,7 +18,8 @@ struct RoaringBitmap: Equatable {
             case (.array(let a), .array(let b)): return a == b
             case (.bitmap(let a), .bitmap(let b)): return a == b
             case (.runs(let a), .runs(let b)):
-                return a.count == b.count && zip(a, b).allSatisfy { $0.start == $1.start && $0.lengthMinusOne == $1.lengthMinusOne }
+                return a.count == b.count
+                    && zip(a, b).allSatisfy { $0.start == $1.start && $0.lengthMinusOne == $1.lengthMinusOne }
             default: return false
             }
         }

@@ -80,7 +80,9 @@ struct WALIndex {
         var buffer = [UInt8](repeating: 0, count: chunkFrames * frameSize)
         scan: while fileSize - offset >= frameSize {
             let wanted = min(chunkFrames, (fileSize - offset) / frameSize) * frameSize
-            let n = buffer.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset) }
+            let n = buffer.withUnsafeMutableBytes {
+                file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset)
+            }
             let frames = n / frameSize
             if frames == 0 { break }
             var stop = false
@@ -96,8 +98,12 @@ struct WALIndex {
                         return
                     }
                     running.update(UnsafeRawBufferPointer(rebasing: frame[0..<8]), bigEndian: header.bigEndianChecksum)
-                    running.update(UnsafeRawBufferPointer(rebasing: frame[Self.frameHeaderSize...]), bigEndian: header.bigEndianChecksum)
-                    guard running.s1 == frame.bigEndianUInt32(at: 16), running.s2 == frame.bigEndianUInt32(at: 20) else {
+                    running.update(
+                        UnsafeRawBufferPointer(rebasing: frame[Self.frameHeaderSize...]),
+                        bigEndian: header.bigEndianChecksum
+                    )
+                    guard running.s1 == frame.bigEndianUInt32(at: 16), running.s2 == frame.bigEndianUInt32(at: 20)
+                    else {
                         stop = true
                         return
                     }
