@@ -61,6 +61,8 @@ let package = Package(
         ),
         .executableTarget(name: "turso-server", dependencies: ["Node", "SyncServer"]),
         .executableTarget(name: "turso-sync-server", dependencies: ["SyncServer"]),
+        // Benchmark: rendezvous placement vs a consistent-hash ring (swift run -c release placement-bench).
+        .executableTarget(name: "placement-bench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
         .testTarget(name: "NodeTests", dependencies: ["Node"]),

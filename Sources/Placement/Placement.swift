@@ -1,1 +1,0 @@
-/// Rendezvous placement (see RendezvousPlacement).
