@@ -22,13 +22,15 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Pure: rendezvous hashing. No Foundation, no I/O.
         .target(name: "Placement"),
+        // Small helpers shared by the node and the backend (constant-time comparison).
+        .target(name: "ServerSupport"),
         // Thin, safe wrapper over libsqlite3 shared by the backend and the node registry.
         .target(name: "SQLiteSupport", dependencies: ["CSQLite"]),
         // The built-in backend: Turso sync protocol + Hrana over HTTP on libsqlite3.
         .target(
             name: "SyncServer",
             dependencies: [
-                "CSQLite", "SQLiteSupport",
+                "CSQLite", "SQLiteSupport", "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -48,7 +50,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "SQLiteSupport", "Proxy", "Placement",
+                "SQLiteSupport", "ServerSupport", "Proxy", "Placement",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

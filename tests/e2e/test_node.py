@@ -267,3 +267,35 @@ def test_many_namespaces_with_few_running_backends(node_factory):
     assert rows_of(query(node, "tenant-0", "SELECT count(*) FROM t")) == [[{"type": "integer", "value": "0"}]]
     metrics = node.admin("GET", "/metrics").body.decode()
     assert "turso_namespaces_registered 1000" in metrics
+
+
+def test_external_backend_binary_and_orphan_reaping(node_factory):
+    # TURSODB_BIN pointing at an executable is used as-is (here the standalone built-in backend, which,
+    # like tursodb, is not told to exit with its parent). A node killed with SIGKILL leaves it running;
+    # the restarted node kills it before serving.
+    from conftest import SYNC_BIN
+
+    node = secured(node_factory, TURSODB_BIN=str(SYNC_BIN))
+    assert query(node, "ext", "CREATE TABLE t(x)").status == 200
+    pid = node.backend_pid("ext")
+    assert open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0] == str(SYNC_BIN).encode()
+    node.kill()
+    time.sleep(1.0)
+    assert pid in backend_processes(node.data_dir)
+    node.start()
+    deadline = time.time() + 5
+    while pid in backend_processes(node.data_dir) and time.time() < deadline:
+        time.sleep(0.1)
+    assert pid not in backend_processes(node.data_dir)
+    assert query(node, "ext", "INSERT INTO t VALUES (1)").status == 200
+
+
+def test_slow_clients_are_timed_out(node_factory):
+    node = secured(node_factory, TURSO_IDLE_TIMEOUT="1s")
+    with socket.create_connection(("127.0.0.1", node.data_port)) as s:
+        s.sendall(b"POST /slow/v2/pipeline HTTP/1.1\r\nHost: x\r\n")
+        s.settimeout(10)
+        started = time.time()
+        assert s.recv(100) == b""  # closed by the node, not by our timeout
+        assert time.time() - started < 5
+    assert query(node, "slow", "SELECT 1").status == 200

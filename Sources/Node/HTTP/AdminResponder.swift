@@ -14,14 +14,9 @@ struct AdminResponder: HTTPResponder {
     let logger: Logger
 
     func respond(to request: Request, context: Context) async throws -> Response {
-        let response: Response
-        do {
-            response = try await self.handle(request)
-        } catch {
-            response = HTTPHelpers.error(error)
+        await HTTPHelpers.respond(listener: "admin", metrics: self.service.metrics) { () async throws(NodeError) in
+            try await self.handle(request)
         }
-        self.service.metrics.countRequest(listener: "admin", status: response.status.code)
-        return response
     }
 
     private func handle(_ request: Request) async throws(NodeError) -> Response {

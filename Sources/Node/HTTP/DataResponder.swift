@@ -16,14 +16,9 @@ struct DataResponder: HTTPResponder {
     let logger: Logger
 
     func respond(to request: Request, context: Context) async throws -> Response {
-        let response: Response
-        do {
-            response = try await self.handle(request)
-        } catch {
-            response = HTTPHelpers.error(error)
+        await HTTPHelpers.respond(listener: "data", metrics: self.service.metrics) { () async throws(NodeError) in
+            try await self.handle(request)
         }
-        self.service.metrics.countRequest(listener: "data", status: response.status.code)
-        return response
     }
 
     /// Splits a request target into the namespace segment and the rest (path and query).

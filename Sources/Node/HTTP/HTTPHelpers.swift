@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServerSupport
 
 /// Response builders and request parsing shared by the data and admin listeners.
 enum HTTPHelpers {
@@ -23,6 +24,23 @@ enum HTTPHelpers {
         return response
     }
 
+    /// Answers a request with `handle`, turning a `NodeError` into its JSON response, and counts the
+    /// status for `listener`.
+    static func respond(
+        listener: String,
+        metrics: NodeMetrics,
+        _ handle: () async throws(NodeError) -> Response
+    ) async -> Response {
+        let response: Response
+        do {
+            response = try await handle()
+        } catch {
+            response = self.error(error)
+        }
+        metrics.countRequest(listener: listener, status: response.status.code)
+        return response
+    }
+
     /// Checks `Authorization: Bearer <token>` in constant time. An empty `token` disables auth.
     static func authorize(_ request: Request, token: String) throws(NodeError) {
         guard !token.isEmpty else { return }
@@ -30,17 +48,6 @@ enum HTTPHelpers {
             header.prefix(7).lowercased() == "bearer "
         else { throw .unauthorized() }
         guard constantTimeEquals(String(header.dropFirst(7)), token) else { throw .unauthorized() }
-    }
-
-    /// Compares two secrets in time that depends only on their lengths.
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        var difference: UInt8 = x.count == y.count ? 0 : 1
-        for i in 0..<max(x.count, y.count) {
-            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-        }
-        return difference == 0
     }
 
     static func iso8601(_ milliseconds: Int64) -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import SQLiteSupport
+import ServerSupport
 import Synchronization
 
 /// Hands out Hrana streams by baton, expires idle ones and pools their connections.
@@ -139,15 +140,4 @@ final class StreamRegistry: Sendable {
 func randomToken() -> String {
     var generator = SystemRandomNumberGenerator()
     return (0..<2).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
-}
-
-/// Compares two strings in time independent of where they differ.
-func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8)
-    let y = Array(b.utf8)
-    var difference: UInt8 = x.count == y.count ? 0 : 1
-    for i in 0..<max(x.count, y.count) {
-        difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-    }
-    return difference == 0
 }
