@@ -22,6 +22,10 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Pure: rendezvous hashing. No Foundation, no I/O.
         .target(name: "Placement"),
+        // Pure: SWIM + Lifeguard membership state machine. No Foundation, no I/O.
+        .target(name: "Membership"),
+        // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
+        .target(name: "ClusterTestKit", dependencies: ["Membership"]),
         // Small helpers shared by the node and the backend (constant-time comparison).
         .target(name: "ServerSupport"),
         // Thin, safe wrapper over libsqlite3 shared by the backend and the node registry.
@@ -66,6 +70,7 @@ let package = Package(
         // Benchmark: rendezvous placement vs a consistent-hash ring (swift run -c release placement-bench).
         .executableTarget(name: "placement-bench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
         .testTarget(name: "NodeTests", dependencies: ["Node"]),
     ]

@@ -4,10 +4,13 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Forwards HTTP requests to an upstream over pooled keep-alive connections, streaming bodies both ways.
 public struct ReverseProxy: Sendable {
     public let client: HTTPClient
+    /// Request bodies up to this size (with a Content-Length) are read whole before forwarding.
+    static let bufferedBodyLimit = 4 << 20
 
     /// Creates the shared client: per-host pools of keep-alive HTTP/1.1 connections, no redirects, no
     /// decompression (bodies pass through untouched).
@@ -46,8 +49,22 @@ public struct ReverseProxy: Sendable {
         }
         for (name, value) in extraHeaders { outbound.headers.replaceOrAdd(name: name, value: value) }
         let hasBody = length.map { $0 > 0 } ?? (request.headers[.transferEncoding] != nil)
-        if hasBody {
-            let limited = LimitedBody(base: request.body, limit: maxBodyBytes)
+        // The request body must be read by exactly one consumer at a time: once the response is
+        // returned, the server drains whatever is left of it. Small bodies (every sync and Hrana
+        // request) are read whole first; larger ones stream, and the response waits until the
+        // upload finished.
+        var upload: UploadCompletion?
+        if let length, hasBody, length <= Self.bufferedBodyLimit {
+            var request = request
+            do {
+                outbound.body = .bytes(try await request.collectBody(upTo: maxBodyBytes))
+            } catch {
+                throw .bodyTooLarge(maxBodyBytes)
+            }
+        } else if hasBody {
+            let completion = UploadCompletion()
+            upload = completion
+            let limited = LimitedBody(base: request.body, limit: maxBodyBytes, completion: completion)
             outbound.body = .stream(limited, length: length.map { .known(Int64($0)) } ?? .unknown)
         }
         let response: HTTPClientResponse
@@ -66,6 +83,9 @@ public struct ReverseProxy: Sendable {
         } catch {
             if "\(error)".contains("TooLarge") { throw .bodyTooLarge(maxBodyBytes) }
             throw .unreachable("upstream request failed: \(error)")
+        }
+        if let upload, await !upload.wait(timeout: timeout) {
+            throw .failed("upstream answered before the request body was sent")
         }
         var fields = HTTPFields()
         for header in response.headers {
@@ -86,28 +106,77 @@ public struct ReverseProxy: Sendable {
     }
 }
 
-/// A request body that fails once more than `limit` bytes have streamed through.
+/// A request body that fails once more than `limit` bytes have streamed through, and reports when
+/// it has been read to its end (or failed).
 struct LimitedBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     struct TooLarge: Error {}
 
     let base: RequestBody
     let limit: Int
+    let completion: UploadCompletion
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var base: RequestBody.AsyncIterator
         let limit: Int
+        let completion: UploadCompletion
         var seen = 0
 
         mutating func next() async throws -> ByteBuffer? {
-            guard let buffer = try await self.base.next() else { return nil }
-            self.seen += buffer.readableBytes
-            if self.seen > self.limit { throw TooLarge() }
-            return buffer
+            do {
+                guard let buffer = try await self.base.next() else {
+                    self.completion.finish()
+                    return nil
+                }
+                self.seen += buffer.readableBytes
+                if self.seen > self.limit { throw TooLarge() }
+                return buffer
+            } catch {
+                self.completion.finish()
+                throw error
+            }
         }
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: self.base.makeAsyncIterator(), limit: self.limit)
+        AsyncIterator(base: self.base.makeAsyncIterator(), limit: self.limit, completion: self.completion)
+    }
+}
+
+/// Signals that a streamed upload was read to its end.
+final class UploadCompletion: Sendable {
+    private let state = Mutex<(finished: Bool, waiter: CheckedContinuation<Bool, Never>?)>((false, nil))
+
+    func finish() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: true)
+    }
+
+    /// Waits until `finish()`; false after `timeout`.
+    func wait(timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let done = self.state.withLock { state -> Bool in
+                        if state.finished { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if done { continuation.resume(returning: true) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let result = await group.next() ?? false
+            if !result { self.finish() }
+            group.cancelAll()
+            return result
+        }
     }
 }

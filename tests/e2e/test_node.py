@@ -299,3 +299,34 @@ def test_slow_clients_are_timed_out(node_factory):
         assert s.recv(100) == b""  # closed by the node, not by our timeout
         assert time.time() - started < 5
     assert query(node, "slow", "SELECT 1").status == 200
+
+
+def test_concurrent_keep_alive_requests(node_factory):
+    # Regression: the proxy once let the upstream client and the server read one request body at the
+    # same time, which crashed the node under keep-alive load.
+    import http.client
+    import json as jsonlib
+
+    node = secured(node_factory)
+    assert query(node, "load", "CREATE TABLE t(x)").status == 200
+    body = jsonlib.dumps({"requests": [execute("INSERT INTO t VALUES (1)"), execute("SELECT count(*) FROM t")]})
+    failures = []
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", node.data_port, timeout=30)
+        for _ in range(150):
+            conn.request("POST", "/load/v2/pipeline", body, {"Authorization": f"Bearer {DATA}", "Content-Type": "application/json"})
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                failures.append((response.status, payload[:200]))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert node.process.poll() is None
+    assert rows_of(query(node, "load", "SELECT count(*) FROM t")) == [[{"type": "integer", "value": "1800"}]]

@@ -49,12 +49,11 @@ final class StreamRegistry: Sendable {
             }
             return stream
         }
-        let (id, pooled, full) = self.state.withLock { state -> (UInt64, SQLiteConnection?, Bool) in
+        let (id, pooled) = self.state.withLock { state -> (UInt64, SQLiteConnection?) in
             let id = state.nextID
             state.nextID += 1
-            return (id, state.idle.popLast(), state.streams.count >= self.limits.maxStreams)
+            return (id, state.idle.popLast())
         }
-        if full { self.evictOldestIdle() }
         let connection: SQLiteConnection
         if let pooled {
             connection = pooled
@@ -67,11 +66,23 @@ final class StreamRegistry: Sendable {
         }
         let stream = HranaStream(id: id, connection: connection)
         stream.busy = true
-        let accepted = self.state.withLock { state -> Bool in
-            guard !state.closed, state.streams.count < self.limits.maxStreams else { return false }
+        // Insert, making room atomically: when full, the least recently used idle stream without a
+        // transaction is closed (clients that never send `close` must not lock others out).
+        let (accepted, evicted) = self.state.withLock { state -> (Bool, HranaStream?) in
+            guard !state.closed else { return (false, nil) }
+            var evicted: HranaStream?
+            if state.streams.count >= self.limits.maxStreams {
+                let candidates = state.streams.values.filter { !$0.busy && $0.connection.isAutocommit }
+                guard let oldest = candidates.min(by: { ($0.lastUsed, $0.id) < ($1.lastUsed, $1.id) }) else {
+                    return (false, nil)
+                }
+                state.streams[oldest.id] = nil
+                evicted = oldest
+            }
             state.streams[id] = stream
-            return true
+            return (true, evicted)
         }
+        _ = evicted  // its connection closes here, outside the lock
         guard accepted else {
             throw HranaError(message: "too many open streams; close streams or retry later", code: "STREAM_LIMIT")
         }
@@ -109,17 +120,6 @@ final class StreamRegistry: Sendable {
             return victims
         }
         for stream in expired { stream.rollbackIfNeeded() }
-    }
-
-    /// Makes room by closing the least recently used idle stream that holds no transaction.
-    private func evictOldestIdle() {
-        let victim = self.state.withLock { state -> HranaStream? in
-            let candidates = state.streams.values.filter { !$0.busy && $0.connection.isAutocommit }
-            guard let oldest = candidates.min(by: { $0.lastUsed < $1.lastUsed }) else { return nil }
-            state.streams[oldest.id] = nil
-            return oldest
-        }
-        _ = victim
     }
 
     /// Rolls back and drops every stream (shutdown).
