@@ -47,6 +47,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes that map them."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def require(tool: str):
     if shutil.which(tool) is None:
         sys.exit(f"{tool} is not installed (apt-get install -y {tool})")

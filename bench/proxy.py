@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import BIN, Process, free_port, percentile, post, require, rss_kib, wait_port, wrk
+from common import BIN, Process, free_port, percentile, post, pss_kib, require, rss_kib, wait_port, wrk
 
 SELECT1 = '{"requests":[{"type":"execute","stmt":{"sql":"SELECT 1"}},{"type":"close"}]}'
 
@@ -89,8 +89,9 @@ def main():
         t = time.perf_counter()
         post(f"http://127.0.0.1:{data_port}/{name}/v2/pipeline", {"requests": [{"type": "execute", "stmt": {"sql": "SELECT 1"}}, {"type": "close"}]})
         warm.append((time.perf_counter() - t) * 1000)
-    pids = [int(p) for p in subprocess.run(["pgrep", "-f", f"--sync-server 127.0.0.1:.*{work}"], capture_output=True, text=True).stdout.split()]
+    pids = [int(p) for p in subprocess.run(["pgrep", "-f", "--", f"--sync-server 127.0.0.1:.*{work}"], capture_output=True, text=True).stdout.split()]
     backend_rss_many = sorted(rss_kib(p) for p in pids)
+    backend_pss_many = sorted(pss_kib(p) for p in pids)
     node_rss_many = rss_kib(node.p.pid)
     node.stop()
     print("\n## Cold start of a dormant namespace (first request, 200 namespaces)\n")
@@ -99,7 +100,8 @@ def main():
     print("\n## Memory (RSS)\n")
     print(f"node with 1 backend after the load test: {node_rss / 1024:.1f} MiB; that backend: {backend_rss / 1024:.1f} MiB")
     print(f"node with {len(pids)} running backends: {node_rss_many / 1024:.1f} MiB; "
-          f"backend median {percentile(backend_rss_many, 50) / 1024:.1f} MiB, max {backend_rss_many[-1] / 1024:.1f} MiB")
+          f"backend median RSS {percentile(backend_rss_many, 50) / 1024:.1f} MiB (max {backend_rss_many[-1] / 1024:.1f}), "
+          f"median PSS {percentile(backend_pss_many, 50) / 1024:.1f} MiB (shared pages of the binary split between processes)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
     public init(_ sinceOrigin: Duration) { self.sinceOrigin = sinceOrigin }
 
     public static let zero = Instant(.zero)
+    public static func seconds(_ value: Int64) -> Instant { Instant(.seconds(value)) }
+    public static func milliseconds(_ value: Int64) -> Instant { Instant(.milliseconds(value)) }
 
     public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.sinceOrigin < rhs.sinceOrigin }
     public static func + (lhs: Instant, rhs: Duration) -> Instant { Instant(lhs.sinceOrigin + rhs) }

@@ -120,7 +120,7 @@ public struct MembershipConfiguration: Sendable {
     }
 
     /// Sends per update for a cluster of `members`.
-    func retransmitLimit(members: Int) -> Int {
+    public func retransmitLimit(members: Int) -> Int {
         var log2 = 0
         while (1 << log2) < members + 1 { log2 += 1 }
         return self.retransmitMultiplier * max(1, log2)
@@ -128,7 +128,7 @@ public struct MembershipConfiguration: Sendable {
 
     /// The Lifeguard suspicion timeout for a cluster of `members` with `confirmations` independent
     /// accusers beyond the first: from the ceiling down to the floor as confirmations arrive.
-    func suspicionTimeout(members: Int, confirmations: Int) -> Duration {
+    public func suspicionTimeout(members: Int, confirmations: Int) -> Duration {
         let scale = max(1, log10(Double(max(members, 1))))
         let floor = self.probeInterval * (self.suspicionMultiplier * scale)
         let ceiling = floor * self.suspicionMaxMultiplier

@@ -127,14 +127,15 @@ extension MembershipStateMachine {
         let wasTarget = previous == .alive || previous == .suspect
         let isTarget = status == .alive || status == .suspect
         if isTarget && !wasTarget {
-            let index = self.targets.firstIndex { $0 > id } ?? self.targets.endIndex
-            self.targets.insert(id, at: index)
-            // Probe newcomers soon: insert at a random place in the rest of this round.
-            let position =
-                self.probeIndex + Int(self.random.next() % UInt64(self.probeOrder.count - self.probeIndex + 1))
-            self.probeOrder.insert(id, at: min(position, self.probeOrder.count))
+            self.targets.insert(id, at: self.targets.insertionIndex(of: id))
+            // Probe newcomers within this round: append, then swap into a random remaining position.
+            self.probeOrder.append(id)
+            let remaining = self.probeOrder.count - self.probeIndex
+            let position = self.probeIndex + Int(self.random.next() % UInt64(remaining))
+            self.probeOrder.swapAt(position, self.probeOrder.count - 1)
         } else if !isTarget && wasTarget {
-            if let index = self.targets.firstIndex(of: id) { self.targets.remove(at: index) }
+            let index = self.targets.insertionIndex(of: id)
+            if index < self.targets.count && self.targets[index] == id { self.targets.remove(at: index) }
         }
         if status == .suspect {
             self.suspects.insert(id)
@@ -166,5 +167,18 @@ extension MembershipStateMachine {
         }
         self.me.incarnation = state.incarnation.next
         self.broadcasts.enqueue(self.me)
+    }
+}
+
+extension Array where Element == NodeID {
+    /// Binary search in a sorted array: the index of `id`, or where it would be inserted.
+    func insertionIndex(of id: NodeID) -> Int {
+        var low = 0
+        var high = self.count
+        while low < high {
+            let middle = (low + high) / 2
+            if self[middle] < id { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 }

@@ -87,8 +87,16 @@ extension MembershipStateMachine {
         // Lifeguard: missing nacks mean the problem may be ours; raise the local health multiplier.
         let missing = probe.expectedNacks == 0 ? 1 : probe.expectedNacks - probe.nacks
         self.localHealth = min(self.configuration.maxLocalHealth, self.localHealth + max(0, missing))
-        guard now >= self.convictionsAllowedAt, var record = self.records[probe.target], record.state.status == .alive
-        else { return }
+        guard now >= self.convictionsAllowedAt, var record = self.records[probe.target] else { return }
+        if record.state.status == .suspect {
+            // Already suspect: our failed probe is an independent confirmation (Lifeguard), which
+            // shortens the timeout here and, gossiped, everywhere else.
+            var confirmation = record.state
+            confirmation.accuser = self.me.id
+            self.apply(confirmation, now: now, &actions)
+            return
+        }
+        guard record.state.status == .alive else { return }
         let previous = record.state.status
         record.state.status = .suspect
         record.state.accuser = self.me.id

@@ -28,7 +28,7 @@ extension SyncService {
 
     private func runPipeline(_ requests: [Any], baton: String?) throws(HranaError) -> [UInt8] {
         let stream = try self.streams.acquire(baton: baton)
-        let executor = HranaExecutor(stream: stream, didWrite: { self.changes.notify() })
+        let executor = HranaExecutor(stream: stream, didWrite: { self.changes.notify() }, writeLock: self.writeLock)
         var results: [Any] = []
         var close = false
         for requestJSON in requests {
@@ -74,7 +74,7 @@ extension SyncService {
 
     private func runCursor(_ batch: Any?, baton: String?) throws(HranaError) -> [UInt8] {
         let stream = try self.streams.acquire(baton: baton)
-        let executor = HranaExecutor(stream: stream, didWrite: { self.changes.notify() })
+        let executor = HranaExecutor(stream: stream, didWrite: { self.changes.notify() }, writeLock: self.writeLock)
         var entries: [[String: Any]] = []
         do {
             _ = try executor.batch(

@@ -16,6 +16,7 @@ public final class SyncService: Sendable {
     let streams: StreamRegistry
     let threads: NIOThreadPool
     let changes = ChangeNotifier()
+    let writeLock = WriteLock()
     /// Kept open for the process lifetime: the first connection, so the database never has zero
     /// connections while serving (and for nothing else).
     private let anchor: SQLiteConnection

@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import SQLiteSupport
+import Synchronization
 
 extension NSNumber: NSNumberConvertible {}
 
@@ -10,6 +11,9 @@ struct HranaExecutor {
     let stream: HranaStream
     /// Called after a statement that changed the database, to wake long-polling pulls.
     let didWrite: () -> Void
+    /// Serializes autocommit writes inside this process, so concurrent writers queue on a lock
+    /// instead of polling SQLite's busy handler (which sleeps and makes long latency tails).
+    let writeLock: WriteLock
 
     var connection: SQLiteConnection { self.stream.connection }
 
@@ -72,12 +76,12 @@ struct HranaExecutor {
         }
         emit(.columns(cols))
         let before = self.connection.totalChanges
-        do {
-            while try statement.step() {
-                if wantRows { emit(.row(statement.row().map(HranaValue.encode))) }
+        if !statement.isReadOnly && self.connection.isAutocommit {
+            try self.writeLock.withLock { () throws(HranaError) in
+                try Self.stepAll(statement, wantRows: wantRows, emit: emit)
             }
-        } catch {
-            throw HranaError(error)
+        } else {
+            try Self.stepAll(statement, wantRows: wantRows, emit: emit)
         }
         let changed = self.connection.totalChanges != before
         if changed || !statement.isReadOnly { self.didWrite() }
@@ -89,6 +93,17 @@ struct HranaExecutor {
                 durationMilliseconds: duration
             )
         )
+    }
+
+    private static func stepAll(_ statement: SQLiteStatement, wantRows: Bool, emit: (Event) -> Void) throws(HranaError)
+    {
+        do {
+            while try statement.step() {
+                if wantRows { emit(.row(statement.row().map(HranaValue.encode))) }
+            }
+        } catch {
+            throw HranaError(error)
+        }
     }
 
     private func bind(_ statement: SQLiteStatement, args: Any?, namedArgs: Any?) throws(HranaError) {
@@ -283,5 +298,14 @@ struct HranaExecutor {
         default:
             throw .invalid("unknown request type \(type)")
         }
+    }
+}
+
+/// One lock per database for autocommit writes (see `HranaExecutor.writeLock`).
+final class WriteLock: Sendable {
+    private let mutex = Mutex<Void>(())
+
+    func withLock<T>(_ body: () throws(HranaError) -> T) throws(HranaError) -> T {
+        try self.mutex.withLock { _ throws(HranaError) in try body() }
     }
 }
