@@ -1,6 +1,10 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+/// The membership state machine and its simulator are compiled with optimizations even in debug
+/// builds: the simulation tests run millions of simulated node-seconds, which takes minutes unoptimized.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "turso-server",
     platforms: [.macOS(.v15)],
@@ -23,9 +27,9 @@ let package = Package(
         // Pure: rendezvous hashing. No Foundation, no I/O.
         .target(name: "Placement"),
         // Pure: SWIM + Lifeguard membership state machine. No Foundation, no I/O.
-        .target(name: "Membership"),
+        .target(name: "Membership", swiftSettings: optimizedInDebug),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
-        .target(name: "ClusterTestKit", dependencies: ["Membership"]),
+        .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
         .target(name: "ServerSupport"),
         // Thin, safe wrapper over libsqlite3 shared by the backend and the node registry.

@@ -136,6 +136,14 @@ public final class SimulatedCluster {
             let sender = states[0].id == id ? states[1] : states[0]
             let envelope = MembershipEnvelope(sender: sender, message: .syncDelta(states: states), updates: [])
             _ = self.nodes[id]!.machine!.receive(envelope, now: self.now)
+            _ = self.nodes[id]!.machine!.receive(
+                MembershipEnvelope(
+                    sender: sender,
+                    message: .syncResponse(states: states, digest: states.map(\.digest)),
+                    updates: []
+                ),
+                now: self.now
+            )
             // The initial announcements are already known everywhere: do not spread them again.
             self.nodes[id]!.machine!.forgetPendingUpdates()
         }
@@ -159,6 +167,34 @@ public final class SimulatedCluster {
         let held = self.nodes[id]!.held
         self.nodes[id]!.held = []
         for envelope in held { self.deliverNow(envelope, to: id) }
+    }
+
+    /// Changes a node's metadata (announced with a new incarnation).
+    public func updateMetadata(_ id: NodeID, _ change: (inout MemberMetadata) -> Void) {
+        guard let actions = self.nodes[id]!.machine?.updateMetadata(change, now: self.now) else { return }
+        self.log("metadata change \(id)")
+        self.perform(actions, from: id)
+    }
+
+    /// Starts a second live process that claims `id`, at another address (a misconfiguration the
+    /// members must detect and report).
+    public func startImpostor(of id: NodeID, at address: String) {
+        let impostor = NodeID(id.rawValue + "~impostor")
+        var node = Node(address: address)
+        node.lives = 1
+        let metadata = MemberMetadata(id: id, gossipAddress: address, instance: self.random.next())
+        node.machine = MembershipStateMachine(
+            metadata: metadata,
+            incarnation: Incarnation(UInt64(self.now.sinceOrigin.components.seconds) * 1000 + 500),
+            seeds: [self.nodes[self.ids[0]]!.address],
+            configuration: self.options.configuration,
+            randomSeed: self.random.next(),
+            now: self.now
+        )
+        self.nodes[impostor] = node
+        self.addressBook[address] = impostor
+        self.ids.append(impostor)
+        self.log("impostor of \(id) at \(address)")
     }
 
     public func leave(_ id: NodeID) {

@@ -14,9 +14,10 @@ struct Dissemination: Sendable {
         self.buckets[0].append(state.id)
     }
 
-    /// Takes up to `max` states for one message (skipping `receiver`'s own state unless it is in doubt),
-    /// counting one transmission for each and dropping those sent `limit` times.
-    mutating func take(max: Int, limit: Int, skipping receiver: NodeID? = nil) -> [MemberState] {
+    /// Takes up to `max` states for one message, counting one transmission for each and dropping
+    /// those sent `limit` times. (A receiver's own state is sent too: that is how a second process
+    /// claiming its id is noticed.)
+    mutating func take(max: Int, limit: Int) -> [MemberState] {
         var result: [MemberState] = []
         guard max > 0, !self.entries.isEmpty else { return result }
         var moved: [(NodeID, Int)] = []
@@ -25,7 +26,7 @@ struct Dissemination: Sendable {
             var keep: [NodeID] = []
             for id in self.buckets[bucket] {
                 guard let entry = self.entries[id], entry.sent == bucket else { continue }
-                if result.count < max && !(id == receiver && entry.state.status == .alive) {
+                if result.count < max {
                     result.append(entry.state)
                     moved.append((id, bucket + 1))
                 } else {

@@ -50,6 +50,7 @@ extension MembershipStateMachine {
             let reply = self.envelope(.syncResponse(states: states, digest: self.view), to: sender)
             actions.append(.send(reply, to: .member(sender, address: senderAddress)))
         case .syncResponse(let states, let digest):
+            self.synced = true
             for state in states { self.apply(state, now: now, &actions) }
             let missing = self.statesNewer(than: digest)
             if !missing.isEmpty {

@@ -54,10 +54,14 @@ extension MembershipStateMachine {
         change(&self.me.metadata)
         self.me.metadata.id = before.id
         self.me.metadata.instance = before.instance
-        guard self.me.metadata != before else { return [] }
+        var actions: [Action] = []
+        guard self.me.metadata != before else { return actions }
         self.me.incarnation = self.me.incarnation.next
         self.broadcasts.enqueue(self.me)
-        return []
+        // Start spreading at once rather than at the next fan-out tick.
+        self.nextGossipAt = now
+        self.fanOut(now: now, &actions)
+        return actions
     }
 
     // MARK: timers
@@ -196,12 +200,28 @@ extension MembershipStateMachine {
                 self.send(.syncRequest(digest: self.view), to: id, &actions)
             }
         }
-        if self.targets.isEmpty, !self.seeds.isEmpty, now >= self.nextJoinAt {
+        // Join: a full exchange with the seeds (or, without seeds, with a member that contacted us),
+        // repeated until one answers, even if pings from others already taught us some members.
+        if !self.synced, now >= self.nextJoinAt, !self.seeds.isEmpty || !self.targets.isEmpty {
+            self.nextJoinAt = now + self.configuration.joinRetryInterval
+            if self.seeds.isEmpty {
+                if let id = self.sample(self.targets, count: 1).first {
+                    self.send(.syncRequest(digest: self.view), to: id, &actions)
+                }
+            } else {
+                for seed in self.seeds {
+                    let envelope = self.envelope(.syncRequest(digest: self.view), to: nil)
+                    actions.append(.send(envelope, to: .address(seed)))
+                }
+            }
+        } else if self.synced, self.targets.isEmpty, !self.seeds.isEmpty, now >= self.nextJoinAt {
+            // Alone again (everyone else dead or unreachable): keep knocking at the seeds.
             self.nextJoinAt = now + self.configuration.joinRetryInterval
             for seed in self.seeds {
                 let envelope = self.envelope(.syncRequest(digest: self.view), to: nil)
                 actions.append(.send(envelope, to: .address(seed)))
             }
         }
+
     }
 }

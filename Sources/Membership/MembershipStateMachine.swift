@@ -77,6 +77,8 @@ public struct MembershipStateMachine: Sendable {
     var broadcasts = Dissemination()
     let seeds: [String]
     var reportedConflicts: Set<UInt64> = []
+    /// True once a full state exchange completed; until then the node keeps asking (seeds first).
+    var synced = false
 
     /// - Parameters:
     ///   - metadata: this node's metadata (its `instance` should be random per process).
@@ -152,8 +154,7 @@ public struct MembershipStateMachine: Sendable {
         }
         updates += self.broadcasts.take(
             max: self.configuration.maxPiggyback - updates.count,
-            limit: self.configuration.retransmitLimit(members: self.clusterSize),
-            skipping: receiver
+            limit: self.configuration.retransmitLimit(members: self.clusterSize)
         )
         return MembershipEnvelope(sender: self.me, message: message, updates: updates)
     }

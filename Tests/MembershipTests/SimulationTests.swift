@@ -105,4 +105,169 @@ struct SimulationTests {
         print("crash detection by every member, N=1000, 3 seeds: max \(Self.seconds(p99))")
         #expect(p99 <= .seconds(8))
     }
+
+    @Test func aPausedNodeRemovesNobodyAndRecoversQuickly() {
+        let cluster = SimulatedCluster(count: 50, seed: 77)
+        var deadSeen: [SimulatedCluster.StatusChange] = []
+        cluster.onStatusChange = { change in if change.status == .dead { deadSeen.append(change) } }
+        cluster.startConverged()
+        cluster.run(for: .seconds(5))
+        let paused = cluster.ids[17]
+        cluster.pause(paused)
+        cluster.run(for: .seconds(10))
+        cluster.resume(paused)
+        let recovered = cluster.run(
+            until: { c in c.ids.allSatisfy { c.status(of: paused, seenBy: $0) == .alive } },
+            timeout: .seconds(10),
+            every: 1
+        )
+        cluster.run(for: .seconds(5))
+        let othersRemoved = deadSeen.filter { $0.subject != paused }
+        print(
+            "10 s pause of one node (N=50): recovered everywhere \(recovered.map(Self.seconds) ?? "never") after resuming; "
+                + "\(othersRemoved.count) other members declared dead"
+        )
+        #expect(othersRemoved.isEmpty, "\(cluster.report("the pause removed other members"))")
+        #expect(recovered != nil && recovered! <= .seconds(1), "\(cluster.report("slow recovery"))")
+        #expect(cluster.viewsAgree(among: cluster.ids))
+    }
+
+    @Test(arguments: [100, 1000])
+    func updatesSpreadInLogarithmicRounds(count: Int) {
+        var options = SimulatedCluster.Options()
+        options.loss = 0.05
+        let cluster = SimulatedCluster(count: count, seed: UInt64(count), options: options)
+        cluster.startConverged()
+        cluster.run(for: .seconds(2))
+        var rounds: [Int] = []
+        var converge: [Duration] = []
+        for trial in 0..<(count >= 1000 ? 2 : 10) {
+            // A member changes its metadata (as when it turns from joining to active).
+            let subject = cluster.ids[(trial * 37) % count]
+            let started = cluster.now
+            cluster.updateMetadata(subject) { $0.version = "v\(trial)" }
+            let target = cluster.machine(subject)!.me.incarnation
+            let elapsed = cluster.run(
+                until: { c in c.ids.allSatisfy { c.machine($0)!.state(of: subject)!.incarnation >= target } },
+                timeout: .seconds(30),
+                every: 1
+            )
+            guard let elapsed else {
+                Issue.record("\(cluster.report("update did not reach everyone"))")
+                return
+            }
+            let interval = cluster.options.configuration.gossipInterval
+            rounds.append(Int((elapsed / interval).rounded(.up)))
+            let agreed = cluster.run(until: { $0.viewsAgree(among: $0.ids) }, timeout: .seconds(30), every: 1)
+            converge.append((cluster.now - started))
+            #expect(agreed != nil)
+        }
+        var log2 = 0
+        while (1 << log2) < count { log2 += 1 }
+        print(
+            "N=\(count), 5% loss: update reached all in \(rounds) gossip rounds (bound \(log2 + 3)); "
+                + "identical views p99 \(Self.seconds(Self.percentile(converge, 0.99)))"
+        )
+        #expect(rounds.allSatisfy { $0 <= log2 + 3 })
+        #expect(Self.percentile(converge, 0.99) <= .seconds(2))
+    }
+
+    @Test func aDayLongPartitionHealsByItself() {
+        var options = SimulatedCluster.Options()
+        options.step = .milliseconds(100)
+        let cluster = SimulatedCluster(count: 20, seed: 2024, options: options)
+        cluster.startConverged()
+        cluster.run(for: .seconds(5))
+        let left = Array(cluster.ids.prefix(10))
+        let right = Array(cluster.ids.suffix(10))
+        cluster.partition(left, right)
+        // 24 h of simulated time, every node ticking throughout.
+        cluster.run(for: .seconds(24 * 3600))
+        #expect(left.allSatisfy { cluster.status(of: right[0], seenBy: $0) == .dead })
+        cluster.heal()
+        let healed = cluster.run(
+            until: { c in
+                c.ids.allSatisfy { observer in c.ids.allSatisfy { c.status(of: $0, seenBy: observer) == .alive } }
+            },
+            timeout: .seconds(120),
+            every: 1
+        )
+        print(
+            "24 h partition of 20 nodes into 10 | 10: healed \(healed.map(Self.seconds) ?? "never") after the network healed"
+        )
+        #expect(healed != nil && healed! <= .seconds(20), "\(cluster.report("partition did not heal"))")
+    }
+
+    @Test func oneWayPartitionDoesNotSplitTheCluster() {
+        let cluster = SimulatedCluster(count: 10, seed: 5)
+        cluster.startConverged()
+        cluster.run(for: .seconds(3))
+        cluster.partition([cluster.ids[0]], [cluster.ids[1]], oneWay: true)
+        cluster.run(for: .seconds(60))
+        // Indirect probes route around a single broken link: nobody is declared dead.
+        let everyoneAlive = cluster.ids.allSatisfy { observer in
+            cluster.ids.allSatisfy { cluster.status(of: $0, seenBy: observer) == .alive }
+        }
+        #expect(everyoneAlive, "\(cluster.report("a one-way link failure removed a member"))")
+    }
+
+    @Test func restartWithTheSameIdRejoinsAtOnce() {
+        let cluster = SimulatedCluster(count: 20, seed: 11)
+        cluster.startConverged()
+        cluster.run(for: .seconds(3))
+        let node = cluster.ids[7]
+        cluster.crash(node)
+        cluster.run(for: .seconds(1))
+        cluster.start(node, seeds: [cluster.address(of: cluster.ids[0])])
+        let back = cluster.run(
+            until: { c in c.ids.allSatisfy { c.status(of: node, seenBy: $0) == .alive } && c.viewsAgree(among: c.ids) },
+            timeout: .seconds(10),
+            every: 1
+        )
+        #expect(back != nil && back! <= .seconds(3), "\(cluster.report("restart was not accepted"))")
+    }
+
+    @Test func twoProcessesWithOneIdAreReported() {
+        let cluster = SimulatedCluster(count: 6, seed: 3)
+        cluster.startConverged()
+        cluster.run(for: .seconds(2))
+        // A second process claims node-0002's id from another address.
+        cluster.startImpostor(of: cluster.ids[2], at: "10.9.9.9:7946")
+        cluster.run(for: .seconds(10))
+        #expect(!cluster.conflicts.isEmpty)
+    }
+
+    /// Many seeds, small clusters, random faults: after the faults stop, every running member is
+    /// alive in every view and all views agree.
+    @Test(arguments: Array(UInt64(1)...1000))
+    func randomFaultsAlwaysConverge(seed: UInt64) {
+        var options = SimulatedCluster.Options()
+        options.loss = 0.05
+        options.step = .milliseconds(50)
+        let cluster = SimulatedCluster(count: 5, seed: seed, options: options)
+        cluster.startAll()
+        var random = SplitMix64(seed: seed)
+        cluster.run(for: .seconds(3))
+        let victim = cluster.ids[Int(random.next() % 5)]
+        switch random.next() % 4 {
+        case 0: cluster.crash(victim)
+        case 1: cluster.pause(victim)
+        case 2: cluster.partition([victim], cluster.ids.filter { $0 != victim })
+        default: cluster.leave(victim)
+        }
+        cluster.run(for: .seconds(Int64(2 + random.next() % 6)))
+        cluster.heal()
+        if !cluster.isRunning(victim) { cluster.start(victim) }
+        cluster.resume(victim)
+        let live = cluster.ids.filter { id in cluster.machine(id).map { $0.me.status == .alive } ?? false }
+        let converged = cluster.run(
+            until: { c in
+                c.viewsAgree(among: live)
+                    && live.allSatisfy { observer in live.allSatisfy { c.status(of: $0, seenBy: observer) == .alive } }
+            },
+            timeout: .seconds(60),
+            every: 2
+        )
+        #expect(converged != nil, "\(cluster.report("no convergence"))")
+    }
 }
