@@ -42,7 +42,7 @@ http {{
 def main():
     work = Path(tempfile.mkdtemp(prefix="turso-bench-"))
     data_port, admin_port = free_port(), free_port()
-    start = 30000 + (data_port % 1000) * 20
+    start = 20000 + (data_port % 500) * 20  # below the ephemeral range (32768+)
     env = {
         "TURSO_DATA_DIR": str(work / "data"), "TURSO_DATA_ADDR": f"127.0.0.1:{data_port}",
         "TURSO_ADMIN_ADDR": f"127.0.0.1:{admin_port}", "TURSO_BACKEND_PORT_START": str(start),

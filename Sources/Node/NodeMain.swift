@@ -35,6 +35,16 @@ public enum NodeMain {
         }
     }
 
+    /// The kernel's ephemeral (outgoing) port range, from /proc/sys/net/ipv4/ip_local_port_range.
+    static func ephemeralPortRange() -> ClosedRange<Int>? {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8) else {
+            return nil
+        }
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+        guard parts.count == 2, parts[0] <= parts[1] else { return nil }
+        return parts[0]...parts[1]
+    }
+
     public static func run(configuration: NodeConfiguration, logger: Logger) async throws {
         do {
             try FileManager.default.createDirectory(
@@ -80,6 +90,12 @@ public enum NodeMain {
                 "namespaces.registered": "\(registry.count)", "max.running": "\(configuration.maxRunning)",
             ]
         )
+        if let ephemeral = Self.ephemeralPortRange(), ephemeral.overlaps(configuration.backendPorts) {
+            logger.warning(
+                "backend ports overlap the kernel's ephemeral port range: outgoing connections can take a backend's port (the backend then moves to another port); prefer a range outside it",
+                metadata: ["backend.ports": "\(configuration.backendPorts)", "ephemeral.ports": "\(ephemeral)"]
+            )
+        }
         let client = ReverseProxy.makeClient()
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: .seconds(Int64(configuration.idleTimeout)),

@@ -50,6 +50,9 @@ public enum SyncServerMain {
         let serving = Task {
             do {
                 try await service.run()
+            } catch let error as SyncServerError where error.code == .addressInUse {
+                logger.error("cannot listen: address in use", metadata: ["sync.error": "\(error)"])
+                exit(98)  // EADDRINUSE: the supervisor retries on another port
             } catch  where !Task.isCancelled {
                 logger.error("sync server stopped", metadata: ["sync.error": "\(error)"])
                 exit(1)

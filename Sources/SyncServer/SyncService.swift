@@ -53,6 +53,10 @@ public final class SyncService: Sendable {
         let listener: NIOAsyncChannel<HTTPServer.Connection, Never>
         do {
             listener = try await server.bind()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw SyncServerError.addressInUse(
+                "cannot listen on \(self.configuration.host):\(self.configuration.port): \(error)"
+            )
         } catch {
             throw SyncServerError.bind(
                 "cannot listen on \(self.configuration.host):\(self.configuration.port): \(error)"

@@ -26,9 +26,10 @@ def free_port() -> int:
 
 
 def port_range(size: int = 50) -> tuple[int, int]:
-    """A block of ports nothing listens on (checked), for a node's backends."""
+    """A block of ports nothing listens on (checked), for a node's backends, below the kernel's
+    ephemeral range (32768+) so outgoing connections do not take them."""
     for _ in range(200):
-        start = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
+        start = 20000 + int.from_bytes(os.urandom(2), "big") % 12000
         ok = True
         for p in range(start, start + size):
             with socket.socket() as s:

@@ -330,3 +330,20 @@ def test_concurrent_keep_alive_requests(node_factory):
     assert failures == []
     assert node.process.poll() is None
     assert rows_of(query(node, "load", "SELECT count(*) FROM t")) == [[{"type": "integer", "value": "1800"}]]
+
+
+def test_a_taken_backend_port_moves_the_backend_to_another_port(node_factory, tmp_path):
+    # A socket bound (not listening) on the first backend port: the probe sees nothing there, the
+    # backend's bind fails with EADDRINUSE, and the node retries on the next port within the request.
+    from conftest import port_range
+
+    start, _ = port_range(4)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", start))
+    try:
+        node = secured(node_factory, TURSO_BACKEND_PORT_START=str(start), TURSO_BACKEND_PORT_END=str(start + 3))
+        r = query(node, "moved", "SELECT 1")
+        assert r.status == 200, r.body
+        assert node.admin("GET", "/v1/namespaces/moved").json()["port"] != start
+    finally:
+        blocker.close()

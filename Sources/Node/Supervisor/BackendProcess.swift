@@ -17,6 +17,9 @@ final class BackendProcess: Sendable {
     private let pid = Mutex<Int32?>(nil)
     private let terminating = Atomic<Bool>(false)
 
+    /// Exit status of a built-in backend that could not bind its port.
+    static let addressInUseExitCode: TerminationStatus.Code = 98
+
     init(name: String, port: Int) {
         self.name = name
         self.port = port
@@ -57,28 +60,34 @@ final class BackendProcess: Sendable {
                 self.pid.withLock { $0 = pid }
                 onSpawned(pid)
                 if self.terminating.load(ordering: .relaxed) { self.signal(SIGTERM) }
-                await withTaskGroup(of: Void.self) { group in
+                // Output readers end when the process closes its pipes (it exited); the readiness
+                // probe stops then too, instead of polling a dead process until the timeout.
+                await withTaskGroup(of: Bool.self) { group in
                     group.addTask {
                         for await line in Self.lines(execution.standardOutput) {
                             outputLogger.info("\(line)")
                         }
+                        return true
                     }
                     group.addTask {
                         for await line in Self.lines(execution.standardError) {
                             outputLogger.info("\(line)")
                         }
+                        return true
                     }
                     group.addTask {
                         let deadline = ContinuousClock.now + startupTimeout
-                        while ContinuousClock.now < deadline && !self.terminating.load(ordering: .relaxed) {
+                        while ContinuousClock.now < deadline && !self.terminating.load(ordering: .relaxed)
+                            && !Task.isCancelled
+                        {
                             if await Self.accepts(port: self.port) {
                                 readyState.value.store(1, ordering: .relaxed)
                                 onReady()
-                                return
+                                return false
                             }
                             try? await Task.sleep(for: .milliseconds(15))
                         }
-                        if !self.terminating.load(ordering: .relaxed) {
+                        if !self.terminating.load(ordering: .relaxed) && !Task.isCancelled {
                             readyState.value.store(2, ordering: .relaxed)
                             logger.warning(
                                 "backend did not accept connections in time",
@@ -86,13 +95,27 @@ final class BackendProcess: Sendable {
                             )
                             self.signal(SIGKILL)
                         }
+                        return false
                     }
-                    await group.waitForAll()
+                    var readersDone = 0
+                    while let isReader = await group.next() {
+                        if isReader {
+                            readersDone += 1
+                            if readersDone == 2 { group.cancelAll() }
+                        }
+                    }
                 }
                 self.pid.withLock { $0 = nil }
             }
             if self.terminating.load(ordering: .relaxed) { return .stopped }
             if readyState.value.load(ordering: .relaxed) == 2 { return .startTimeout }
+            // The built-in backend exits with EADDRINUSE (98) when its port is taken (often by an
+            // outgoing connection's ephemeral port): try another port instead of failing the request.
+            if readyState.value.load(ordering: .relaxed) == 0,
+                case .exited(Self.addressInUseExitCode) = result.terminationStatus
+            {
+                return .portBusy
+            }
             return .crashed(status: "\(result.terminationStatus)")
         } catch {
             self.pid.withLock { $0 = nil }
