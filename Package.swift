@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -28,6 +32,20 @@ let package = Package(
         .target(name: "Placement"),
         // Pure: SWIM + Lifeguard membership state machine. No Foundation, no I/O.
         .target(name: "Membership", swiftSettings: optimizedInDebug),
+        // The membership shell: TLS gossip listener and peer connections, certificate tooling.
+        .target(
+            name: "MembershipTransport",
+            dependencies: [
+                "Membership",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
         .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
@@ -58,7 +76,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "SQLiteSupport", "ServerSupport", "Proxy", "Placement",
+                "SQLiteSupport", "ServerSupport", "Proxy", "Placement", "Membership", "MembershipTransport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -75,6 +93,10 @@ let package = Package(
         .executableTarget(name: "placement-bench", dependencies: ["Placement"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
+        .testTarget(
+            name: "MembershipTransportTests",
+            dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
         .testTarget(name: "NodeTests", dependencies: ["Node"]),
     ]

@@ -8,6 +8,8 @@ public enum NodeHelp {
         usage: turso-server                  run a node, configured from the environment
                turso-server --sync-server <host:port> <db-path>
                                              run the built-in backend for one database
+               turso-server certs ca|node ...   create a cluster CA and node certificates (mutual TLS)
+               turso-server membership-agent    run only the membership layer (tests, debugging)
                turso-server version | --help
 
         Environment (defaults in brackets):

@@ -13,6 +13,10 @@ switch arguments.first {
 case "-h", "--help", "help":
     print(NodeHelp.text)
     exit(0)
+case "certs":
+    exit(CertsCommand.run(Array(arguments.dropFirst())))
+case "membership-agent":
+    exit(await MembershipAgent.run(environment: environment))
 case "version", "--version":
     print("turso-server \(NodeHelp.version)")
     exit(0)

@@ -1,0 +1,198 @@
+import Foundation
+import Logging
+import Membership
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// The shell around `MembershipStateMachine`: a TLS gossip listener, outbound peer connections, a
+/// ticker, and one loop that feeds inputs to the state machine and performs its actions in order.
+public final class MembershipService: Sendable {
+    public enum Event: Sendable {
+        case memberChanged(MemberState, previous: MemberStatus?)
+        case conflictingIdentity(MemberState)
+    }
+
+    fileprivate enum Input: Sendable {
+        case envelope(MembershipEnvelope)
+        case tick
+        case leave(CheckedContinuation<Void, Never>)
+    }
+
+    public let configuration: MembershipServiceConfiguration
+    private let logger: Logger
+    private let connections: PeerConnections
+    private let inbox: AsyncStream<Input>
+    private let inboxContinuation: AsyncStream<Input>.Continuation
+    private let snapshot = Mutex<[MemberState]>([])
+    private let boundPort = Mutex<Int?>(nil)
+
+    public init(configuration: MembershipServiceConfiguration, logger: Logger) throws(MembershipTransportError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.connections = PeerConnections(tls: configuration.tls, logger: logger)
+        (self.inbox, self.inboxContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+    }
+
+    /// Every member this node knows, itself included (updated after each input).
+    public var members: [MemberState] { self.snapshot.withLock { $0 } }
+
+    /// The gossip port actually bound (useful with port 0).
+    public var port: Int? { self.boundPort.withLock { $0 } }
+
+    /// Announces a graceful leave and gives it a moment to spread. Call before cancelling `run`.
+    public func leave() async {
+        await withCheckedContinuation { continuation in
+            self.inboxContinuation.yield(.leave(continuation))
+        }
+        try? await Task.sleep(for: self.configuration.membership.gossipInterval * 3)
+    }
+
+    /// Listens and runs the failure detector until the task is cancelled. `onEvent` sees every member
+    /// change, in order.
+    public func run(onEvent: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+        let tls = self.configuration.tls
+        let logger = self.logger
+        let inbox = self.inboxContinuation
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLServerHandler(context: tls.contexts.server)
+                            )
+                        }
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(
+                            InboundEnvelopeHandler(requireIdentity: tls != nil, logger: logger) { envelope in
+                                inbox.yield(.envelope(envelope))
+                            }
+                        )
+                    }
+                }
+                .bind(host: self.configuration.listenHost, port: self.configuration.listenPort).get()
+        } catch {
+            throw MembershipTransportError.bind(
+                "cannot listen on \(self.configuration.listenHost):\(self.configuration.listenPort): \(error)"
+            )
+        }
+        self.boundPort.withLock { $0 = server.localAddress?.port }
+        let origin = ContinuousClock.now
+        let initialMachine = MembershipStateMachine(
+            metadata: MemberMetadata(
+                id: self.configuration.nodeID,
+                gossipAddress: self.configuration.advertisedGossipAddress,
+                peerAddress: self.configuration.peerAddress,
+                dataAddress: self.configuration.dataAddress,
+                zone: self.configuration.zone,
+                weight: self.configuration.weight,
+                version: self.configuration.version,
+                lifecycle: .active,
+                instance: UInt64.random(in: 1...UInt64.max)
+            ),
+            // Wall-clock milliseconds: a restarted process starts above every incarnation of its
+            // previous life.
+            incarnation: Incarnation(UInt64(Date().timeIntervalSince1970 * 1000)),
+            seeds: self.configuration.seeds,
+            configuration: self.configuration.membership,
+            randomSeed: UInt64.random(in: 0...UInt64.max),
+            now: .zero
+        )
+        self.logger.info(
+            "membership listening",
+            metadata: [
+                "membership.node": "\(self.configuration.nodeID)",
+                "membership.address": "\(self.configuration.advertisedGossipAddress)",
+                "membership.seeds": "\(self.configuration.seeds)",
+                "membership.tls": "\(tls != nil)",
+            ]
+        )
+        let interval = self.configuration.tickInterval
+        let reloadInterval = self.configuration.tlsReloadInterval
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: interval)
+                    inbox.yield(.tick)
+                }
+            }
+            if let tls {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: reloadInterval)
+                        do {
+                            if try tls.reloadIfChanged() { logger.info("reloaded TLS certificates") }
+                        } catch {
+                            logger.error(
+                                "cannot reload TLS certificates; keeping the previous ones",
+                                metadata: ["membership.error": "\(error)"]
+                            )
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                var machine = initialMachine
+                for await input in self.inbox {
+                    let now = Instant(ContinuousClock.now - origin)
+                    let actions: [MembershipStateMachine.Action]
+                    switch input {
+                    case .envelope(let envelope): actions = machine.receive(envelope, now: now)
+                    case .tick: actions = machine.tick(now: now)
+                    case .leave(let continuation):
+                        actions = machine.leave(now: now)
+                        continuation.resume()
+                    }
+                    self.perform(actions, onEvent: onEvent)
+                    if !actions.isEmpty || input.isTick { self.snapshot.withLock { $0 = machine.members } }
+                    if Task.isCancelled { break }
+                }
+            }
+            defer {
+                server.close(promise: nil)
+                self.connections.closeAll()
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func perform(_ actions: [MembershipStateMachine.Action], onEvent: @Sendable (Event) -> Void) {
+        for action in actions {
+            switch action {
+            case .send(let envelope, let destination):
+                self.connections.send(envelope, to: destination.address)
+            case .memberChanged(let state, let previous):
+                if previous != state.status {
+                    self.logger.info(
+                        "member status changed",
+                        metadata: [
+                            "membership.peer": "\(state.id)", "membership.status": "\(state.status)",
+                            "membership.incarnation": "\(state.incarnation)",
+                        ]
+                    )
+                }
+                onEvent(.memberChanged(state, previous: previous))
+            case .conflictingIdentity(let state):
+                self.logger.error(
+                    "another live process claims this node's id",
+                    metadata: [
+                        "membership.peer": "\(state.id)", "membership.address": "\(state.metadata.gossipAddress)",
+                    ]
+                )
+                onEvent(.conflictingIdentity(state))
+            }
+        }
+    }
+}
+
+extension MembershipService.Input {
+    fileprivate var isTick: Bool { if case .tick = self { true } else { false } }
+}

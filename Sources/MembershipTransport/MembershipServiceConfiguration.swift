@@ -1,0 +1,38 @@
+import Membership
+
+/// How a node takes part in membership: its identity and addresses, the seeds, timing, and TLS.
+public struct MembershipServiceConfiguration: Sendable {
+    public var nodeID: NodeID
+    /// Gossip listener. Default `0.0.0.0:7946`.
+    public var listenHost = "0.0.0.0"
+    public var listenPort = 7946
+    /// `host:port` other members use to reach this node's gossip listener.
+    public var advertisedGossipAddress: String
+    public var peerAddress = ""
+    public var dataAddress = ""
+    public var zone = ""
+    public var weight = 1.0
+    public var version = ""
+    /// Gossip addresses (`host:port`) to join through.
+    public var seeds: [String] = []
+    public var membership: MembershipConfiguration = .lan
+    /// Mutual TLS material. Nil only with `allowInsecure` (development).
+    public var tls: TLSMaterial?
+    public var allowInsecure = false
+    /// How often the state machine's timers are checked. Default 20 ms.
+    public var tickInterval: Duration = .milliseconds(20)
+    /// How often certificate files are checked for changes. Default 5 s.
+    public var tlsReloadInterval: Duration = .seconds(5)
+
+    public init(nodeID: NodeID, advertisedGossipAddress: String) {
+        self.nodeID = nodeID
+        self.advertisedGossipAddress = advertisedGossipAddress
+    }
+
+    public func validate() throws(MembershipTransportError) {
+        if self.tls == nil && !self.allowInsecure {
+            throw .tlsMaterial("membership requires TLS material (TURSO_TLS_CA, TURSO_TLS_CERT, TURSO_TLS_KEY)")
+        }
+        guard !self.nodeID.rawValue.isEmpty else { throw .tlsMaterial("the node id must not be empty") }
+    }
+}
