@@ -91,6 +91,13 @@ let package = Package(
         .executableTarget(name: "turso-sync-server", dependencies: ["SyncServer"]),
         // Benchmark: rendezvous placement vs a consistent-hash ring (swift run -c release placement-bench).
         .executableTarget(name: "placement-bench", dependencies: ["Placement"]),
+        // Benchmark: membership cost per node in the simulator (swift run -c release membership-bench).
+        .executableTarget(
+            name: "membership-bench",
+            dependencies: [
+                "Membership", "ClusterTestKit", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(

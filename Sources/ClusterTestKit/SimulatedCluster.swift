@@ -78,6 +78,8 @@ public final class SimulatedCluster {
     public private(set) var conflicts: [(Instant, NodeID, MemberState)] = []
     /// Called for every status change any node reports (tests record what they need).
     public var onStatusChange: ((StatusChange) -> Void)?
+    /// Called for every message a node sends (benchmarks measure sizes with it).
+    public var onSend: ((MembershipEnvelope) -> Void)?
 
     /// Creates `count` nodes (`node-0000` …), each joining through `node-0000`'s address, none started.
     public init(count: Int, seed: UInt64, options: Options = Options()) {
@@ -283,6 +285,7 @@ public final class SimulatedCluster {
             switch action {
             case .send(let envelope, let destination):
                 self.messagesSent += 1
+                self.onSend?(envelope)
                 guard let target = self.addressBook[destination.address] else {
                     self.messagesDropped += 1
                     continue
