@@ -55,6 +55,16 @@ struct MembershipStateMachineTests {
         }
     }
 
+    /// Ticks every 10 ms until the machine sends its first ping; returns its sequence and target.
+    static func firstPing(_ m: inout MembershipStateMachine, now: inout Instant) -> (sequence: UInt64, target: String) {
+        while true {
+            now = now + .milliseconds(10)
+            for (message, address) in Self.sends(m.tick(now: now)) {
+                if case .ping(let sequence) = message { return (sequence, String(address.dropLast(5))) }
+            }
+        }
+    }
+
     @Test func pingIsAnsweredWithAnAck() {
         var m = Self.machine()
         let actions = m.receive(
@@ -70,28 +80,22 @@ struct MembershipStateMachineTests {
     @Test func unansweredProbeGoesIndirectThenSuspects() {
         var m = Self.machine()
         var now = Instant.zero
-        var ping: (UInt64, String)?
-        while ping == nil {
-            now = now + .milliseconds(10)
-            for (message, address) in Self.sends(m.tick(now: now)) {
-                if case .ping(let sequence) = message { ping = (sequence, address) }
-            }
-        }
-        let target = NodeID(String(ping!.1.dropLast(5)))
+        let ping = Self.firstPing(&m, now: &now)
+        let target = NodeID(ping.target)
         // No ack: after the probe timeout, k = 3 others are asked to probe the target.
         var requests: [String] = []
         for _ in 0..<25 {
             now = now + .milliseconds(10)
             for (message, address) in Self.sends(m.tick(now: now)) {
                 if case .pingRequest(let sequence, let requested) = message {
-                    #expect(sequence == ping!.0)
+                    #expect(sequence == ping.sequence)
                     #expect(requested == target)
                     requests.append(address)
                 }
             }
         }
         #expect(requests.count == 3)
-        #expect(!requests.contains(ping!.1))
+        #expect(!requests.contains("\(ping.target):7946"))
         // Still nothing by the end of the interval: the target becomes suspect, accused by us.
         var changed: [MemberState] = []
         for _ in 0..<40 {
@@ -110,19 +114,9 @@ struct MembershipStateMachineTests {
     @Test func ackEndsTheProbeAndLowersLocalHealth() {
         var m = Self.machine()
         var now = Instant.zero
-        var sequence: UInt64?
-        var target = ""
-        while sequence == nil {
-            now = now + .milliseconds(10)
-            for (message, address) in Self.sends(m.tick(now: now)) {
-                if case .ping(let s) = message {
-                    sequence = s
-                    target = String(address.dropLast(5))
-                }
-            }
-        }
+        let (sequence, target) = Self.firstPing(&m, now: &now)
         _ = m.receive(
-            MembershipEnvelope(sender: Self.state(target), message: .ack(sequence: sequence!), updates: []),
+            MembershipEnvelope(sender: Self.state(target), message: .ack(sequence: sequence), updates: []),
             now: now
         )
         for _ in 0..<60 {

@@ -251,3 +251,28 @@ def sync_server(tmp_path):
     yield make
     for server in servers:
         server.kill()
+
+
+def hammer(port: int, path: str, body: bytes, clients: int, requests: int, headers=None) -> list:
+    """`clients` threads each send `requests` POSTs on one keep-alive connection; returns failures."""
+    import http.client
+    import threading
+
+    failures = []
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(requests):
+            conn.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                failures.append((response.status, payload[:200]))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures

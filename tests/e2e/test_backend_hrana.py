@@ -128,26 +128,10 @@ def test_version_probes_and_bad_requests(sync_server):
 def test_clients_that_never_close_streams_do_not_lock_others_out(sync_server):
     # Every pipeline without `close` leaves a stream; past the stream limit the least recently used
     # idle one is closed, also when many requests race for the last slots.
-    import http.client
     import json
-    import threading
+
+    from conftest import hammer
 
     server = sync_server()
-    failures = []
-
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        for _ in range(60):
-            conn.request("POST", "/v2/pipeline", json.dumps({"requests": [execute("SELECT 1")]}))
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                failures.append(body[:120])
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
+    body = json.dumps({"requests": [execute("SELECT 1")]})
+    assert hammer(server.port, "/v2/pipeline", body, clients=12, requests=60) == []

@@ -304,29 +304,14 @@ def test_slow_clients_are_timed_out(node_factory):
 def test_concurrent_keep_alive_requests(node_factory):
     # Regression: the proxy once let the upstream client and the server read one request body at the
     # same time, which crashed the node under keep-alive load.
-    import http.client
     import json as jsonlib
+
+    from conftest import hammer
 
     node = secured(node_factory)
     assert query(node, "load", "CREATE TABLE t(x)").status == 200
     body = jsonlib.dumps({"requests": [execute("INSERT INTO t VALUES (1)"), execute("SELECT count(*) FROM t")]})
-    failures = []
-
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", node.data_port, timeout=30)
-        for _ in range(150):
-            conn.request("POST", "/load/v2/pipeline", body, {"Authorization": f"Bearer {DATA}", "Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status != 200:
-                failures.append((response.status, payload[:200]))
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    failures = hammer(node.data_port, "/load/v2/pipeline", body, clients=12, requests=150, headers={"Authorization": f"Bearer {DATA}"})
     assert failures == []
     assert node.process.poll() is None
     assert rows_of(query(node, "load", "SELECT count(*) FROM t")) == [[{"type": "integer", "value": "1800"}]]
