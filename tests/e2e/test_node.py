@@ -332,3 +332,35 @@ def test_a_taken_backend_port_moves_the_backend_to_another_port(node_factory, tm
         assert node.admin("GET", "/v1/namespaces/moved").json()["port"] != start
     finally:
         blocker.close()
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, node_factory):
+    node = secured(node_factory)
+    url = f"{node.data_url}/drain"
+    assert query(node, "drain", "CREATE TABLE t(x)").status == 200
+    client = turso.sync.connect(str(tmp_path / "c.db"), remote_url=url, auth_token=DATA, long_poll_timeout_ms=2500)
+    outcome = {}
+
+    def long_poll():
+        started = time.time()
+        try:
+            outcome["changed"] = client.pull()
+        except Exception as error:  # noqa: BLE001
+            outcome["error"] = error
+        outcome["seconds"] = time.time() - started
+
+    thread = threading.Thread(target=long_poll)
+    thread.start()
+    time.sleep(0.7)
+    node.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # Not accepting any more: readiness fails (or the listener is already closed).
+    try:
+        assert http("GET", node.admin_url + "/readyz", timeout=2).status == 503
+    except OSError:
+        pass
+    thread.join(timeout=30)
+    assert outcome.get("error") is None, outcome
+    assert outcome["changed"] is False and outcome["seconds"] >= 2.0
+    assert node.process.wait(timeout=30) == 0
+    assert backend_processes(node.data_dir) == []
