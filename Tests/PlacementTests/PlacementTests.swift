@@ -69,8 +69,10 @@ struct RendezvousPlacementTests {
         let mean = Double(all.count) / Double(memberCount)
         let maxShare = Double(counts.values.max()!) / mean
         let minShare = Double(counts.values.min()!) / mean
-        // Binomial noise: 100k keys over 100 members is ~1000 per member, sd ~3.2 %.
-        let tolerance = memberCount == 10 ? 0.04 : 0.13
+        // Binomial noise alone: 100k keys over 100 members is ~1,000 per member (sd 3.2 %), so the
+        // largest of 100 shares sits about 2.5 sd above the mean.
+        let tolerance = memberCount == 10 ? 0.03 : 0.10
+        print("balance over \(memberCount) members, 100k keys: max/mean \(maxShare), min/mean \(minShare)")
         #expect(maxShare < 1 + tolerance, "max/mean \(maxShare)")
         #expect(minShare > 1 - tolerance, "min/mean \(minShare)")
     }
