@@ -109,7 +109,7 @@ extension SyncService {
     }
 
     static func serialize(_ object: Any) -> [UInt8] {
-        (try? [UInt8](JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed]))) ?? Array("{}".utf8)
+        JSONWriter.serialize(object)
     }
 }
 
