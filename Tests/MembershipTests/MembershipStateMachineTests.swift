@@ -55,6 +55,11 @@ struct MembershipStateMachineTests {
         }
     }
 
+    /// A gossip message from member `b` carrying `updates`.
+    static func gossip(_ updates: [MemberState]) -> MembershipEnvelope {
+        MembershipEnvelope(sender: state("b"), message: .gossip, updates: updates)
+    }
+
     /// Ticks every 10 ms until the machine sends its first ping; returns its sequence and target.
     static func firstPing(_ m: inout MembershipStateMachine, now: inout Instant) -> (sequence: UInt64, target: String) {
         while true {
@@ -133,11 +138,7 @@ struct MembershipStateMachineTests {
     @Test func suspectBecomesDeadAfterTheTimeoutUnlessRefuted() {
         var m = Self.machine()
         _ = m.receive(
-            MembershipEnvelope(
-                sender: Self.state("b"),
-                message: .gossip,
-                updates: [Self.state("c", .suspect, accuser: "b")]
-            ),
+            Self.gossip([Self.state("c", .suspect, accuser: "b")]),
             now: .zero
         )
         #expect(m.state(of: "c")?.status == .suspect)
@@ -149,11 +150,7 @@ struct MembershipStateMachineTests {
         #expect(m.state(of: "c")?.status == .alive)
         // An unrefuted suspicion of d becomes dead; a lone accuser means the longest timeout.
         _ = m.receive(
-            MembershipEnvelope(
-                sender: Self.state("b"),
-                message: .gossip,
-                updates: [Self.state("d", .suspect, accuser: "b")]
-            ),
+            Self.gossip([Self.state("d", .suspect, accuser: "b")]),
             now: .seconds(1)
         )
         let timeout = MembershipConfiguration.lan.suspicionTimeout(members: 5, confirmations: 0)
@@ -185,13 +182,9 @@ struct MembershipStateMachineTests {
         var m = Self.machine()
         let before = m.me.incarnation
         _ = m.receive(
-            MembershipEnvelope(
-                sender: Self.state("b"),
-                message: .gossip,
-                updates: [
-                    MemberState(metadata: m.me.metadata, status: .suspect, incarnation: before, accuser: "b")
-                ]
-            ),
+            Self.gossip([
+                MemberState(metadata: m.me.metadata, status: .suspect, incarnation: before, accuser: "b")
+            ]),
             now: .zero
         )
         #expect(m.me.incarnation > before)
@@ -229,7 +222,7 @@ struct MembershipStateMachineTests {
     @Test func restartWithTheSameIdIsAcceptedAtOnce() {
         var m = Self.machine()
         _ = m.receive(
-            MembershipEnvelope(sender: Self.state("b"), message: .gossip, updates: [Self.state("c", .dead)]),
+            Self.gossip([Self.state("c", .dead)]),
             now: .zero
         )
         #expect(m.state(of: "c")?.status == .dead)
@@ -254,14 +247,14 @@ struct MembershipStateMachineTests {
         )
         impostor.metadata.instance = 12345
         let actions = m.receive(
-            MembershipEnvelope(sender: Self.state("b"), message: .gossip, updates: [impostor]),
+            Self.gossip([impostor]),
             now: .zero
         )
         #expect(actions.contains(.conflictingIdentity(impostor)))
         #expect(m.me.incarnation > impostor.incarnation)
         // Reported once per process.
         let again = m.receive(
-            MembershipEnvelope(sender: Self.state("b"), message: .gossip, updates: [impostor]),
+            Self.gossip([impostor]),
             now: .seconds(1)
         )
         #expect(!again.contains(.conflictingIdentity(impostor)))
@@ -270,11 +263,7 @@ struct MembershipStateMachineTests {
     @Test func lateTicksConvictNobody() {
         var m = Self.machine()
         _ = m.receive(
-            MembershipEnvelope(
-                sender: Self.state("b"),
-                message: .gossip,
-                updates: [Self.state("c", .suspect, accuser: "b")]
-            ),
+            Self.gossip([Self.state("c", .suspect, accuser: "b")]),
             now: .zero
         )
         _ = m.tick(now: .milliseconds(10))
@@ -317,7 +306,7 @@ struct MembershipStateMachineTests {
         let lan = MembershipConfiguration.lan
         var m = Self.machine()
         let update = Self.state("c", incarnation: 9)
-        _ = m.receive(MembershipEnvelope(sender: Self.state("b"), message: .gossip, updates: [update]), now: .zero)
+        _ = m.receive(Self.gossip([update]), now: .zero)
         var carried = 0
         var now = Instant.zero
         for _ in 0..<400 {
