@@ -50,6 +50,8 @@ struct HTTPServer: Sendable {
     let host: String
     let port: Int
     let maxBodyBytes: Int
+    /// A connection that receives nothing for this long is closed. Default 10 minutes.
+    var idleTimeout: TimeAmount = .minutes(10)
     let logger: Logger
     let handler: @Sendable (HTTPRequest) async -> HTTPResponse
 
@@ -63,6 +65,9 @@ struct HTTPServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: self.host, port: self.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Idle or trickling clients are disconnected (long-polls are bounded well below this).
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: self.idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(CloseOnIdleHandler())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     return try Connection(wrappingChannelSynchronously: channel)
                 }
@@ -149,6 +154,19 @@ struct HTTPServer: Sendable {
             try await outbound.write(.head(head))
             try await produce(ResponseBodyWriter(outbound: outbound))
             try await outbound.write(.end(nil))
+        }
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports that nothing was read for too long.
+final class CloseOnIdleHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }
