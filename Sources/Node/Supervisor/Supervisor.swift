@@ -203,7 +203,7 @@ public actor Supervisor {
         case .noCapacity:
             return NodeError(
                 .backendUnavailable,
-                "all \(name.isEmpty ? "" : "")backend slots are busy (TURSO_MAX_RUNNING); retry shortly",
+                "cannot start namespace \(name): all backend slots are busy with requests (TURSO_MAX_RUNNING); retry shortly",
                 status: 503,
                 retryAfter: 1
             )
