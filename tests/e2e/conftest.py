@@ -149,6 +149,7 @@ class Node:
         self.env.update(env or {})
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"node-{self.data_port}.log"
+        self.binary = SERVER_BIN
 
     @property
     def data_url(self) -> str:
@@ -162,7 +163,7 @@ class Node:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TURSO")}
         env.update(self.env)
         self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(SERVER_BIN)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen([str(self.binary)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         if wait:
             wait_for_port(self.admin_port, process=self.process)
             wait_for_port(self.data_port, process=self.process)

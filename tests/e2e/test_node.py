@@ -364,3 +364,20 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, node_factory):
     assert outcome["changed"] is False and outcome["seconds"] >= 2.0
     assert node.process.wait(timeout=30) == 0
     assert backend_processes(node.data_dir) == []
+
+
+def test_backends_still_start_after_the_binary_is_replaced_on_disk(tmp_path, node_factory):
+    # An in-place upgrade deletes the running node's executable; the built-in backend is started
+    # through /proc/self/exe, which still names it.
+    import shutil
+
+    from conftest import SERVER_BIN
+
+    copy = tmp_path / "turso-server-old"
+    shutil.copy2(SERVER_BIN, copy)
+    node = node_factory({"TURSO_ADMIN_TOKEN": ADMIN, "TURSO_AUTH_TOKEN": DATA}, start=False)
+    node.binary = copy
+    node.start()
+    assert query(node, "before", "SELECT 1").status == 200
+    copy.unlink()
+    assert query(node, "after", "SELECT 1").status == 200

@@ -4,7 +4,11 @@ import Foundation
 /// or the built-in backend (this executable, which serves tursodb's argv itself) when `TURSODB_BIN`
 /// is not an executable file.
 public struct BackendCommand: Sendable, Equatable {
+    /// What is executed. For the built-in backend this is `/proc/self/exe`, which still names this
+    /// program after its file was replaced or deleted (an in-place upgrade of a running node).
     public var executable: String
+    /// The program's path, for logs.
+    public var displayPath: String
     public var isBuiltIn: Bool
 
     public init(tursodbBinary: String) {
@@ -13,9 +17,14 @@ public struct BackendCommand: Sendable, Equatable {
                 == .typeDirectory)
         {
             self.executable = tursodbBinary
+            self.displayPath = tursodbBinary
             self.isBuiltIn = false
         } else {
-            self.executable = BackendCommand.currentExecutable()
+            let selfLink = "/proc/self/exe"
+            let resolved =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: selfLink)) ?? CommandLine.arguments[0]
+            self.executable = FileManager.default.fileExists(atPath: selfLink) ? selfLink : resolved
+            self.displayPath = resolved
             self.isBuiltIn = true
         }
     }
@@ -27,10 +36,5 @@ public struct BackendCommand: Sendable, Equatable {
     /// Extra environment for the child: the built-in backend exits when the node dies.
     public var environment: [String: String] {
         self.isBuiltIn ? ["TURSO_SYNC_EXIT_WITH_PARENT": "1"] : [:]
-    }
-
-    static func currentExecutable() -> String {
-        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
-        return CommandLine.arguments[0]
     }
 }

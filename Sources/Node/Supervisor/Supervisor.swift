@@ -29,7 +29,7 @@ public actor Supervisor {
     }
 
     public nonisolated var backendDescription: String {
-        self.command.isBuiltIn ? "built-in (\(self.command.executable))" : self.command.executable
+        self.command.isBuiltIn ? "built-in (\(self.command.displayPath))" : self.command.displayPath
     }
 
     private var now: Duration { ContinuousClock.now - self.origin }
