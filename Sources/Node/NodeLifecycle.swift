@@ -1,9 +1,12 @@
+import Foundation
 import Synchronization
 
 /// Whether the node takes new requests (false once shutdown began, so `/readyz` fails and load
 /// balancers move away while in-flight requests drain).
 public final class NodeLifecycle: Sendable {
     private let accepting = Atomic<Bool>(true)
+    /// Start time in milliseconds since the epoch (the incarnation a one-node cluster reports).
+    public let startedAt = Int64(Date().timeIntervalSince1970 * 1000)
 
     public init() {}
 

@@ -134,6 +134,7 @@ struct NodeConfigurationTests {
         ["TURSO_BACKEND_PORT_START": "9999", "TURSO_BACKEND_PORT_END": "9000"],
         ["TURSO_DATA_ADDR": "8080"], ["TURSO_ALLOW_AUTO_PROVISION": "maybe"], ["TURSO_DATA_ADDR": ":9500"],
         ["TURSO_ADMIN_ADDR": ":8080"], ["TURSO_LOG_LEVEL": "loud"], ["TURSO_MAX_NAMESPACES": "-1"],
+        ["TURSO_NODE_ID": "bad id/with spaces"], ["TURSO_JOIN": "10.0.0.1:7946"],
     ])
     func rejectsInvalidValues(_ environment: [String: String]) {
         #expect(throws: NodeError.self) { try NodeConfiguration(environment: environment) }

@@ -29,11 +29,14 @@ def rows_of(result):
 
 
 def test_namespace_lifecycle_through_the_admin_api(node_factory):
-    node = secured(node_factory)
+    node = secured(node_factory, TURSO_NODE_ID="node-a", TURSO_ZONE="z1")
+    members = node.admin("GET", "/v1/cluster/members").json()["members"]
+    assert [(m["id"], m["zone"], m["state"], m["liveness"]) for m in members] == [("node-a", "z1", "active", "alive")]
     created = node.admin("POST", "/v1/namespaces/app-1/create")
     assert created.status == 201
     body = created.json()
     assert body["origin"] == "explicit" and body["locked"] is True and body["running"] is True
+    assert body["owner"] == "node-a"
     assert node.admin("POST", "/v1/namespaces/app-1/create").status == 409
     assert query(node, "app-1", "CREATE TABLE t(x)").status == 200
     assert query(node, "app-1", "INSERT INTO t VALUES (42)").status == 200

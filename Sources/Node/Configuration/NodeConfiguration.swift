@@ -54,6 +54,10 @@ public struct NodeConfiguration: Sendable {
     public var logLevel = "info"
     /// Seed addresses of a cluster. `TURSO_JOIN`; clustering is not in this build (rejected when set).
     public var join: [String] = []
+    /// This node's stable identity. `TURSO_NODE_ID`, default the host name.
+    public var nodeID = ProcessInfo.processInfo.hostName
+    /// Failure domain. `TURSO_ZONE`, default empty.
+    public var zone = ""
 
     public init() {}
 
@@ -120,6 +124,8 @@ public struct NodeConfiguration: Sendable {
         self.shutdownTimeout = try duration("TURSO_SHUTDOWN_TIMEOUT", self.shutdownTimeout)
         self.maxBodyBytes = try integer("TURSO_MAX_BODY_BYTES", self.maxBodyBytes)
         self.logLevel = value("TURSO_LOG_LEVEL")?.lowercased() ?? self.logLevel
+        self.nodeID = value("TURSO_NODE_ID") ?? self.nodeID
+        self.zone = value("TURSO_ZONE") ?? ""
         self.join = (value("TURSO_JOIN") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
         try self.validate()
@@ -150,6 +156,13 @@ public struct NodeConfiguration: Sendable {
         for address in [self.dataAddress, self.adminAddress] where self.backendPorts.contains(address.port) {
             throw .invalidConfiguration(
                 "listen port \(address.port) lies inside the backend port range \(self.backendPorts)"
+            )
+        }
+        guard !self.nodeID.isEmpty, self.nodeID.utf8.count <= 253,
+            self.nodeID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) })
+        else {
+            throw .invalidConfiguration(
+                "TURSO_NODE_ID=\(self.nodeID) must be 1-253 characters of letters, digits, '-', '.', '_'"
             )
         }
         if !self.join.isEmpty {

@@ -41,6 +41,10 @@ struct AdminResponder: HTTPResponder {
             let text = self.service.metrics.render(registered: self.service.registry.count)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        if path == "/v1/cluster/members" {
+            guard method == .get else { throw Self.methodNotAllowed(method, path) }
+            return await self.members()
+        }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         // ["", "v1", "namespaces", name?, action?]
         guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "namespaces" else {
@@ -128,6 +132,24 @@ struct AdminResponder: HTTPResponder {
         return seconds
     }
 
+    /// `GET /v1/cluster/members`: this node, the only member of a one-node cluster.
+    private func members() async -> Response {
+        let configuration = self.service.configuration
+        let member: [String: Any] = [
+            "id": configuration.nodeID,
+            "dataAddress": configuration.dataAddress.description,
+            "adminAddress": configuration.adminAddress.description,
+            "zone": configuration.zone,
+            "state": self.lifecycle.isAccepting ? "active" : "leaving",
+            "liveness": "alive",
+            "incarnation": self.lifecycle.startedAt,
+            "namespaces": self.service.registry.count,
+            "running": await self.service.supervisor.runningCount,
+            "self": true,
+        ]
+        return HTTPHelpers.json(.ok, ["members": [member]])
+    }
+
     private func list() async throws(NodeError) -> Response {
         var items: [[String: Any]] = []
         for record in self.service.registry.all() { items.append(await self.json(record)) }
@@ -151,7 +173,7 @@ struct AdminResponder: HTTPResponder {
             "createdAt": HTTPHelpers.iso8601(record.createdAt),
             "lastAccessAt": HTTPHelpers.iso8601(record.lastAccessAt),
             "expiresAt": record.expiresAt.map { HTTPHelpers.iso8601($0) as Any } ?? NSNull(),
-            "owner": "local",
+            "owner": self.service.configuration.nodeID,
             "replicas": [String](),
         ]
         switch state {
