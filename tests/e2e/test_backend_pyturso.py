@@ -154,3 +154,21 @@ def test_push_batch_with_failing_step_is_rolled_back(tmp_path, sync_server):
     assert batch["step_results"][4] is None and batch["step_results"][5] is None
     check = pipeline(server.url, [execute("SELECT name FROM sqlite_master WHERE name = 't'")]).json()
     assert check["results"][0]["response"]["result"]["rows"] == []
+
+
+def test_two_clients_adding_the_same_column_both_push(tmp_path, sync_server):
+    # pyturso ignores "duplicate column" errors of ALTER TABLE … ADD COLUMN in a push batch; the
+    # server's rollback-on-failure rule must not turn that ignored error into a lost push.
+    server = sync_server(tmp_path / "server.db")
+    pipeline(server.url, [execute("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)")])
+    a = turso.sync.connect(str(tmp_path / "a.db"), remote_url=server.url, client_name="a")
+    b = turso.sync.connect(str(tmp_path / "b.db"), remote_url=server.url, client_name="b")
+    for client, name in [(a, "a"), (b, "b")]:
+        client.execute("ALTER TABLE t ADD COLUMN extra TEXT")
+        client.execute("INSERT INTO t VALUES (?, 'x', ?)", (f"row-{name}", f"extra-{name}"))
+        client.commit()
+    a.push()
+    b.push()
+    result = pipeline(server.url, [execute("SELECT id, extra FROM t ORDER BY id")]).json()
+    rows = [[c["value"] for c in r] for r in result["results"][0]["response"]["result"]["rows"]]
+    assert rows == [["row-a", "extra-a"], ["row-b", "extra-b"]]
