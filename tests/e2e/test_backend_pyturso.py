@@ -4,6 +4,7 @@ import sqlite3
 import threading
 import time
 
+import pytest
 import turso.sync
 
 from conftest import execute, pipeline
@@ -172,3 +173,27 @@ def test_two_clients_adding_the_same_column_both_push(tmp_path, sync_server):
     result = pipeline(server.url, [execute("SELECT id, extra FROM t ORDER BY id")]).json()
     rows = [[c["value"] for c in r] for r in result["results"][0]["response"]["result"]["rows"]]
     assert rows == [["row-a", "extra-a"], ["row-b", "extra-b"]]
+
+
+def test_a_push_that_fails_on_the_server_commits_nothing(tmp_path, sync_server):
+    # A server-side constraint the client does not know about rejects one row of a push. Upstream
+    # would commit the other rows and the high-water mark, so the client would never retry the
+    # rejected change; here the whole batch is rolled back.
+    server = sync_server(tmp_path / "server.db")
+    pipeline(server.url, [execute("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)"), execute("INSERT INTO t VALUES ('s', 'taken')")])
+    client = turso.sync.connect(str(tmp_path / "c.db"), remote_url=server.url, client_name="c")
+    pipeline(server.url, [execute("CREATE UNIQUE INDEX t_v ON t(v)")])
+    client.execute("INSERT INTO t VALUES ('ok-1', 'fine')")
+    client.execute("INSERT INTO t VALUES ('bad', 'taken')")
+    client.execute("INSERT INTO t VALUES ('ok-2', 'also fine')")
+    client.commit()
+    with pytest.raises(Exception):
+        client.push()
+    result = pipeline(server.url, [
+        execute("SELECT id FROM t ORDER BY id"),
+        execute("SELECT count(*) FROM sqlite_master WHERE name = 'turso_sync_last_change_id'"),
+    ]).json()
+    ids = [r[0]["value"] for r in result["results"][0]["response"]["result"]["rows"]]
+    assert ids == ["s"]
+    marks = result["results"][1]["response"]["result"]["rows"][0][0]["value"]
+    assert marks == "0"  # not even the bookkeeping table of the failed push was committed
