@@ -39,8 +39,6 @@ struct SyncDatabase: Sendable {
         } catch {
             throw .unsupportedDatabase("cannot open \(self.path): \(error)")
         }
-        let header = try? connection.query("SELECT 1")  // forces schema load
-        _ = header
         try self.configure(connection)
         return connection
     }
