@@ -3,8 +3,6 @@ import Foundation
 import SQLiteSupport
 import Synchronization
 
-extension NSNumber: NSNumberConvertible {}
-
 /// Executes Hrana statements, batches and requests on a stream's connection. Runs on a thread-pool
 /// thread; everything here is blocking SQLite work.
 struct HranaExecutor {
@@ -150,7 +148,7 @@ struct HranaExecutor {
             throw .invalid("a condition must be an object with a type")
         }
         func step() throws(HranaError) -> Int {
-            guard let step = (object["step"] as? NSNumberConvertible)?.intValue, step >= 0, step < results.count else {
+            guard let step = (object["step"] as? NSNumber)?.intValue, step >= 0, step < results.count else {
                 throw .invalid("a condition refers to a step that has not run before it")
             }
             return step
@@ -282,7 +280,7 @@ struct HranaExecutor {
                 ],
             ]
         case "store_sql":
-            guard let id = (requestJSON["sql_id"] as? NSNumberConvertible)?.intValue,
+            guard let id = (requestJSON["sql_id"] as? NSNumber)?.intValue,
                 let sql = requestJSON["sql"] as? String
             else { throw .invalid("store_sql needs sql_id and sql") }
             guard self.stream.storedSQL.count < 1024 || self.stream.storedSQL[id] != nil else {
@@ -291,7 +289,7 @@ struct HranaExecutor {
             self.stream.storedSQL[id] = sql
             return ["type": "store_sql"]
         case "close_sql":
-            if let id = (requestJSON["sql_id"] as? NSNumberConvertible)?.intValue { self.stream.storedSQL[id] = nil }
+            if let id = (requestJSON["sql_id"] as? NSNumber)?.intValue { self.stream.storedSQL[id] = nil }
             return ["type": "close_sql"]
         case "get_autocommit":
             return ["type": "get_autocommit", "is_autocommit": self.connection.isAutocommit]

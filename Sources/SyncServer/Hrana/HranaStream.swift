@@ -1,3 +1,4 @@
+import Foundation
 import SQLiteSupport
 
 /// One Hrana stream: a SQLite connection (so a transaction can span requests) and its stored SQL.
@@ -17,7 +18,7 @@ final class HranaStream: @unchecked Sendable {
 
     func sql(text: Any?, id: Any?) throws(HranaError) -> String {
         if let text = text as? String { return text }
-        if let id = (id as? NSNumberConvertible)?.intValue {
+        if let id = (id as? NSNumber)?.intValue {
             guard let sql = self.storedSQL[id] else { throw .invalid("SQL text with id \(id) is not stored") }
             return sql
         }
@@ -28,9 +29,4 @@ final class HranaStream: @unchecked Sendable {
     func rollbackIfNeeded() {
         if !self.connection.isAutocommit { try? self.connection.execute("ROLLBACK") }
     }
-}
-
-/// Integers decoded by JSONSerialization arrive as NSNumber; this reads them without Foundation here.
-protocol NSNumberConvertible {
-    var intValue: Int { get }
 }
