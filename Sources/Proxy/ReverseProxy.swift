@@ -73,15 +73,14 @@ public struct ReverseProxy: Sendable {
                 outbound,
                 deadline: .now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
             )
-        } catch let error as LimitedBody.TooLarge {
-            _ = error
+        } catch _ where upload?.exceededLimit == true {
+            // The client may wrap the body's error; the upload itself records why it stopped.
             throw .bodyTooLarge(maxBodyBytes)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw .timeout("upstream did not answer within \(timeout)")
         } catch let error as HTTPClientError where error == .remoteConnectionClosed || error == .connectTimeout {
             throw .unreachable("upstream closed the connection: \(error)")
         } catch {
-            if "\(error)".contains("TooLarge") { throw .bodyTooLarge(maxBodyBytes) }
             throw .unreachable("upstream request failed: \(error)")
         }
         if let upload, await !upload.wait(timeout: timeout) {
@@ -129,7 +128,10 @@ struct LimitedBody: AsyncSequence, Sendable {
                     return nil
                 }
                 self.seen += buffer.readableBytes
-                if self.seen > self.limit { throw TooLarge() }
+                if self.seen > self.limit {
+                    self.completion.exceedLimit()
+                    throw TooLarge()
+                }
                 return buffer
             } catch {
                 self.completion.finish()
@@ -143,9 +145,15 @@ struct LimitedBody: AsyncSequence, Sendable {
     }
 }
 
-/// Signals that a streamed upload was read to its end.
+/// Signals that a streamed upload was read to its end, and whether it hit the size limit.
 final class UploadCompletion: Sendable {
     private let state = Mutex<(finished: Bool, waiter: CheckedContinuation<Bool, Never>?)>((false, nil))
+    private let exceeded = Atomic<Bool>(false)
+
+    /// True when the upload stopped because the body was larger than allowed.
+    var exceededLimit: Bool { self.exceeded.load(ordering: .relaxed) }
+
+    func exceedLimit() { self.exceeded.store(true, ordering: .relaxed) }
 
     func finish() {
         let waiter = self.state.withLock { state -> CheckedContinuation<Bool, Never>? in

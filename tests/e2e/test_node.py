@@ -90,6 +90,16 @@ def test_auth_names_and_bad_input_get_clear_json_errors(node_factory):
     assert node.admin("PUT", "/v1/namespaces/x/lock").status == 405
     too_big = http("POST", f"{node.data_url}/big/v2/pipeline", b"x" * 200_000, token=DATA)
     assert too_big.status == 413
+    # The same without a Content-Length: the streamed upload is cut at the limit.
+    import http.client as httpclient
+
+    conn = httpclient.HTTPConnection("127.0.0.1", node.data_port, timeout=30)
+    conn.request(
+        "POST", "/big/v2/pipeline", body=iter([b"x" * 50_000] * 4),
+        headers={"Authorization": f"Bearer {DATA}", "Transfer-Encoding": "chunked"}, encode_chunked=True,
+    )
+    assert conn.getresponse().status == 413
+    conn.close()
     # Huge headers are refused by the HTTP layer without harming the node.
     with socket.create_connection(("127.0.0.1", node.data_port)) as s:
         s.sendall(b"GET /a/v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
