@@ -36,7 +36,7 @@ public final class MembershipService: Sendable {
         (self.inbox, self.inboxContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
     }
 
-    /// Every member this node knows, itself included (updated after each input).
+    /// Every member this node knows, itself included (updated after every change, at least once a second).
     public var members: [MemberState] { self.snapshot.withLock { $0 } }
 
     /// The gossip port actually bound (useful with port 0).
@@ -140,6 +140,10 @@ public final class MembershipService: Sendable {
             }
             group.addTask {
                 var machine = initialMachine
+                // The member list is copied and sorted when something changed, and otherwise once a
+                // second (refutations change this node's own incarnation without an action).
+                let ticksPerSnapshot = max(1, Int(Duration.seconds(1) / interval))
+                var ticksSinceSnapshot = 0
                 for await input in self.inbox {
                     let now = Instant(ContinuousClock.now - origin)
                     let actions: [MembershipStateMachine.Action]
@@ -151,7 +155,11 @@ public final class MembershipService: Sendable {
                         continuation.resume()
                     }
                     self.perform(actions, onEvent: onEvent)
-                    if !actions.isEmpty || input.isTick { self.snapshot.withLock { $0 = machine.members } }
+                    if input.isTick { ticksSinceSnapshot += 1 }
+                    if !actions.isEmpty || ticksSinceSnapshot >= ticksPerSnapshot {
+                        ticksSinceSnapshot = 0
+                        self.snapshot.withLock { $0 = machine.members }
+                    }
                     if Task.isCancelled { break }
                 }
             }
