@@ -75,10 +75,10 @@ public struct MembershipStateMachine: Sendable {
     var lastTick: Instant?
     var convictionsAllowedAt: Instant = .zero
     var broadcasts = Dissemination()
-    let seeds: [String]
+    private(set) var seeds: [String]
     var reportedConflicts: Set<UInt64> = []
     /// True once a full state exchange completed; until then the node keeps asking (seeds first).
-    var synced = false
+    public internal(set) var synced = false
 
     /// - Parameters:
     ///   - metadata: this node's metadata (its `instance` should be random per process).
@@ -132,6 +132,14 @@ public struct MembershipStateMachine: Sendable {
 
     /// True once any other member is known alive.
     public var hasJoined: Bool { !self.targets.isEmpty }
+
+    /// True when there are seed addresses other than this node's own.
+    public var hasSeeds: Bool { !self.seeds.isEmpty }
+
+    /// Replaces the seed addresses (the shell re-resolves DNS names that stand for several members).
+    public mutating func replaceSeeds(_ seeds: [String]) {
+        self.seeds = seeds.filter { $0 != self.me.metadata.gossipAddress }
+    }
 
     /// A deterministic digest of this node's view, for comparing views across nodes.
     public var view: [MemberDigest] { self.members.map(\.digest) }

@@ -18,6 +18,8 @@ public final class MembershipService: Sendable {
         case envelope(MembershipEnvelope)
         case tick
         case leave(CheckedContinuation<Void, Never>)
+        case lifecycle(MemberLifecycle, CheckedContinuation<Void, Never>)
+        case seeds([String])
     }
 
     public let configuration: MembershipServiceConfiguration
@@ -25,7 +27,7 @@ public final class MembershipService: Sendable {
     private let connections: PeerConnections
     private let inbox: AsyncStream<Input>
     private let inboxContinuation: AsyncStream<Input>.Continuation
-    private let snapshot = Mutex<[MemberState]>([])
+    private let snapshot = Mutex<(members: [MemberState], synced: Bool, hasSeeds: Bool)>(([], false, false))
     private let boundPort = Mutex<Int?>(nil)
 
     public init(configuration: MembershipServiceConfiguration, logger: Logger) throws(MembershipTransportError) {
@@ -37,7 +39,21 @@ public final class MembershipService: Sendable {
     }
 
     /// Every member this node knows, itself included (updated after every change, at least once a second).
-    public var members: [MemberState] { self.snapshot.withLock { $0 } }
+    public var members: [MemberState] { self.snapshot.withLock { $0.members } }
+
+    /// True once a full state exchange with another member completed (always false for a node that
+    /// has no seeds and was never contacted).
+    public var isSynced: Bool { self.snapshot.withLock { $0.synced } }
+
+    /// True when seed addresses other than this node's own are known (resolved).
+    public var hasSeedsOtherThanSelf: Bool { self.snapshot.withLock { $0.hasSeeds } }
+
+    /// Announces a new lifecycle (joining → active, active → leaving) with a higher incarnation.
+    public func setLifecycle(_ lifecycle: MemberLifecycle) async {
+        await withCheckedContinuation { continuation in
+            self.inboxContinuation.yield(.lifecycle(lifecycle, continuation))
+        }
+    }
 
     /// The gossip port actually bound (useful with port 0).
     public var port: Int? { self.boundPort.withLock { $0 } }
@@ -94,13 +110,13 @@ public final class MembershipService: Sendable {
                 zone: self.configuration.zone,
                 weight: self.configuration.weight,
                 version: self.configuration.version,
-                lifecycle: .active,
+                lifecycle: self.configuration.initialLifecycle,
                 instance: UInt64.random(in: 1...UInt64.max)
             ),
             // Wall-clock milliseconds: a restarted process starts above every incarnation of its
             // previous life.
             incarnation: Incarnation(UInt64(Date().timeIntervalSince1970 * 1000)),
-            seeds: self.configuration.seeds,
+            seeds: SeedResolver.literalSeeds(self.configuration.seeds),
             configuration: self.configuration.membership,
             randomSeed: UInt64.random(in: 0...UInt64.max),
             now: .zero
@@ -138,6 +154,23 @@ public final class MembershipService: Sendable {
                     }
                 }
             }
+            if SeedResolver.needsResolution(self.configuration.seeds) {
+                let seeds = self.configuration.seeds
+                group.addTask {
+                    var previous: [String] = []
+                    while !Task.isCancelled {
+                        let resolved = await SeedResolver.resolve(seeds)
+                        if resolved != previous {
+                            previous = resolved
+                            logger.info("seeds resolved", metadata: ["membership.seeds": "\(resolved)"])
+                            inbox.yield(.seeds(resolved))
+                        }
+                        // DNS names (a headless Service) gain addresses as pods start: re-resolve
+                        // often until joined, then now and then (to find the cluster again if alone).
+                        try await Task.sleep(for: self.isSynced ? .seconds(30) : .seconds(2))
+                    }
+                }
+            }
             group.addTask {
                 var machine = initialMachine
                 // The member list is copied and sorted when something changed, and otherwise once a
@@ -153,12 +186,20 @@ public final class MembershipService: Sendable {
                     case .leave(let continuation):
                         actions = machine.leave(now: now)
                         continuation.resume()
+                    case .lifecycle(let lifecycle, let continuation):
+                        actions = machine.updateMetadata({ $0.lifecycle = lifecycle }, now: now)
+                        continuation.resume()
+                    case .seeds(let seeds):
+                        machine.replaceSeeds(seeds)
+                        actions = []
+                        ticksSinceSnapshot = ticksPerSnapshot
                     }
                     self.perform(actions, onEvent: onEvent)
                     if input.isTick { ticksSinceSnapshot += 1 }
                     if !actions.isEmpty || ticksSinceSnapshot >= ticksPerSnapshot {
                         ticksSinceSnapshot = 0
-                        self.snapshot.withLock { $0 = machine.members }
+                        let (synced, hasSeeds) = (machine.synced, machine.hasSeeds)
+                        self.snapshot.withLock { $0 = (machine.members, synced, hasSeeds) }
                     }
                     if Task.isCancelled { break }
                 }

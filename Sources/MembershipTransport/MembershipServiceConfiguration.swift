@@ -13,7 +13,10 @@ public struct MembershipServiceConfiguration: Sendable {
     public var zone = ""
     public var weight = 1.0
     public var version = ""
-    /// Gossip addresses (`host:port`) to join through.
+    /// The lifecycle this node announces first (`joining` for a node that copies data before it serves).
+    public var initialLifecycle: MemberLifecycle = .active
+    /// Gossip addresses (`host:port`, the host an IP or a DNS name that may resolve to several
+    /// members) to join through.
     public var seeds: [String] = []
     public var membership: MembershipConfiguration = .lan
     /// Mutual TLS material. Nil only with `allowInsecure` (development).

@@ -13,7 +13,9 @@ public final class TLSMaterial: Sendable {
     private struct Loaded: Sendable {
         var server: NIOSSLContext
         var client: NIOSSLContext
+        var clientConfiguration: TLSConfiguration
         var stamp: [Date]
+        var generation = 0
     }
 
     private let loaded: Mutex<Loaded>
@@ -31,14 +33,23 @@ public final class TLSMaterial: Sendable {
         self.loaded.withLock { ($0.server, $0.client) }
     }
 
+    /// The client configuration (for HTTP clients that build their own contexts) and a generation
+    /// number that grows with every reload.
+    public var clientConfiguration: (configuration: TLSConfiguration, generation: Int) {
+        self.loaded.withLock { ($0.clientConfiguration, $0.generation) }
+    }
+
     /// Reloads the files if any of them changed. Returns true when new material is in use; a file
     /// that does not load keeps the previous material and throws.
     @discardableResult
     public func reloadIfChanged() throws(MembershipTransportError) -> Bool {
         let stamp = Self.stamp([self.caPath, self.certificatePath, self.keyPath])
         guard stamp != self.loaded.withLock({ $0.stamp }) else { return false }
-        let fresh = try Self.load(caPath: self.caPath, certificatePath: self.certificatePath, keyPath: self.keyPath)
-        self.loaded.withLock { $0 = fresh }
+        var fresh = try Self.load(caPath: self.caPath, certificatePath: self.certificatePath, keyPath: self.keyPath)
+        self.loaded.withLock {
+            fresh.generation = $0.generation + 1
+            $0 = fresh
+        }
         return true
     }
 
@@ -77,6 +88,7 @@ public final class TLSMaterial: Sendable {
             return Loaded(
                 server: try NIOSSLContext(configuration: server),
                 client: try NIOSSLContext(configuration: client),
+                clientConfiguration: client,
                 stamp: self.stamp([caPath, certificatePath, keyPath])
             )
         } catch let error as MembershipTransportError {

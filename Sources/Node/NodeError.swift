@@ -6,6 +6,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case invalidConfiguration, stateUnreadable, stateTooNew, io
             case unauthorized, invalidName, notFound, exists, limitReached, badRequest
             case backendUnavailable, backendFailed, shuttingDown, payloadTooLarge
+            case ownerUnavailable, misdirected, peerFailed
         }
 
         private let base: Base
@@ -23,6 +24,9 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         public static let backendFailed = Code(base: .backendFailed)
         public static let shuttingDown = Code(base: .shuttingDown)
         public static let payloadTooLarge = Code(base: .payloadTooLarge)
+        public static let ownerUnavailable = Code(base: .ownerUnavailable)
+        public static let misdirected = Code(base: .misdirected)
+        public static let peerFailed = Code(base: .peerFailed)
 
         public var description: String {
             switch self.base {
@@ -40,6 +44,9 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case .backendFailed: "BACKEND_FAILED"
             case .shuttingDown: "SHUTTING_DOWN"
             case .payloadTooLarge: "PAYLOAD_TOO_LARGE"
+            case .ownerUnavailable: "OWNER_UNAVAILABLE"
+            case .misdirected: "MISDIRECTED_REQUEST"
+            case .peerFailed: "PEER_FAILED"
             }
         }
     }
@@ -50,14 +57,22 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
     public var status: Int
     /// Seconds for a `Retry-After` header, when retrying makes sense.
     public var retryAfter: Int?
+    /// The member that owns the namespace, when the error is about reaching it (JSON `owner`, header
+    /// `x-turso-owner`).
+    public var owner: String?
 
     public var description: String { "\(self.code): \(self.message)" }
 
-    init(_ code: Code, _ message: String, status: Int = 500, retryAfter: Int? = nil) {
+    init(_ code: Code, _ message: String, status: Int = 500, retryAfter: Int? = nil, owner: String? = nil) {
         self.code = code
         self.message = message
         self.status = status
         self.retryAfter = retryAfter
+        self.owner = owner
+    }
+
+    static func ownerUnavailable(_ message: String, owner: String?) -> Self {
+        Self(.ownerUnavailable, message, status: 503, retryAfter: 1, owner: owner)
     }
 
     static func invalidConfiguration(_ message: String) -> Self { Self(.invalidConfiguration, message) }

@@ -13,4 +13,14 @@ public final class NodeLifecycle: Sendable {
     public var isAccepting: Bool { self.accepting.load(ordering: .relaxed) }
 
     public func stopAccepting() { self.accepting.store(false, ordering: .relaxed) }
+
+    private let shutdownHandler = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Sets what `requestShutdown` does (trigger the service group's graceful shutdown).
+    public func onShutdownRequest(_ handler: @escaping @Sendable () -> Void) {
+        self.shutdownHandler.withLock { $0 = handler }
+    }
+
+    /// Starts a graceful shutdown as SIGTERM would (`POST /v1/cluster/leave`).
+    public func requestShutdown() { self.shutdownHandler.withLock { $0 }?() }
 }

@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
+import Membership
+import MembershipTransport
 import NIOCore
 import Proxy
 import ServiceLifecycle
@@ -76,6 +78,15 @@ public enum NodeMain {
             logger: logger
         )
         let lifecycle = NodeLifecycle()
+        let (membership, tls) = try Self.makeMembership(configuration, logger: logger)
+        let peers = configuration.isClustered ? PeerClient(tls: tls) : nil
+        let cluster = Cluster(
+            configuration: configuration,
+            service: service,
+            membership: membership,
+            peers: peers,
+            logger: logger
+        )
         if configuration.authToken.isEmpty {
             logger.warning("TURSO_AUTH_TOKEN is empty: the data port accepts requests without authentication")
         }
@@ -107,13 +118,16 @@ public enum NodeMain {
         )
         var quietLogger = logger
         quietLogger.logLevel = max(logger.logLevel, .warning)
+        let dataResponder = DataResponder(
+            service: service,
+            cluster: cluster,
+            proxy: ReverseProxy(client: client),
+            lifecycle: lifecycle,
+            logger: logger
+        )
+        let adminResponder = AdminResponder(service: service, cluster: cluster, lifecycle: lifecycle, logger: logger)
         let dataApp = Application(
-            responder: DataResponder(
-                service: service,
-                proxy: ReverseProxy(client: client),
-                lifecycle: lifecycle,
-                logger: logger
-            ),
+            responder: dataResponder,
             server: .http1(configuration: http1),
             configuration: .init(
                 address: .hostname(configuration.dataAddress.host, port: configuration.dataAddress.port),
@@ -126,7 +140,7 @@ public enum NodeMain {
             logger: quietLogger
         )
         let adminApp = Application(
-            responder: AdminResponder(service: service, lifecycle: lifecycle, logger: logger),
+            responder: adminResponder,
             server: .http1(configuration: http1),
             configuration: .init(
                 address: .hostname(configuration.adminAddress.host, port: configuration.adminAddress.port),
@@ -137,20 +151,58 @@ public enum NodeMain {
             },
             logger: quietLogger
         )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: NodeCoreService(service: service, logger: logger))
+        ]
+        if configuration.isClustered {
+            let peerResponder = PeerResponder(cluster: cluster, data: dataResponder, admin: adminResponder)
+            let peerServer: HTTPServerBuilder =
+                if let tls { .mutualTLS(http1, material: tls) } else { .http1(configuration: http1) }
+            services.append(
+                .init(
+                    service: Application(
+                        responder: peerResponder,
+                        server: peerServer,
+                        configuration: .init(
+                            address: .hostname(configuration.peerAddress.host, port: configuration.peerAddress.port),
+                            serverName: nil,
+                            backlog: 1024
+                        ),
+                        onServerRunning: { channel in
+                            cluster.peerPort.withLock { $0 = channel.localAddress?.port }
+                            logger.info(
+                                "peer listener ready",
+                                metadata: [
+                                    "peer.port": "\(channel.localAddress?.port ?? 0)", "peer.tls": "\(tls != nil)",
+                                ]
+                            )
+                        },
+                        logger: quietLogger
+                    )
+                )
+            )
+        }
+        services += [
+            .init(service: dataApp),
+            .init(service: adminApp),
+            .init(service: ShutdownSignalService(lifecycle: lifecycle, logger: logger)),
+        ]
+        // Last to start, first to stop: a leaving node hands its namespaces off while the
+        // listeners still serve and forward.
+        if configuration.isClustered {
+            services.append(.init(service: ClusterService(cluster: cluster, logger: logger)))
+        }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: NodeCoreService(service: service, logger: logger)),
-                .init(service: dataApp),
-                .init(service: adminApp),
-                .init(service: ShutdownSignalService(lifecycle: lifecycle, logger: logger)),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: quietLogger
         )
+        let leaveTime = configuration.isClustered ? configuration.leaveTimeout : 0
         groupConfiguration.maximumGracefulShutdownDuration = Duration.milliseconds(
-            Int64(configuration.shutdownTimeout * 1000) + 15_000
+            Int64((configuration.shutdownTimeout + leaveTime) * 1000) + 15_000
         )
         let group = ServiceGroup(configuration: groupConfiguration)
+        lifecycle.onShutdownRequest { Task { await group.triggerGracefulShutdown() } }
         do {
             try await group.run()
         } catch {
@@ -158,5 +210,55 @@ public enum NodeMain {
             throw error
         }
         try? await client.shutdown()
+        await peers?.shutdown()
+    }
+
+    /// The membership service of a clustered node (nil for a one-node deployment without cluster
+    /// settings) and its TLS material.
+    static func makeMembership(
+        _ configuration: NodeConfiguration,
+        logger: Logger
+    ) throws(NodeError)
+        -> (MembershipService?, TLSMaterial?)
+    {
+        guard configuration.isClustered else { return (nil, nil) }
+        do {
+            var tls: TLSMaterial?
+            if !configuration.tlsCA.isEmpty {
+                tls = try TLSMaterial(
+                    caPath: configuration.tlsCA,
+                    certificatePath: configuration.tlsCertificate,
+                    keyPath: configuration.tlsKey
+                )
+            } else {
+                logger.critical(
+                    "TURSO_INSECURE_CLUSTER=true: gossip and peer traffic are NOT encrypted or authenticated; development only"
+                )
+            }
+            let host = Cluster.hostForURL(configuration.advertisedHost)
+            var settings = MembershipServiceConfiguration(
+                nodeID: NodeID(configuration.nodeID),
+                advertisedGossipAddress: "\(host):\(configuration.gossipAddress.port)"
+            )
+            settings.listenHost = configuration.gossipAddress.host
+            settings.listenPort = configuration.gossipAddress.port
+            settings.peerAddress = "\(host):\(configuration.peerAddress.port)"
+            settings.dataAddress = "\(host):\(configuration.dataAddress.port)"
+            settings.zone = configuration.zone
+            settings.version = NodeHelp.version
+            settings.seeds = configuration.join
+            settings.initialLifecycle = configuration.join.isEmpty ? .active : .joining
+            settings.membership =
+                switch configuration.membershipPreset {
+                case "wan": .wan
+                case "local-testing": .localTesting
+                default: .lan
+                }
+            settings.tls = tls
+            settings.allowInsecure = configuration.insecureCluster
+            return (try MembershipService(configuration: settings, logger: logger), tls)
+        } catch {
+            throw NodeError(.invalidConfiguration, "cannot set up cluster membership: \(error)")
+        }
     }
 }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 /// Forwards HTTP requests to an upstream over pooled keep-alive connections, streaming bodies both ways.
@@ -14,8 +15,10 @@ public struct ReverseProxy: Sendable {
 
     /// Creates the shared client: per-host pools of keep-alive HTTP/1.1 connections, no redirects, no
     /// decompression (bodies pass through untouched).
-    public static func makeClient(maxConnectionsPerHost: Int = 64) -> HTTPClient {
+    /// `tls`, when given, is used for `https://` upstreams (mutual TLS between nodes).
+    public static func makeClient(maxConnectionsPerHost: Int = 64, tls: TLSConfiguration? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        configuration.tlsConfiguration = tls
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
         configuration.connectionPool = .init(
@@ -26,19 +29,38 @@ public struct ReverseProxy: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
+    /// Reads the whole body of a request whose body is small enough to be sent more than once, or
+    /// returns nil (a large or chunked body streams, once).
+    public static func bufferedBody(of request: Request, maxBodyBytes: Int) async throws(ProxyError) -> ByteBuffer? {
+        let length = request.headers[.contentLength].flatMap { Int($0) }
+        if let length, length > maxBodyBytes { throw .bodyTooLarge(maxBodyBytes) }
+        if length == nil && request.headers[.transferEncoding] != nil { return nil }
+        guard let length, length > 0 else { return ByteBuffer() }
+        guard length <= Self.bufferedBodyLimit else { return nil }
+        var request = request
+        do {
+            return try await request.collectBody(upTo: maxBodyBytes)
+        } catch {
+            throw .bodyTooLarge(maxBodyBytes)
+        }
+    }
+
     public init(client: HTTPClient) {
         self.client = client
     }
 
     /// Forwards `request` to `upstream` (e.g. `http://127.0.0.1:9000`) at `path` (with query), with at
     /// most `maxBodyBytes` of request body. Returns the upstream's response with a streamed body.
+    /// `body`, when given, is sent instead of reading the request's body (a body read earlier, so a
+    /// request can be sent twice).
     public func forward(
         _ request: Request,
         upstream: String,
         path: String,
         maxBodyBytes: Int,
         timeout: Duration,
-        extraHeaders: [(String, String)] = []
+        extraHeaders: [(String, String)] = [],
+        body preloaded: ByteBuffer? = nil
     ) async throws(ProxyError) -> Response {
         let length = request.headers[.contentLength].flatMap { Int($0) }
         if let length, length > maxBodyBytes { throw .bodyTooLarge(maxBodyBytes) }
@@ -54,7 +76,9 @@ public struct ReverseProxy: Sendable {
         // request) are read whole first; larger ones stream, and the response waits until the
         // upload finished.
         var upload: UploadCompletion?
-        if let length, hasBody, length <= Self.bufferedBodyLimit {
+        if let preloaded {
+            outbound.body = .bytes(preloaded)
+        } else if let length, hasBody, length <= Self.bufferedBodyLimit {
             var request = request
             do {
                 outbound.body = .bytes(try await request.collectBody(upTo: maxBodyBytes))

@@ -52,12 +52,40 @@ public struct NodeConfiguration: Sendable {
     public var shutdownTimeout = 25.0
     /// Log level: trace, debug, info, notice, warning, error, critical. `TURSO_LOG_LEVEL`, default info.
     public var logLevel = "info"
-    /// Seed addresses of a cluster. `TURSO_JOIN`; clustering is not in this build (rejected when set).
+    /// Gossip listeners of other members (`host:port` or DNS names resolving to several). `TURSO_JOIN`;
+    /// empty = a one-node cluster (unless TLS material is set, which lets others join this node).
     public var join: [String] = []
     /// This node's stable identity. `TURSO_NODE_ID`, default the host name.
     public var nodeID = ProcessInfo.processInfo.hostName
     /// Failure domain. `TURSO_ZONE`, default empty.
     public var zone = ""
+    /// Membership listener (TLS). `TURSO_GOSSIP_ADDR`, default `:7946`.
+    public var gossipAddress = ListenAddress(host: "0.0.0.0", port: 7946)
+    /// Inter-node listener for forwarded requests and handoffs (TLS). `TURSO_PEER_ADDR`, default `:8082`.
+    public var peerAddress = ListenAddress(host: "0.0.0.0", port: 8082)
+    /// Host other members use to reach this node. `TURSO_ADVERTISE_HOST`, default the listen host, or
+    /// the host name's address when listening on every interface.
+    public var advertiseHost = ""
+    /// Cluster CA, this node's certificate and key (PEM). `TURSO_TLS_CA`, `TURSO_TLS_CERT`, `TURSO_TLS_KEY`.
+    public var tlsCA = ""
+    public var tlsCertificate = ""
+    public var tlsKey = ""
+    /// Run the cluster listeners without TLS (development only). `TURSO_INSECURE_CLUSTER`, default false.
+    public var insecureCluster = false
+    /// Copies of each namespace, owner included. `TURSO_REPLICAS`, default 2 (replication is not in this
+    /// build: each namespace has exactly one copy, on its owner).
+    public var replicas = 2
+    /// Membership timing: `lan`, `wan` or `local-testing`. `TURSO_MEMBERSHIP_PRESET`, default lan.
+    public var membershipPreset = "lan"
+    /// Longest wait for a namespace's in-flight requests when it is handed off, seconds.
+    /// `TURSO_HANDOFF_DRAIN_TIMEOUT`, default 5s.
+    public var handoffDrainTimeout = 5.0
+    /// Longest time a leaving node spends handing off its namespaces, seconds. `TURSO_LEAVE_TIMEOUT`,
+    /// default 120s.
+    public var leaveTimeout = 120.0
+
+    /// True when this node takes part in a cluster (gossip and peer listeners run).
+    public var isClustered: Bool { !self.join.isEmpty || !self.tlsCA.isEmpty || self.insecureCluster }
 
     public init() {}
 
@@ -108,11 +136,10 @@ public struct NodeConfiguration: Sendable {
         self.maxNamespaces = try integer("TURSO_MAX_NAMESPACES", self.maxNamespaces)
         self.maxRunning = try integer("TURSO_MAX_RUNNING", self.maxRunning)
         if let text = value("TURSO_ALLOW_AUTO_PROVISION") {
-            switch text.lowercased() {
-            case "1", "true", "yes", "on": self.allowAutoProvision = true
-            case "0", "false", "no", "off": self.allowAutoProvision = false
-            default: throw .invalidConfiguration("TURSO_ALLOW_AUTO_PROVISION=\(text) is not a boolean")
+            guard let flag = Self.parseBool(text) else {
+                throw .invalidConfiguration("TURSO_ALLOW_AUTO_PROVISION=\(text) is not a boolean")
             }
+            self.allowAutoProvision = flag
         }
         self.startupTimeout = try duration("TURSO_STARTUP_TIMEOUT", self.startupTimeout)
         self.gcInterval = try duration("TURSO_GC_INTERVAL", self.gcInterval)
@@ -128,6 +155,22 @@ public struct NodeConfiguration: Sendable {
         self.zone = value("TURSO_ZONE") ?? ""
         self.join = (value("TURSO_JOIN") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
+        self.gossipAddress = try address("TURSO_GOSSIP_ADDR", self.gossipAddress)
+        self.peerAddress = try address("TURSO_PEER_ADDR", self.peerAddress)
+        self.advertiseHost = value("TURSO_ADVERTISE_HOST") ?? ""
+        self.tlsCA = value("TURSO_TLS_CA") ?? ""
+        self.tlsCertificate = value("TURSO_TLS_CERT") ?? ""
+        self.tlsKey = value("TURSO_TLS_KEY") ?? ""
+        if let text = value("TURSO_INSECURE_CLUSTER") {
+            guard let flag = Self.parseBool(text) else {
+                throw .invalidConfiguration("TURSO_INSECURE_CLUSTER=\(text) is not a boolean")
+            }
+            self.insecureCluster = flag
+        }
+        self.replicas = try integer("TURSO_REPLICAS", self.replicas)
+        self.membershipPreset = value("TURSO_MEMBERSHIP_PRESET")?.lowercased() ?? self.membershipPreset
+        self.handoffDrainTimeout = try duration("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout)
+        self.leaveTimeout = try duration("TURSO_LEAVE_TIMEOUT", self.leaveTimeout)
         try self.validate()
     }
 
@@ -165,11 +208,89 @@ public struct NodeConfiguration: Sendable {
                 "TURSO_NODE_ID=\(self.nodeID) must be 1-253 characters of letters, digits, '-', '.', '_'"
             )
         }
-        if !self.join.isEmpty {
+        try self.validateCluster()
+    }
+
+    private func validateCluster() throws(NodeError) {
+        let tlsFiles = [self.tlsCA, self.tlsCertificate, self.tlsKey]
+        if tlsFiles.contains(where: { !$0.isEmpty }) && tlsFiles.contains(where: \.isEmpty) {
+            throw .invalidConfiguration("TURSO_TLS_CA, TURSO_TLS_CERT and TURSO_TLS_KEY must be set together")
+        }
+        if !self.join.isEmpty && self.tlsCA.isEmpty && !self.insecureCluster {
             throw .invalidConfiguration(
-                "TURSO_JOIN is set, but this build runs single-node only; unset it (clustering is not available yet)"
+                "TURSO_JOIN is set but TURSO_TLS_CA/TURSO_TLS_CERT/TURSO_TLS_KEY are not: nodes talk over mutual TLS (make the files with `turso-server certs`, or set TURSO_INSECURE_CLUSTER=true for development)"
             )
         }
+        for seed in self.join where Self.parseAddress(seed) == nil || seed.hasPrefix(":") {
+            throw .invalidConfiguration("TURSO_JOIN entry \(seed) is not host:port")
+        }
+        guard self.isClustered else { return }
+        let listeners = [
+            ("TURSO_DATA_ADDR", self.dataAddress), ("TURSO_ADMIN_ADDR", self.adminAddress),
+            ("TURSO_GOSSIP_ADDR", self.gossipAddress), ("TURSO_PEER_ADDR", self.peerAddress),
+        ]
+        for (i, (name, address)) in listeners.enumerated() {
+            if address.port != 0, let other = listeners[(i + 1)...].first(where: { $0.1.port == address.port }) {
+                throw .invalidConfiguration("\(name) and \(other.0) use the same port \(address.port)")
+            }
+            if self.backendPorts.contains(address.port) {
+                throw .invalidConfiguration("\(name) port \(address.port) lies inside the backend port range")
+            }
+        }
+        guard self.replicas >= 1 else { throw .invalidConfiguration("TURSO_REPLICAS must be >= 1") }
+        guard ["lan", "wan", "local-testing"].contains(self.membershipPreset) else {
+            throw .invalidConfiguration(
+                "TURSO_MEMBERSHIP_PRESET=\(self.membershipPreset) is not lan, wan or local-testing"
+            )
+        }
+        guard self.handoffDrainTimeout > 0, self.leaveTimeout > 0 else {
+            throw .invalidConfiguration("TURSO_HANDOFF_DRAIN_TIMEOUT and TURSO_LEAVE_TIMEOUT must be > 0")
+        }
+    }
+
+    /// The host peers and clients use to reach this node.
+    public var advertisedHost: String {
+        if !self.advertiseHost.isEmpty { return self.advertiseHost }
+        if self.peerAddress.host != "0.0.0.0" && self.peerAddress.host != "::" { return self.peerAddress.host }
+        return Self.hostAddress() ?? "127.0.0.1"
+    }
+
+    static func parseBool(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": true
+        case "0", "false", "no", "off": false
+        default: nil
+        }
+    }
+
+    /// The first non-loopback IPv4 address the host name resolves to.
+    static func hostAddress() -> String? {
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(ProcessInfo.processInfo.hostName, nil, &hints, &list) == 0, let first = list else {
+            return nil
+        }
+        defer { freeaddrinfo(first) }
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let entry = cursor {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(
+                entry.pointee.ai_addr,
+                entry.pointee.ai_addrlen,
+                &buffer,
+                socklen_t(buffer.count),
+                nil,
+                0,
+                NI_NUMERICHOST
+            ) == 0 {
+                let address = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !address.hasPrefix("127.") { return address }
+            }
+            cursor = entry.pointee.ai_next
+        }
+        return nil
     }
 
     /// Parses `:8080`, `host:8080`, `[::1]:8080`.

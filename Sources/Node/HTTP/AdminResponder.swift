@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Membership
 import NIOCore
 
 /// The admin port: namespace lifecycle (`/v1/namespaces…`), `/metrics`, and the token-free probes
@@ -10,17 +11,19 @@ struct AdminResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
     let service: NamespaceService
+    let cluster: Cluster
     let lifecycle: NodeLifecycle
     let logger: Logger
 
     func respond(to request: Request, context: Context) async throws -> Response {
         await HTTPHelpers.respond(listener: "admin", metrics: self.service.metrics) { () async throws(NodeError) in
-            try await self.handle(request)
+            try await self.handle(request, target: request.uri.description, forwarded: false)
         }
     }
 
-    private func handle(_ request: Request) async throws(NodeError) -> Response {
-        let path = String(request.uri.description.prefix { $0 != "?" })
+    /// `forwarded`: another member's admin port routed it here (through the peer listener).
+    func handle(_ request: Request, target: String, forwarded: Bool) async throws(NodeError) -> Response {
+        let path = String(target.prefix { $0 != "?" })
         let method = request.method
         switch path {
         case "/healthz":
@@ -28,6 +31,9 @@ struct AdminResponder: HTTPResponder {
         case "/readyz":
             guard self.lifecycle.isAccepting else {
                 throw NodeError(.shuttingDown, "the node is shutting down", status: 503)
+            }
+            guard self.cluster.isReady else {
+                throw NodeError(.ownerUnavailable, "the node has not joined the cluster yet", status: 503)
             }
             return HTTPHelpers.json(.ok, ["status": "ready"])
         default:
@@ -45,6 +51,12 @@ struct AdminResponder: HTTPResponder {
             guard method == .get else { throw Self.methodNotAllowed(method, path) }
             return await self.members()
         }
+        if path == "/v1/cluster/leave" {
+            guard method == .post else { throw Self.methodNotAllowed(method, path) }
+            self.logger.info("leave requested through the admin API")
+            self.lifecycle.requestShutdown()
+            return HTTPHelpers.json(.accepted, ["status": "leaving", "id": self.cluster.selfID])
+        }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         // ["", "v1", "namespaces", name?, action?]
         guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "namespaces" else {
@@ -52,12 +64,60 @@ struct AdminResponder: HTTPResponder {
         }
         if parts.count == 3 || (parts.count == 4 && parts[3].isEmpty) {
             guard method == .get else { throw Self.methodNotAllowed(method, path) }
-            return try await self.list()
+            return try await self.list(merged: self.cluster.isClustered && !forwarded)
         }
         let name = parts[3]
         guard NamespaceName.isValid(name) else { throw .invalidName(name) }
         let action = parts.count > 4 ? parts[4] : ""
         guard parts.count <= 5 else { throw .notFound("no route for \(method) \(path)") }
+        switch (method, action) {
+        case (.get, ""), (.delete, ""), (.post, "create"), (.post, "lock"), (.post, "unlock"), (.post, "ttl"),
+            (.post, "access"), (.get, "backup"):
+            break
+        case (_, ""), (_, "create"), (_, "lock"), (_, "unlock"), (_, "ttl"), (_, "access"), (_, "backup"):
+            throw Self.methodNotAllowed(method, path)
+        default:
+            throw .notFound("no route for \(method) \(path)")
+        }
+        switch try await self.cluster.resolve(String(name), forwarded: forwarded, handedOver: false) {
+        case .local:
+            defer { self.cluster.gate.exit(String(name)) }
+            return try await self.perform(request, name: String(name), action: String(action))
+        case .absent:
+            guard method == .post && action == "create" else { throw .notFound("namespace \(name) does not exist") }
+            let record = try await self.cluster.locks.withLock(String(name)) { () async throws(NodeError) in
+                try await self.service.create(String(name))
+            }
+            return HTTPHelpers.json(.created, await self.json(record))
+        case .forward(let member, _):
+            return try await self.forward(request, target: target, to: member)
+        }
+    }
+
+    /// Sends an admin request to the member that holds or owns the namespace.
+    private func forward(_ request: Request, target: String, to member: MemberState) async throws(NodeError) -> Response
+    {
+        guard let peers = self.cluster.peers else { throw NodeError.ownerUnavailable("not clustered", owner: nil) }
+        do {
+            return try await peers.proxy.forward(
+                request,
+                upstream: peers.baseURL(member.metadata.peerAddress),
+                path: "/_peer/admin" + target,
+                maxBodyBytes: self.service.configuration.maxAdminBodyBytes,
+                timeout: .seconds(600),
+                extraHeaders: [(ClusterHeaders.forwarded.rawName, self.cluster.selfID)]
+            )
+        } catch {
+            throw NodeError.ownerUnavailable(
+                "member \(member.id.rawValue), which owns this namespace, did not answer: \(error.message)",
+                owner: member.id.rawValue
+            )
+        }
+    }
+
+    /// One namespace action on this node, which holds the namespace.
+    private func perform(_ request: Request, name: String, action: String) async throws(NodeError) -> Response {
+        let method = request.method
         switch (method, action) {
         case (.get, ""):
             return try await self.describe(String(name))
@@ -92,10 +152,8 @@ struct AdminResponder: HTTPResponder {
             return HTTPHelpers.json(.ok, await self.json(record))
         case (.get, "backup"):
             return try await self.backup(String(name))
-        case (_, ""), (_, "create"), (_, "lock"), (_, "unlock"), (_, "ttl"), (_, "access"), (_, "backup"):
-            throw Self.methodNotAllowed(method, path)
         default:
-            throw .notFound("no route for \(method) \(path)")
+            throw Self.methodNotAllowed(method, "/v1/namespaces/\(name)/\(action)")
         }
     }
 
@@ -132,28 +190,101 @@ struct AdminResponder: HTTPResponder {
         return seconds
     }
 
-    /// `GET /v1/cluster/members`: this node, the only member of a one-node cluster.
+    /// `GET /v1/cluster/members`: every member this node knows (just itself when not clustered), with
+    /// the namespaces each holds (asked of each live member; null when it does not answer).
     private func members() async -> Response {
         let configuration = self.service.configuration
-        let member: [String: Any] = [
-            "id": configuration.nodeID,
-            "dataAddress": configuration.dataAddress.description,
-            "adminAddress": configuration.adminAddress.description,
-            "zone": configuration.zone,
-            "state": self.lifecycle.isAccepting ? "active" : "leaving",
-            "liveness": "alive",
-            "incarnation": self.lifecycle.startedAt,
-            "namespaces": self.service.registry.count,
-            "running": await self.service.supervisor.runningCount,
-            "self": true,
-        ]
-        return HTTPHelpers.json(.ok, ["members": [member]])
+        guard self.cluster.isClustered, let peers = self.cluster.peers else {
+            let member: [String: Any] = [
+                "id": configuration.nodeID,
+                "dataAddress": configuration.dataAddress.description,
+                "adminAddress": configuration.adminAddress.description,
+                "zone": configuration.zone,
+                "state": self.lifecycle.isAccepting ? "active" : "leaving",
+                "liveness": "alive",
+                "incarnation": self.lifecycle.startedAt,
+                "namespaces": self.service.registry.count,
+                "running": await self.service.supervisor.runningCount,
+                "self": true,
+            ]
+            return HTTPHelpers.json(.ok, ["members": [member]])
+        }
+        let view = self.cluster.view
+        let counts = await withTaskGroup(of: (String, Int?).self) { group in
+            for member in view.others where member.status != .dead {
+                group.addTask {
+                    let answer = try? await peers.call(
+                        .GET,
+                        member.metadata.peerAddress,
+                        "/_peer/v1/status",
+                        timeout: .seconds(2)
+                    )
+                    return (member.id.rawValue, answer?.object["namespaces"] as? Int)
+                }
+            }
+            var counts: [String: Int] = [:]
+            for await (id, count) in group { if let count { counts[id] = count } }
+            return counts
+        }
+        var items: [[String: Any]] = []
+        for member in view.members {
+            let isSelf = member.id.rawValue == self.cluster.selfID
+            let held = isSelf ? self.service.registry.count : counts[member.id.rawValue]
+            items.append([
+                "id": member.id.rawValue,
+                "gossipAddress": member.metadata.gossipAddress,
+                "peerAddress": member.metadata.peerAddress,
+                "dataAddress": member.metadata.dataAddress,
+                "zone": member.metadata.zone,
+                "weight": member.metadata.weight,
+                "version": member.metadata.version,
+                "state": "\(member.metadata.lifecycle)",
+                "liveness": "\(member.status)",
+                "incarnation": member.incarnation.value,
+                "namespaces": held.map { $0 as Any } ?? NSNull(),
+                "self": isSelf,
+            ])
+        }
+        return HTTPHelpers.json(.ok, ["members": items])
     }
 
-    private func list() async throws(NodeError) -> Response {
+    /// `GET /v1/namespaces`: this node's namespaces, or with `merged` every live member's, each with
+    /// its owner and holder; members that did not answer are listed under `unreachable`.
+    private func list(merged: Bool) async throws(NodeError) -> Response {
         var items: [[String: Any]] = []
-        for record in self.service.registry.all() { items.append(await self.json(record)) }
-        return HTTPHelpers.json(.ok, ["namespaces": items])
+        for record in self.service.registry.all() where self.cluster.holds(record.name) {
+            items.append(await self.json(record))
+        }
+        guard merged, let peers = self.cluster.peers else { return HTTPHelpers.json(.ok, ["namespaces": items]) }
+        let view = self.cluster.view
+        var unreachable: [String] = []
+        let answers = await withTaskGroup(of: (String, JSONPayload?).self) { group in
+            for member in view.others {
+                group.addTask {
+                    guard member.status != .dead,
+                        let (status, object) = try? await peers.call(
+                            .GET,
+                            member.metadata.peerAddress,
+                            "/_peer/v1/namespaces",
+                            timeout: .seconds(10)
+                        ), status == 200
+                    else { return (member.id.rawValue, nil) }
+                    return (member.id.rawValue, JSONPayload(object))
+                }
+            }
+            var answers: [(String, JSONPayload?)] = []
+            for await answer in group { answers.append(answer) }
+            return answers
+        }
+        for (id, payload) in answers {
+            guard let payload else {
+                unreachable.append(id)
+                continue
+            }
+            items.append(contentsOf: payload.object["namespaces"] as? [[String: Any]] ?? [])
+        }
+        items.sort { ($0["name"] as? String ?? "") < ($1["name"] as? String ?? "") }
+        return HTTPHelpers.json(.ok, ["namespaces": items, "unreachable": unreachable.sorted()])
     }
 
     private func describe(_ name: String) async throws(NodeError) -> Response {
@@ -163,7 +294,7 @@ struct AdminResponder: HTTPResponder {
         return HTTPHelpers.json(.ok, await self.json(record))
     }
 
-    private func json(_ record: NamespaceRecord) async -> [String: Any] {
+    func json(_ record: NamespaceRecord) async -> [String: Any] {
         let state = await self.service.supervisor.state(of: record.name)
         var object: [String: Any] = [
             "name": record.name,
@@ -173,7 +304,8 @@ struct AdminResponder: HTTPResponder {
             "createdAt": HTTPHelpers.iso8601(record.createdAt),
             "lastAccessAt": HTTPHelpers.iso8601(record.lastAccessAt),
             "expiresAt": record.expiresAt.map { HTTPHelpers.iso8601($0) as Any } ?? NSNull(),
-            "owner": self.service.configuration.nodeID,
+            "owner": self.cluster.view.owner(of: record.name)?.id.rawValue ?? NSNull(),
+            "holder": self.cluster.selfID,
             "replicas": [String](),
         ]
         switch state {

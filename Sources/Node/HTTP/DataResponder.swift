@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Membership
+import NIOCore
 import Proxy
 import Synchronization
 
@@ -11,6 +13,7 @@ struct DataResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
     let service: NamespaceService
+    let cluster: Cluster
     let proxy: ReverseProxy
     let lifecycle: NodeLifecycle
     let logger: Logger
@@ -31,7 +34,13 @@ struct DataResponder: HTTPResponder {
         return (namespace, rest)
     }
 
-    private func handle(_ request: Request) async throws(NodeError) -> Response {
+    func handle(
+        _ request: Request,
+        forwarded: Bool = false,
+        handedOver: Bool = false
+    ) async throws(NodeError)
+        -> Response
+    {
         guard self.lifecycle.isAccepting else {
             throw NodeError(.shuttingDown, "the node is shutting down", status: 503, retryAfter: 1)
         }
@@ -41,9 +50,60 @@ struct DataResponder: HTTPResponder {
         }
         guard NamespaceName.isValid(segment) else { throw .invalidName(segment) }
         let name = String(segment)
-        _ = try self.service.recordForDataRequest(name)
-        let port = try await self.service.supervisor.acquire(name)
-        let lease = BackendLease(name: name, supervisor: self.service.supervisor)
+        // A body read for forwarding is kept, so a request a stale owner refused (421) can go again.
+        var body: ByteBuffer?
+        var retried = false
+        for _ in 0..<3 {
+            switch try await self.cluster.resolve(name, forwarded: forwarded, handedOver: handedOver) {
+            case .local:
+                return try await self.serveLocally(request, name: name, rest: rest, body: body)
+            case .absent:
+                try await self.cluster.locks.withLock(name) { () throws(NodeError) in
+                    _ = try self.service.recordForDataRequest(name)
+                }
+            case .forward(let member, let passedOn):
+                if body == nil {
+                    do {
+                        body = try await ReverseProxy.bufferedBody(
+                            of: request,
+                            maxBodyBytes: self.service.configuration.maxBodyBytes
+                        )
+                    } catch {
+                        throw NodeError(.payloadTooLarge, error.message, status: 413)
+                    }
+                }
+                let response = try await self.forward(request, to: member, handedOver: passedOn, body: body)
+                if response.status.code == 421 && !retried && body != nil {
+                    self.service.metrics.countForwarded("retried")
+                    retried = true
+                    continue
+                }
+                self.service.metrics.countForwarded(response.status.code == 421 ? "misdirected" : "ok")
+                return response
+            }
+        }
+        throw NodeError.ownerUnavailable("namespace \(name) is moving between members; retry shortly", owner: nil)
+    }
+
+    /// Proxies to this node's backend for `name` (already admitted to the gate).
+    private func serveLocally(
+        _ request: Request,
+        name: String,
+        rest: String,
+        body: ByteBuffer?
+    ) async throws(NodeError)
+        -> Response
+    {
+        let gate = self.cluster.gate
+        let port: Int
+        do {
+            _ = try self.service.recordForDataRequest(name)
+            port = try await self.service.supervisor.acquire(name)
+        } catch {
+            gate.exit(name)
+            throw error
+        }
+        let lease = BackendLease(name: name, supervisor: self.service.supervisor) { gate.exit(name) }
         self.service.registry.touch(name, now: NamespaceService.nowMilliseconds())
         let started = ContinuousClock.now
         let upstream: Response
@@ -53,7 +113,8 @@ struct DataResponder: HTTPResponder {
                 upstream: "http://127.0.0.1:\(port)",
                 path: rest,
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
-                timeout: .seconds(Int64(self.service.configuration.upstreamTimeout))
+                timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
+                body: body
             )
         } catch {
             lease.release()
@@ -70,12 +131,44 @@ struct DataResponder: HTTPResponder {
         }
         self.service.metrics.proxyLatency.observe(ContinuousClock.now - started)
         var response = upstream
-        let body = upstream.body
-        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+        let upstreamBody = upstream.body
+        response.body = ResponseBody(contentLength: upstreamBody.contentLength) { writer in
             defer { lease.release() }
-            try await body.write(writer)
+            try await upstreamBody.write(writer)
         }
         return response
+    }
+
+    /// Sends the request, unchanged, to `member`'s peer listener and streams its answer back.
+    private func forward(
+        _ request: Request,
+        to member: MemberState,
+        handedOver: Bool,
+        body: ByteBuffer?
+    )
+        async throws(NodeError) -> Response
+    {
+        guard let peers = self.cluster.peers else { throw NodeError.ownerUnavailable("not clustered", owner: nil) }
+        var headers = [(ClusterHeaders.forwarded.rawName, self.cluster.selfID)]
+        if handedOver { headers.append((ClusterHeaders.handedOver.rawName, "1")) }
+        do {
+            return try await peers.proxy.forward(
+                request,
+                upstream: peers.baseURL(member.metadata.peerAddress),
+                path: request.uri.description,
+                maxBodyBytes: self.service.configuration.maxBodyBytes,
+                timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
+                extraHeaders: headers,
+                body: body
+            )
+        } catch {
+            self.service.metrics.countForwarded("failed")
+            if error.code == .bodyTooLarge { throw NodeError(.payloadTooLarge, error.message, status: 413) }
+            throw NodeError.ownerUnavailable(
+                "member \(member.id.rawValue), which owns this namespace, did not answer: \(error.message)",
+                owner: member.id.rawValue
+            )
+        }
     }
 }
 
@@ -83,21 +176,25 @@ struct DataResponder: HTTPResponder {
 final class BackendLease: Sendable {
     private let name: String
     private let supervisor: Supervisor
+    private let onRelease: @Sendable () -> Void
     private let released = Atomic<Bool>(false)
 
-    init(name: String, supervisor: Supervisor) {
+    init(name: String, supervisor: Supervisor, onRelease: @escaping @Sendable () -> Void = {}) {
         self.name = name
         self.supervisor = supervisor
+        self.onRelease = onRelease
     }
 
     func release() {
         guard !self.released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        self.onRelease()
         let (supervisor, name) = (self.supervisor, self.name)
         Task { await supervisor.release(name) }
     }
 
     deinit {
         if !self.released.load(ordering: .relaxed) {
+            self.onRelease()
             let (supervisor, name) = (self.supervisor, self.name)
             Task { await supervisor.release(name) }
         }

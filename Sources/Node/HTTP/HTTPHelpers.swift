@@ -15,11 +15,11 @@ enum HTTPHelpers {
 
     /// `{"error":{"message","code"}}` with the error's status (and `Retry-After` when it has one).
     static func error(_ error: NodeError) -> Response {
-        var response = self.json(
-            HTTPResponse.Status(code: error.status),
-            ["error": ["message": error.message, "code": error.code.description]]
-        )
+        var body: [String: Any] = ["message": error.message, "code": error.code.description]
+        if let owner = error.owner { body["owner"] = owner }
+        var response = self.json(HTTPResponse.Status(code: error.status), ["error": body])
         if let retryAfter = error.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        if let owner = error.owner { response.headers[ClusterHeaders.owner] = owner }
         if error.status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
         return response
     }

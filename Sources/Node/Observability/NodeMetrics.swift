@@ -50,8 +50,23 @@ public final class NodeMetrics: Sendable {
     public let gcArchived = Counter()
     public let gcPurged = Counter()
     public let namespacesCreated = Counter()
+    /// Requests this node forwarded to another member, by outcome (`ok`, `retried`, `failed`).
+    private let forwarded = Mutex<[String: Int]>([:])
+    public let handoffsOut = Counter()
+    public let handoffsIn = Counter()
+    public let handoffsFailed = Counter()
+    public let handoffBytes = Counter()
+    public let handoffDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
+    /// Members by lifecycle/liveness as this node sees them, e.g. `active/alive`.
+    private let memberStates = Mutex<[String: Int]>([:])
 
     public init() {}
+
+    public func countForwarded(_ outcome: String) { self.forwarded.withLock { $0[outcome, default: 0] += 1 } }
+
+    public func forwardedCount(_ outcome: String) -> Int { self.forwarded.withLock { $0[outcome] ?? 0 } }
+
+    public func setMemberStates(_ counts: [String: Int]) { self.memberStates.withLock { $0 = counts } }
 
     /// Counts a finished request on `listener` ("data" or "admin") with its status.
     public func countRequest(listener: String, status: Int) {
@@ -104,6 +119,31 @@ public final class NodeMetrics: Sendable {
             "# HELP turso_gc_actions_total Garbage-collection actions, by action.\n# TYPE turso_gc_actions_total counter\n"
         out += "turso_gc_actions_total{action=\"archive\"} \(self.gcArchived.current)\n"
         out += "turso_gc_actions_total{action=\"purge\"} \(self.gcPurged.current)\n"
+        self.renderCluster(into: &out)
         return out
+    }
+
+    private func renderCluster(into out: inout String) {
+        out += "# HELP turso_forwarded_requests_total Requests forwarded to the owning member, by outcome.\n"
+        out += "# TYPE turso_forwarded_requests_total counter\n"
+        for (outcome, count) in self.forwarded.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            out += "turso_forwarded_requests_total{outcome=\"\(outcome)\"} \(count)\n"
+        }
+        out += "# HELP turso_handoffs_total Namespace handoffs, by direction and result.\n"
+        out += "# TYPE turso_handoffs_total counter\n"
+        out += "turso_handoffs_total{direction=\"out\",result=\"ok\"} \(self.handoffsOut.current)\n"
+        out += "turso_handoffs_total{direction=\"out\",result=\"failed\"} \(self.handoffsFailed.current)\n"
+        out += "turso_handoffs_total{direction=\"in\",result=\"ok\"} \(self.handoffsIn.current)\n"
+        out += "# HELP turso_handoff_bytes_total Bytes of database and WAL copied to this node by handoffs.\n"
+        out += "# TYPE turso_handoff_bytes_total counter\nturso_handoff_bytes_total \(self.handoffBytes.current)\n"
+        out += "# HELP turso_handoff_duration_seconds Time a namespace was fenced while handed off.\n"
+        out += "# TYPE turso_handoff_duration_seconds histogram\n"
+        self.handoffDuration.render("turso_handoff_duration_seconds", into: &out)
+        out += "# HELP turso_cluster_members Members this node knows, by lifecycle state and liveness.\n"
+        out += "# TYPE turso_cluster_members gauge\n"
+        for (key, count) in self.memberStates.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "/")
+            out += "turso_cluster_members{state=\"\(parts[0])\",liveness=\"\(parts[1])\"} \(count)\n"
+        }
     }
 }

@@ -50,6 +50,11 @@ public final class NamespaceRegistry: Sendable {
                     created_at INTEGER NOT NULL,
                     last_access_at INTEGER NOT NULL
                 );
+                CREATE TABLE IF NOT EXISTS handoffs(
+                    name TEXT PRIMARY KEY,
+                    target TEXT NOT NULL,
+                    started_at INTEGER NOT NULL
+                );
                 """
             )
             let version = try connection.query("SELECT value FROM meta WHERE key = 'format_version'")
@@ -128,6 +133,49 @@ public final class NamespaceRegistry: Sendable {
             try self.write(record)
             state.records[name] = record
             return record
+        }
+    }
+
+    /// Registers a namespace received from another member with its metadata (a handoff).
+    public func install(_ record: NamespaceRecord) throws(NodeError) {
+        try self.state.withLock { state throws(NodeError) in
+            try self.write(record)
+            state.records[record.name] = record
+        }
+    }
+
+    /// Records, durably, that `name` is being handed to `target`: until cleared, this node does not
+    /// serve it (after a crash the node first asks `target` whether the handoff completed).
+    public func markHandoff(_ name: String, target: String, now: Int64) throws(NodeError) {
+        try self.execute(
+            "INSERT OR REPLACE INTO handoffs(name, target, started_at) VALUES (?, ?, ?)",
+            [.text(name), .text(target), .integer(now)]
+        )
+    }
+
+    public func clearHandoff(_ name: String) throws(NodeError) {
+        try self.execute("DELETE FROM handoffs WHERE name = ?", [.text(name)])
+    }
+
+    /// Handoffs started and not known to be finished: namespace → target member.
+    public func pendingHandoffs() throws(NodeError) -> [String: String] {
+        do {
+            let rows = try self.connection.withLock { try $0.query("SELECT name, target FROM handoffs") }
+            var result: [String: String] = [:]
+            for row in rows {
+                if case .text(let name) = row[0], case .text(let target) = row[1] { result[name] = target }
+            }
+            return result
+        } catch {
+            throw NodeError.io("cannot read the state database: \(error)")
+        }
+    }
+
+    private func execute(_ sql: String, _ values: [SQLiteValue]) throws(NodeError) {
+        do {
+            try self.connection.withLock { try $0.run(sql, values) }
+        } catch {
+            throw NodeError.io("cannot update the state database: \(error)")
         }
     }
 

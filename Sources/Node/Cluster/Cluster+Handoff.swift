@@ -1,0 +1,314 @@
+import Foundation
+import Logging
+import Membership
+
+extension Cluster {
+    /// Hands `name` to `target`: the target copies the files while this node still serves, then this
+    /// node fences the namespace (new requests wait), lets in-flight requests finish, stops the
+    /// backend, and the target copies the tail, verifies both files by SHA-256 and registers the
+    /// namespace. Only then does this node forget it and send the waiting requests on. Returns true
+    /// when the namespace moved.
+    @discardableResult
+    func handOff(_ name: String, to target: MemberState) async -> Bool {
+        guard let peers else { return false }
+        return await self.locks.withLock(name) { () async -> Bool in
+            guard self.holds(name), let record = self.service.registry.record(name) else { return false }
+            let address = target.metadata.peerAddress
+            let to = target.id.rawValue
+            // 1. Bulk copy while serving.
+            do throws(NodeError) {
+                let (status, _) = try await peers.call(
+                    .POST,
+                    address,
+                    "/_peer/v1/namespaces/\(name)/precopy",
+                    body: ["from": self.advertisedPeerAddress],
+                    headers: [(ClusterHeaders.node.rawName, self.selfID)],
+                    timeout: .seconds(600)
+                )
+                guard status == 200 else { throw NodeError(.peerFailed, "precopy answered \(status)") }
+            } catch {
+                self.metrics.handoffsFailed.increment()
+                self.logger.warning(
+                    "handoff could not start",
+                    metadata: ["namespace": "\(name)", "handoff.to": "\(to)", "error": "\(error.message)"]
+                )
+                return false
+            }
+            // 2. Fence, drain, stop: the files are final from here on.
+            let fencedAt = ContinuousClock.now
+            guard
+                await self.gate.fence(
+                    name,
+                    drainTimeout: .milliseconds(Int64(self.configuration.handoffDrainTimeout * 1000))
+                )
+            else { return false }
+            await self.service.supervisor.stop(name)
+            let digests: [NamespaceFiles.Kind: NamespaceFiles.Digest]
+            do {
+                digests = try self.files.liveDigests(name)
+                try self.service.registry.markHandoff(name, target: to, now: NamespaceService.nowMilliseconds())
+            } catch {
+                self.gate.unfence(name, movedTo: nil)
+                self.logger.error("handoff aborted", metadata: ["namespace": "\(name)", "error": "\(error)"])
+                return false
+            }
+            // 3. Commit on the target.
+            var body: [String: Any] = ["from": self.advertisedPeerAddress, "record": Self.json(record)]
+            for (kind, digest) in digests { body[kind.rawValue] = digest.json }
+            var committed: Bool?
+            do {
+                let (status, _) = try await peers.call(
+                    .POST,
+                    address,
+                    "/_peer/v1/namespaces/\(name)/commit",
+                    body: body,
+                    headers: [(ClusterHeaders.node.rawName, self.selfID)],
+                    timeout: .seconds(600)
+                )
+                if status == 200 { committed = true } else if (400..<500).contains(status) { committed = false }
+            } catch {
+                committed = nil
+            }
+            if committed == nil { committed = await self.askHeld(name, on: target, attempts: 5) }
+            switch committed {
+            case true?:
+                self.finishHandoff(name, to: to)
+                let fenced = ContinuousClock.now - fencedAt
+                self.metrics.handoffsOut.increment()
+                self.metrics.handoffDuration.observe(fenced)
+                self.logger.info(
+                    "ownership changed",
+                    metadata: [
+                        "namespace": "\(name)", "handoff.from": "\(self.selfID)", "handoff.to": "\(to)",
+                        "handoff.fenced_ms": "\(fenced.milliseconds)",
+                        "handoff.bytes": "\(digests.values.reduce(0) { $0 + $1.size })",
+                    ]
+                )
+                return true
+            case false?:
+                try? self.service.registry.clearHandoff(name)
+                self.gate.unfence(name, movedTo: nil)
+                self.metrics.handoffsFailed.increment()
+                self.logger.warning(
+                    "handoff refused; keeping the namespace",
+                    metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
+                )
+                return false
+            case nil:
+                // Unknown whether the target took it: serving it here could make two writers. Stay
+                // fenced until the target answers.
+                self.unresolved.withLock { $0[name] = to }
+                self.gate.unfence(name, movedTo: nil)
+                self.metrics.handoffsFailed.increment()
+                self.logger.error(
+                    "handoff outcome unknown; the namespace is unavailable until the target answers",
+                    metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
+                )
+                return false
+            }
+        }
+    }
+
+    /// The namespace now lives on `to`: forget it here and send waiting requests there.
+    func finishHandoff(_ name: String, to: String) {
+        do {
+            try self.service.registry.remove(name)
+            self.files.removeLive(name)
+            try self.service.registry.clearHandoff(name)
+        } catch {
+            self.logger.error(
+                "cannot clean up after a handoff",
+                metadata: ["namespace": "\(name)", "error": "\(error)"]
+            )
+        }
+        self.unresolved.withLock { $0[name] = nil }
+        self.gate.unfence(name, movedTo: to)
+    }
+
+    /// Asks `member` whether it holds `name`: true/false, or nil when it does not answer.
+    func askHeld(_ name: String, on member: MemberState, attempts: Int) async -> Bool? {
+        guard let peers else { return nil }
+        for attempt in 0..<attempts {
+            if attempt > 0 { try? await Task.sleep(for: .seconds(1)) }
+            if let (status, object) = try? await peers.call(
+                .GET,
+                member.metadata.peerAddress,
+                "/_peer/v1/namespaces/\(name)/held",
+                timeout: .seconds(5)
+            ), status == 200, let held = object["held"] as? Bool {
+                return held
+            }
+        }
+        return nil
+    }
+
+    /// Settles handoffs whose outcome is unknown (after a crash or a lost answer) by asking their
+    /// targets. Called at startup and periodically.
+    func settleUnresolvedHandoffs() async {
+        if let pending = try? self.service.registry.pendingHandoffs() {
+            self.unresolved.withLock { unresolved in
+                for (name, target) in pending where unresolved[name] == nil { unresolved[name] = target }
+            }
+        }
+        for (name, target) in self.unresolved.withLock({ $0 }) {
+            guard let member = self.view.member(target) else { continue }
+            switch await self.askHeld(name, on: member, attempts: 1) {
+            case true?:
+                self.finishHandoff(name, to: target)
+                self.logger.info("handoff confirmed", metadata: ["namespace": "\(name)", "handoff.to": "\(target)"])
+            case false?:
+                try? self.service.registry.clearHandoff(name)
+                self.unresolved.withLock { $0[name] = nil }
+                self.logger.info("handoff did not complete; serving here again", metadata: ["namespace": "\(name)"])
+            case nil:
+                continue
+            }
+        }
+    }
+
+    // MARK: receiving side
+
+    /// Copies `name`'s files from the member at `from` into staging (appending to what is there).
+    func precopy(_ name: String, from: String) async throws(NodeError) -> Int {
+        guard let peers else { throw NodeError(.badRequest, "not clustered", status: 400) }
+        var copied = 0
+        for kind in NamespaceFiles.Kind.allCases {
+            let handle: FileHandle
+            do {
+                handle = try self.files.openStaging(name, kind, truncate: false)
+            } catch {
+                throw NodeError.io("cannot stage \(name): \(error)")
+            }
+            defer { try? handle.close() }
+            let offset = NamespaceFiles.size(self.files.stagingPath(name, kind))
+            copied +=
+                try await peers.download(
+                    from,
+                    "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
+                    into: handle
+                ).written
+        }
+        self.metrics.handoffBytes.increment(by: copied)
+        return copied
+    }
+
+    /// Completes a handoff to this node: copies the tail, verifies the digests (copying a file again
+    /// whole if its prefix differs), installs the files and registers the namespace.
+    func commit(_ name: String, from: String, body: [String: Any]) async throws(NodeError) {
+        guard let peers, let recordJSON = body["record"] as? [String: Any], let record = Self.record(recordJSON),
+            record.name == name
+        else { throw .badRequest("commit needs a record") }
+        var expected: [NamespaceFiles.Kind: NamespaceFiles.Digest] = [:]
+        for kind in NamespaceFiles.Kind.allCases {
+            guard let digest = NamespaceFiles.Digest(json: body[kind.rawValue]) else {
+                throw .badRequest("commit needs the \(kind.rawValue) digest")
+            }
+            expected[kind] = digest
+        }
+        try await self.locks.withLock(name) { () async throws(NodeError) in
+            guard self.service.registry.record(name) == nil else {
+                throw NodeError(.exists, "namespace \(name) is already held here", status: 409)
+            }
+            for kind in NamespaceFiles.Kind.allCases {
+                let want = expected[kind]!
+                var verified = false
+                for whole in [false, true] {
+                    let path = self.files.stagingPath(name, kind)
+                    let truncate = whole || NamespaceFiles.size(path) > want.size
+                    let handle: FileHandle
+                    do {
+                        handle = try self.files.openStaging(name, kind, truncate: truncate)
+                    } catch {
+                        throw NodeError.io("cannot stage \(name): \(error)")
+                    }
+                    let offset = NamespaceFiles.size(path)
+                    do {
+                        if offset < want.size {
+                            let copied = try await peers.download(
+                                from,
+                                "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
+                                into: handle
+                            ).written
+                            self.metrics.handoffBytes.increment(by: copied)
+                        }
+                        try? handle.close()
+                    }
+                    if (try? NamespaceFiles.digest(path)) == want {
+                        verified = true
+                        break
+                    }
+                }
+                guard verified else {
+                    self.files.discardStaging(name)
+                    throw NodeError(
+                        .io,
+                        "the copy of \(name)'s \(kind.rawValue) does not match its digest",
+                        status: 500
+                    )
+                }
+            }
+            do {
+                try self.files.install(name, archives: self.service.archives, now: NamespaceService.nowMilliseconds())
+                try self.service.registry.install(record)
+            } catch let error as NodeError {
+                throw error
+            } catch {
+                throw NodeError.io("cannot install \(name): \(error)")
+            }
+            self.gate.forgetMove(name)
+            self.metrics.handoffsIn.increment()
+        }
+    }
+
+    /// A member that owns `name` (in its view) asks for it. Hands it over when this node holds it and
+    /// agrees; otherwise says who it thinks owns it, or that it does not hold it.
+    func answerClaim(_ name: String, claimer: String) async -> [String: Any] {
+        if !self.holds(name) {
+            // A handoff of it may be running: let it finish first.
+            await self.locks.withLock(name) {}
+            if self.unresolved.withLock({ $0[name] }) != nil { return ["state": "held", "owner": NSNull()] }
+            return self.holds(name) ? ["state": "held", "owner": self.selfID] : ["state": "absent"]
+        }
+        let view = ClusterView(
+            selfID: self.selfID,
+            members: self.membership?.members ?? [],
+            treatSelfAsActive: self.phase.withLock { $0 } == .joining
+        )
+        let owner = view.owner(of: name)
+        guard let owner, owner.id.rawValue == claimer else {
+            return ["state": "held", "owner": owner?.id.rawValue ?? NSNull()]
+        }
+        if await self.handOff(name, to: owner) || self.gate.movedTo(name) == claimer { return ["state": "handed-off"] }
+        return self.holds(name) ? ["state": "held", "owner": self.selfID] : ["state": "absent"]
+    }
+
+    var advertisedPeerAddress: String {
+        "\(Self.hostForURL(self.configuration.advertisedHost)):\(self.boundPeerPort ?? self.configuration.peerAddress.port)"
+    }
+
+    static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+    static func json(_ record: NamespaceRecord) -> [String: Any] {
+        [
+            "name": record.name, "origin": record.origin.rawValue, "locked": record.locked,
+            "ttlSeconds": record.ttlSeconds.map { $0 as Any } ?? NSNull(), "createdAt": record.createdAt,
+            "lastAccessAt": record.lastAccessAt,
+        ]
+    }
+
+    static func record(_ json: [String: Any]) -> NamespaceRecord? {
+        guard let name = json["name"] as? String, NamespaceName.isValid(name),
+            let origin = (json["origin"] as? String).flatMap(NamespaceOrigin.init(rawValue:)),
+            let created = (json["createdAt"] as? NSNumber)?.int64Value
+        else { return nil }
+        var record = NamespaceRecord(name: name, origin: origin, createdAt: created)
+        record.locked = json["locked"] as? Bool ?? record.locked
+        record.ttlSeconds = (json["ttlSeconds"] as? NSNumber)?.doubleValue
+        record.lastAccessAt = (json["lastAccessAt"] as? NSNumber)?.int64Value ?? created
+        return record
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import Membership
+import MembershipTransport
+
+extension Cluster {
+    /// Runs membership, the join, and the rebalancing loop until cancelled.
+    func run() async throws {
+        guard let membership else { return }
+        let (changes, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await membership.run { event in
+                    if case .memberChanged = event { signal.yield() }
+                }
+            }
+            group.addTask {
+                await self.settleUnresolvedHandoffs()
+                if self.phase.withLock({ $0 }) == .joining { await self.join() }
+                // Rebalance on every membership change and every few seconds.
+                let tick = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(2))
+                        signal.yield()
+                    }
+                }
+                defer { tick.cancel() }
+                for await _ in changes {
+                    if Task.isCancelled { break }
+                    self.publishMemberMetrics()
+                    if self.phase.withLock({ $0 }) == .active && self.isReady {
+                        await self.rebalance()
+                        await self.settleUnresolvedHandoffs()
+                    }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Joining: once in touch with the cluster, copy the namespaces this node will own (while their
+    /// holders keep serving), then announce `active`. The holders then hand each one over.
+    func join() async {
+        guard let membership else { return }
+        let started = ContinuousClock.now
+        while !Task.isCancelled && !membership.isSynced {
+            if membership.members.count == 1 && started.duration(to: .now) > .seconds(3)
+                && !membership.hasSeedsOtherThanSelf
+            {
+                break  // the first member of a new cluster: nobody to join
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let view = ClusterView(selfID: self.selfID, members: membership.members, treatSelfAsActive: true)
+        var copied = 0
+        var bytes = 0
+        for member in view.others where member.status == .alive && member.metadata.lifecycle == .active {
+            guard let peers,
+                let (status, object) = try? await peers.call(
+                    .GET,
+                    member.metadata.peerAddress,
+                    "/_peer/v1/namespaces",
+                    timeout: .seconds(30)
+                ), status == 200, let items = object["namespaces"] as? [[String: Any]]
+            else { continue }
+            for item in items {
+                guard let name = item["name"] as? String, view.isOwner(name) else { continue }
+                do {
+                    bytes += try await self.precopy(name, from: member.metadata.peerAddress)
+                    copied += 1
+                } catch {
+                    self.logger.warning(
+                        "join precopy failed; the handoff will copy it whole",
+                        metadata: ["namespace": "\(name)", "error": "\(error.message)"]
+                    )
+                }
+            }
+        }
+        await membership.setLifecycle(.active)
+        self.phase.withLock { $0 = .active }
+        self.logger.info(
+            "joined the cluster",
+            metadata: [
+                "cluster.members": "\(membership.members.count)", "join.precopied": "\(copied)",
+                "join.bytes": "\(bytes)", "join.ms": "\(started.duration(to: .now).milliseconds)",
+            ]
+        )
+    }
+
+    /// Hands every namespace this node holds but no longer owns to its owner, when the owner is alive
+    /// and active. Returns how many are still misplaced.
+    @discardableResult
+    func rebalance() async -> Int {
+        let view = self.view
+        var moves: [(String, MemberState)] = []
+        for record in self.service.registry.all() {
+            guard let owner = view.owner(of: record.name), owner.id.rawValue != self.selfID else { continue }
+            moves.append((record.name, owner))
+        }
+        guard !moves.isEmpty else { return 0 }
+        let ready = moves.filter { $0.1.status == .alive && $0.1.metadata.lifecycle == .active }
+        // A few at a time: each handoff is mostly waiting on the network and the target's disk.
+        await withTaskGroup(of: Void.self) { group in
+            var pending = ready[...]
+            for _ in 0..<4 {
+                guard let (name, owner) = pending.popFirst() else { break }
+                group.addTask { await self.handOff(name, to: owner) }
+            }
+            while await group.next() != nil {
+                guard let (name, owner) = pending.popFirst() else { continue }
+                group.addTask { await self.handOff(name, to: owner) }
+            }
+        }
+        return self.service.registry.all().filter { view.owner(of: $0.name)?.id.rawValue != self.selfID }.count
+    }
+
+    /// Graceful leave: announce `leaving` (the others stop routing here), hand every namespace to its
+    /// owner, then announce `left`. A namespace that cannot be handed off in time stays here, and the
+    /// node then exits without announcing `left`, so the others treat it as down (503) rather than
+    /// creating the namespace anew.
+    func leave() async {
+        guard let membership else { return }
+        let started = ContinuousClock.now
+        self.phase.withLock { $0 = .leaving }
+        await membership.setLifecycle(.leaving)
+        self.logger.info("leaving the cluster", metadata: ["namespaces.held": "\(self.service.registry.count)"])
+        try? await Task.sleep(for: .milliseconds(500))
+        let deadline = started + .milliseconds(Int64(self.configuration.leaveTimeout * 1000))
+        while self.service.registry.count > 0 && ContinuousClock.now < deadline {
+            let view = self.view
+            let receivers = view.others.filter { $0.status == .alive && $0.metadata.lifecycle == .active }
+            if receivers.isEmpty { break }
+            if await self.rebalance() == 0 { break }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        let left = self.service.registry.count
+        if left == 0 {
+            await membership.leave()
+            self.logger.info("left the cluster", metadata: ["leave.ms": "\(started.duration(to: .now).milliseconds)"])
+        } else {
+            await membership.setLifecycle(.active)
+            self.logger.error(
+                "could not hand off every namespace; exiting without leaving: they are unavailable until this node returns",
+                metadata: ["namespaces.held": "\(left)"]
+            )
+        }
+    }
+
+    func publishMemberMetrics() {
+        var counts: [String: Int] = [:]
+        for member in self.view.members {
+            counts["\(member.metadata.lifecycle)/\(member.status)", default: 0] += 1
+        }
+        self.metrics.setMemberStates(counts)
+    }
+}

@@ -1,0 +1,15 @@
+import HTTPTypes
+
+/// Headers nodes add to requests they pass to each other.
+enum ClusterHeaders {
+    /// On a request forwarded from an entry node (its id): never forward it again.
+    static let forwarded = HTTPField.Name("x-turso-forwarded")!
+    /// On a request a former holder passes on after a handoff: serve it or fail, never redirect.
+    static let handedOver = HTTPField.Name("x-turso-handed-over")!
+    /// On a 421/503 answer: the member the answering node believes owns the namespace.
+    static let owner = HTTPField.Name("x-turso-owner")!
+    /// On a peer call: the calling member's id.
+    static let node = HTTPField.Name("x-turso-node")!
+    /// On a file download: the file's full size.
+    static let fileSize = HTTPField.Name("x-turso-file-size")!
+}

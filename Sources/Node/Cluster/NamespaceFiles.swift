@@ -1,0 +1,134 @@
+import Crypto
+import Foundation
+
+/// A namespace's database file and WAL as they move between nodes: sizes and SHA-256 digests, the
+/// staging area a receiving node copies into, and the final install.
+///
+/// Backends never checkpoint, so the database file does not change after creation and the WAL only
+/// grows: a copy taken while the holder serves is a prefix of the final files, and the handoff only
+/// ships the tail. The digests of the final files decide; a mismatched prefix is copied again whole.
+struct NamespaceFiles: Sendable {
+    enum Kind: String, CaseIterable, Sendable {
+        case db
+        case wal
+    }
+
+    /// Size and SHA-256 (hex) of one file; a missing file is size 0 with the digest of nothing.
+    struct Digest: Equatable, Sendable {
+        var size: Int
+        var sha256: String
+
+        var json: [String: Any] { ["size": self.size, "sha256": self.sha256] }
+
+        init(size: Int, sha256: String) {
+            self.size = size
+            self.sha256 = sha256
+        }
+
+        init?(json: Any?) {
+            guard let object = json as? [String: Any], let size = object["size"] as? Int,
+                let sha = object["sha256"] as? String
+            else { return nil }
+            self.init(size: size, sha256: sha)
+        }
+    }
+
+    let configuration: NodeConfiguration
+
+    func livePath(_ name: String, _ kind: Kind) -> String {
+        let base = self.configuration.databasePath(name)
+        return kind == .db ? base : base + "-wal"
+    }
+
+    var stagingRoot: String { self.configuration.stateDirectory + "/incoming" }
+
+    func stagingPath(_ name: String, _ kind: Kind) -> String { "\(self.stagingRoot)/\(name)/\(kind.rawValue)" }
+
+    static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// SHA-256 of the first `length` bytes of `path` (all of it when nil).
+    static func digest(_ path: String, length: Int? = nil) throws -> Digest {
+        guard FileManager.default.fileExists(atPath: path) else {
+            return Digest(size: 0, sha256: SHA256.hash(data: Data()).hex)
+        }
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var remaining = length ?? Int.max
+        var total = 0
+        while remaining > 0 {
+            guard let chunk = try handle.read(upToCount: min(1 << 20, remaining)), !chunk.isEmpty else { break }
+            hasher.update(data: chunk)
+            remaining -= chunk.count
+            total += chunk.count
+        }
+        return Digest(size: total, sha256: hasher.finalize().hex)
+    }
+
+    func liveDigests(_ name: String) throws -> [Kind: Digest] {
+        var result: [Kind: Digest] = [:]
+        for kind in Kind.allCases { result[kind] = try Self.digest(self.livePath(name, kind)) }
+        return result
+    }
+
+    /// Opens (creating) a staging file for appending.
+    func openStaging(_ name: String, _ kind: Kind, truncate: Bool) throws -> FileHandle {
+        let path = self.stagingPath(name, kind)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
+        if truncate || !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        if truncate { try handle.truncate(atOffset: 0) }
+        try handle.seekToEnd()
+        return handle
+    }
+
+    func discardStaging(_ name: String) {
+        try? FileManager.default.removeItem(atPath: "\(self.stagingRoot)/\(name)")
+    }
+
+    /// Moves verified staging files into place (WAL first, then the database file) and syncs them.
+    /// Files already there without a registry record (left from an interrupted earlier life) are
+    /// archived first, never overwritten silently.
+    func install(_ name: String, archives: ArchiveStore, now: Int64) throws {
+        let live = Kind.allCases.map { self.livePath(name, $0) } + [self.configuration.databasePath(name) + "-shm"]
+        if live.contains(where: { FileManager.default.fileExists(atPath: $0) }) {
+            _ = try archives.archive(name: name + ".stale", files: live, now: now)
+        }
+        for kind in [Kind.wal, .db] {
+            let staged = self.stagingPath(name, kind)
+            guard FileManager.default.fileExists(atPath: staged), Self.size(staged) > 0 || kind == .db else { continue }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: staged))
+            try handle.synchronize()
+            try handle.close()
+            try FileManager.default.moveItem(atPath: staged, toPath: self.livePath(name, kind))
+        }
+        Self.syncDirectory(self.configuration.dataDirectory)
+        self.discardStaging(name)
+    }
+
+    /// Deletes a namespace's live files (after it was handed off and the new holder verified them).
+    func removeLive(_ name: String) {
+        for path in Kind.allCases.map({ self.livePath(name, $0) }) + [self.configuration.databasePath(name) + "-shm"] {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        Self.syncDirectory(self.configuration.dataDirectory)
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hex: String { self.map { String(format: "%02x", $0) }.joined() }
+}

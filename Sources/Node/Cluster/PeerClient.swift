@@ -1,0 +1,122 @@
+import AsyncHTTPClient
+import Foundation
+import MembershipTransport
+import NIOCore
+import NIOHTTP1
+import Proxy
+import Synchronization
+
+/// Calls other members' peer listeners: pooled HTTP/1.1 connections over mutual TLS (plain HTTP
+/// only in insecure development mode). A certificate reload replaces the connection pool.
+final class PeerClient: Sendable {
+    private let tls: TLSMaterial?
+    private let current: Mutex<(generation: Int, client: HTTPClient)>
+
+    init(tls: TLSMaterial?) {
+        self.tls = tls
+        let configuration = tls?.clientConfiguration
+        self.current = Mutex(
+            (configuration?.generation ?? 0, ReverseProxy.makeClient(tls: configuration?.configuration))
+        )
+    }
+
+    var scheme: String { self.tls == nil ? "http" : "https" }
+
+    func baseURL(_ peerAddress: String) -> String { "\(self.scheme)://\(peerAddress)" }
+
+    /// The pooled client, rebuilt when the TLS material was reloaded.
+    var client: HTTPClient {
+        guard let tls else { return self.current.withLock { $0.client } }
+        let (configuration, generation) = tls.clientConfiguration
+        let retired = self.current.withLock { current -> HTTPClient? in
+            guard current.generation != generation else { return nil }
+            let old = current.client
+            current = (generation, ReverseProxy.makeClient(tls: configuration))
+            return old
+        }
+        if let retired {
+            Task {
+                // Requests on the old pool get time to finish.
+                try? await Task.sleep(for: .seconds(60))
+                try? await retired.shutdown()
+            }
+        }
+        return self.current.withLock { $0.client }
+    }
+
+    var proxy: ReverseProxy { ReverseProxy(client: self.client) }
+
+    func shutdown() async { try? await self.current.withLock { $0.client }.shutdown() }
+
+    /// A JSON call. Throws `NodeError` with code `peerFailed` when the member cannot be reached.
+    func call(
+        _ method: HTTPMethod,
+        _ peerAddress: String,
+        _ path: String,
+        body: [String: Any]? = nil,
+        headers: [(String, String)] = [],
+        timeout: Duration = .seconds(10)
+    ) async throws(NodeError) -> (status: Int, object: [String: Any]) {
+        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body, let data = try? JSONSerialization.data(withJSONObject: body) {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: data))
+        }
+        do {
+            let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            let buffer = try await response.body.collect(upTo: 64 << 20)
+            let object =
+                (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
+            return (Int(response.status.code), object)
+        } catch {
+            throw NodeError(.peerFailed, "member at \(peerAddress) did not answer \(path): \(error)", status: 503)
+        }
+    }
+
+    /// Streams `path` into `file` (appending). Returns the bytes written and the
+    /// `x-turso-file-size` the member reported.
+    func download(
+        _ peerAddress: String,
+        _ path: String,
+        into file: FileHandle,
+        timeout: Duration = .seconds(600)
+    ) async throws(NodeError) -> (written: Int, size: Int?) {
+        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
+        request.method = .GET
+        do {
+            let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            guard response.status == .ok else {
+                throw NodeError(
+                    .peerFailed,
+                    "member at \(peerAddress) answered \(response.status) to \(path)",
+                    status: 503
+                )
+            }
+            let size = response.headers.first(name: ClusterHeaders.fileSize.rawName).flatMap(Int.init)
+            var written = 0
+            for try await chunk in response.body {
+                try file.write(contentsOf: chunk.readableBytesView)
+                written += chunk.readableBytes
+            }
+            return (written, size)
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError(.peerFailed, "cannot copy \(path) from \(peerAddress): \(error)", status: 503)
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Double {
+        Double(self.components.seconds) * 1e9 + Double(self.components.attoseconds) / 1e9
+    }
+}
+
+/// A decoded JSON object handed between tasks (it is never mutated after decoding).
+struct JSONPayload: @unchecked Sendable {
+    let object: [String: Any]
+    init(_ object: [String: Any]) { self.object = object }
+}
