@@ -15,6 +15,8 @@ public final class NamespaceService: Sendable {
     let logger: Logger
     /// Namespaces being deleted or archived: new requests are refused until it is done.
     private let fenced = Mutex<Set<String>>([])
+    /// Serialises what changes where a namespace lives: creation, archiving, handoff and install.
+    let locks = KeyedLock()
 
     public init(
         configuration: NodeConfiguration,
@@ -90,6 +92,12 @@ public final class NamespaceService: Sendable {
     /// Archives a namespace: fences it, stops its backend, moves its files to the archive and
     /// unregisters it. Returns the archive folder.
     func archive(_ name: String, reason: String) async throws(NodeError) -> String {
+        try await self.locks.withLock(name) { () async throws(NodeError) -> String in
+            try await self.archiveLocked(name, reason: reason)
+        }
+    }
+
+    private func archiveLocked(_ name: String, reason: String) async throws(NodeError) -> String {
         let claimed = self.fenced.withLock { $0.insert(name).inserted }
         guard claimed else {
             throw NodeError(.backendUnavailable, "namespace \(name) is already being archived", status: 409)

@@ -51,7 +51,7 @@ public struct ReverseProxy: Sendable {
 
     /// Forwards `request` to `upstream` (e.g. `http://127.0.0.1:9000`) at `path` (with query), with at
     /// most `maxBodyBytes` of request body. Returns the upstream's response with a streamed body.
-    /// `body`, when given, is sent instead of reading the request's body (a body read earlier, so a
+    /// `removingHeaders` (lower-case names) are not passed on. `body`, when given, is sent instead of reading the request's body (a body read earlier, so a
     /// request can be sent twice).
     public func forward(
         _ request: Request,
@@ -60,13 +60,15 @@ public struct ReverseProxy: Sendable {
         maxBodyBytes: Int,
         timeout: Duration,
         extraHeaders: [(String, String)] = [],
+        removingHeaders: Set<String> = [],
         body preloaded: ByteBuffer? = nil
     ) async throws(ProxyError) -> Response {
         let length = request.headers[.contentLength].flatMap { Int($0) }
         if let length, length > maxBodyBytes { throw .bodyTooLarge(maxBodyBytes) }
         var outbound = HTTPClientRequest(url: upstream + path)
         outbound.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
-        for (name, value) in HopByHopHeaders.endToEnd(request.headers) {
+        for (name, value) in HopByHopHeaders.endToEnd(request.headers)
+        where !removingHeaders.contains(name.lowercased()) {
             outbound.headers.add(name: name, value: value)
         }
         for (name, value) in extraHeaders { outbound.headers.replaceOrAdd(name: name, value: value) }

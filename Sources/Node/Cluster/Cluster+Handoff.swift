@@ -12,7 +12,7 @@ extension Cluster {
     func handOff(_ name: String, to target: MemberState) async -> Bool {
         guard let peers else { return false }
         return await self.locks.withLock(name) { () async -> Bool in
-            guard self.holds(name), let record = self.service.registry.record(name) else { return false }
+            guard self.holds(name) else { return false }
             let address = target.metadata.peerAddress
             let to = target.id.rawValue
             // 1. Bulk copy while serving.
@@ -42,6 +42,11 @@ extension Cluster {
                     drainTimeout: .milliseconds(Int64(self.configuration.handoffDrainTimeout * 1000))
                 )
             else { return false }
+            // Deleted or archived while the requests in flight drained: nothing to hand over.
+            guard let record = self.service.registry.record(name) else {
+                self.gate.unfence(name, movedTo: nil)
+                return false
+            }
             await self.service.supervisor.stop(name)
             let digests: [NamespaceFiles.Kind: NamespaceFiles.Digest]
             do {

@@ -41,7 +41,6 @@ public final class Cluster: Sendable {
     let membership: MembershipService?
     let peers: PeerClient?
     let gate = NamespaceGate()
-    let locks = KeyedLock()
     let files: NamespaceFiles
     let logger: Logger
     let phase: Mutex<Phase>
@@ -72,6 +71,7 @@ public final class Cluster: Sendable {
     var isClustered: Bool { self.membership != nil }
     var selfID: String { self.configuration.nodeID }
     var metrics: NodeMetrics { self.service.metrics }
+    var locks: KeyedLock { self.service.locks }
 
     var view: ClusterView {
         guard let membership else { return .single(selfID: self.selfID) }

@@ -12,4 +12,7 @@ enum ClusterHeaders {
     static let node = HTTPField.Name("x-turso-node")!
     /// On a file download: the file's full size.
     static let fileSize = HTTPField.Name("x-turso-file-size")!
+
+    /// Headers only nodes may set: dropped from what a client sent before a request is forwarded.
+    static let internalNames: Set<String> = [forwarded.canonicalName, handedOver.canonicalName, node.canonicalName]
 }

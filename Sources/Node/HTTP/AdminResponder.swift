@@ -105,7 +105,8 @@ struct AdminResponder: HTTPResponder {
                 path: "/_peer/admin" + target,
                 maxBodyBytes: self.service.configuration.maxAdminBodyBytes,
                 timeout: .seconds(600),
-                extraHeaders: [(ClusterHeaders.forwarded.rawName, self.cluster.selfID)]
+                extraHeaders: [(ClusterHeaders.forwarded.rawName, self.cluster.selfID)],
+                removingHeaders: ClusterHeaders.internalNames
             )
         } catch {
             throw NodeError.ownerUnavailable(

@@ -159,6 +159,7 @@ struct DataResponder: HTTPResponder {
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
                 timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
                 extraHeaders: headers,
+                removingHeaders: ClusterHeaders.internalNames,
                 body: body
             )
         } catch {
