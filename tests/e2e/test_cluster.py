@@ -370,7 +370,8 @@ def test_join_under_writes_loses_nothing(cluster, tmp_path):
     live = list(nodes)
     with Writers(names, lambda: live) as writers, Replica(tmp_path / "rep.db", f"{nodes[1].data_url}/w0") as replica:
         time.sleep(1.5)
-        n4 = cluster.node(4).start()
+        # The seed is a DNS name (as a Kubernetes headless Service is): resolved, then joined.
+        n4 = cluster.node(4, join=[f"localhost:{cluster.base + 2}"]).start()
         cluster.wait_converged(nodes + [n4])
         live.append(n4)
         deadline = time.time() + 30
