@@ -16,7 +16,7 @@ from common import BIN, Process, free_port, percentile, post, pss_kib, require, 
 SELECT1 = '{"requests":[{"type":"execute","stmt":{"sql":"SELECT 1"}},{"type":"close"}]}'
 
 
-def nginx_in_front_of(port: int, workdir: Path) -> tuple[Process, int]:
+def nginx_in_front_of(port: int, workdir: Path, host: str = "127.0.0.1") -> tuple[Process, int]:
     require("nginx")
     listen = free_port()
     conf = workdir / "nginx.conf"
@@ -29,7 +29,7 @@ http {{
   access_log off;
   client_body_temp_path {workdir}/body; proxy_temp_path {workdir}/proxy; fastcgi_temp_path {workdir}/fcgi;
   uwsgi_temp_path {workdir}/uwsgi; scgi_temp_path {workdir}/scgi;
-  upstream up {{ server 127.0.0.1:{port}; keepalive 32; }}
+  upstream up {{ server {host}:{port}; keepalive 32; }}
   server {{ listen 127.0.0.1:{listen};
     location /bench/ {{ proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
 }}

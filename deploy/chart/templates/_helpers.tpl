@@ -18,6 +18,10 @@ app.kubernetes.io/name: turso-server
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{- define "turso.clusterTLSSecret" -}}
+{{- if .Values.cluster.tls.existingSecret -}}{{ .Values.cluster.tls.existingSecret }}{{- else -}}{{ include "turso.fullname" . }}-cluster-tls{{- end -}}
+{{- end -}}
+
 {{- define "turso.secretName" -}}
 {{- if .Values.auth.existingSecret -}}{{ .Values.auth.existingSecret }}{{- else -}}{{ include "turso.fullname" . }}{{- end -}}
 {{- end -}}
