@@ -3,7 +3,7 @@ import NIOPosix
 
 /// Turns seed entries (`host:port`) into gossip addresses. A DNS name may stand for many members (a
 /// Kubernetes headless Service resolves to every pod), so names are resolved to all their addresses.
-enum SeedResolver {
+public enum SeedResolver {
     /// The seeds usable without DNS: IP literals, kept as given.
     static func literalSeeds(_ seeds: [String]) -> [String] {
         seeds.filter { Self.split($0).map { Self.isIPLiteral($0.host) } ?? false }
@@ -21,7 +21,7 @@ enum SeedResolver {
                 result.insert(seed)
                 continue
             }
-            let addresses = (try? await NIOThreadPool.singleton.runIfActive { Self.lookup(host) }) ?? []
+            let addresses = (try? await NIOThreadPool.singleton.runIfActive { Self.addresses(of: host) }) ?? []
             for address in addresses {
                 result.insert(address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)")
             }
@@ -44,9 +44,10 @@ enum SeedResolver {
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
-    /// Blocking getaddrinfo: every TCP address of `host`.
-    private static func lookup(_ host: String) -> [String] {
+    /// Blocking getaddrinfo: every TCP address of `host` (IPv4 only with `ipv4Only`).
+    public static func addresses(of host: String, ipv4Only: Bool = false) -> [String] {
         var hints = addrinfo()
+        if ipv4Only { hints.ai_family = AF_INET }
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return [] }

@@ -127,9 +127,9 @@ struct NamespaceGateTests {
     @Test func theDrainWaitIsBounded() async {
         let gate = NamespaceGate()
         #expect(await gate.enter("n", timeout: .seconds(1)) == .admitted)
-        let started = ContinuousClock.now
+        // The fence returns although the request never finishes.
         #expect(await gate.fence("n", drainTimeout: .milliseconds(50)))
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(gate.inFlightTotal == 1)
     }
 }
 

@@ -43,13 +43,13 @@ def port_range(size: int = 50) -> tuple[int, int]:
     raise RuntimeError("no free port range")
 
 
-def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen | None = None, host="127.0.0.1") -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
@@ -133,6 +133,8 @@ class SyncServer:
 class Node:
     """One turso-server process with its own data directory and ports."""
 
+    host = "127.0.0.1"
+
     def __init__(self, data_dir: Path, env=None):
         self.data_dir = data_dir
         self.data_port = free_port()
@@ -153,11 +155,11 @@ class Node:
 
     @property
     def data_url(self) -> str:
-        return f"http://127.0.0.1:{self.data_port}"
+        return f"http://{self.host}:{self.data_port}"
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"http://{self.host}:{self.admin_port}"
 
     def start(self, wait=True):
         env = {k: v for k, v in os.environ.items() if not k.startswith("TURSO")}
@@ -165,8 +167,8 @@ class Node:
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([str(self.binary)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         if wait:
-            wait_for_port(self.admin_port, process=self.process)
-            wait_for_port(self.data_port, process=self.process)
+            wait_for_port(self.admin_port, process=self.process, host=self.host)
+            wait_for_port(self.data_port, process=self.process, host=self.host)
         return self
 
     def logs(self) -> list[dict]:

@@ -55,33 +55,15 @@ class ClusterNode(Node):
         self.log_path = root / f"node-{self.id}.log"
 
     @property
-    def data_url(self) -> str:
-        return f"http://{self.host}:{self.data_port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://{self.host}:{self.admin_port}"
-
-    @property
     def gossip(self) -> str:
         return f"{self.host}:{self.gossip_port}"
 
     def start(self, wait=True):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TURSO")}
-        env.update(self.env)
-        self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(SERVER_BIN)], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        super().start(wait=wait)
         deadline = time.time() + 30
-        while wait:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.id} exited with {self.process.returncode}")
-            try:
-                if http("GET", self.admin_url + "/readyz", timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise TimeoutError(f"{self.id} did not become ready")
+        while wait and http("GET", self.admin_url + "/readyz", timeout=2).status != 200:
+            if self.process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{self.id} did not become ready (exit code {self.process.poll()})")
             time.sleep(0.1)
         return self
 
@@ -498,4 +480,28 @@ def test_partition_never_yields_two_writers(cluster):
     cluster.wait_converged(nodes)
     writers.verify(n3)
     held = [n.held() for n in nodes]
+    assert sorted(sum((sorted(h) for h in held), [])) == sorted(names)
+
+
+def test_concurrent_join_and_leave_converge_without_losing_writes(cluster):
+    nodes = cluster.start(3)
+    n1, n2, n3 = nodes
+    names = [f"c{i}" for i in range(10)]
+    prepare(n1, names)
+    live = [n1, n2, n3]
+    with Writers(names, lambda: list(live)) as writers:
+        time.sleep(1)
+        # A fourth node joins while the second leaves.
+        n2.process.send_signal(signal.SIGTERM)
+        n4 = cluster.node(4)
+        n4.start()
+        assert n2.process.wait(timeout=90) == 0
+        live.remove(n2)
+        live.append(n4)
+        cluster.wait_converged([n1, n3, n4])
+        time.sleep(1)
+    writers.verify(n4)
+    wait_settled(n1, names)
+    assert not n2.held()
+    held = [n.held() for n in (n1, n3, n4)]
     assert sorted(sum((sorted(h) for h in held), [])) == sorted(names)

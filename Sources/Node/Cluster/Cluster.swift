@@ -78,11 +78,11 @@ public final class Cluster: Sendable {
         return ClusterView(selfID: self.selfID, members: membership.members)
     }
 
-    /// Able to route: a clustered node must have reached the cluster (or be its first member) and
-    /// finished joining.
+    /// Able to route: a clustered node must have finished joining and, when it has seeds, have
+    /// exchanged state with the cluster once (a first member without seeds is the cluster).
     var isReady: Bool {
         guard let membership else { return true }
-        return self.phase.withLock { $0 } == .active && (membership.isSynced || membership.members.count == 1)
+        return self.phase.withLock { $0 } == .active && (membership.isSynced || !membership.hasSeedsOtherThanSelf)
     }
 
     func holds(_ name: String) -> Bool {

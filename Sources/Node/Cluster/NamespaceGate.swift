@@ -19,6 +19,8 @@ final class NamespaceGate: Sendable {
         var fenced = false
         var waiters: [UUID: CheckedContinuation<Admission?, Never>] = [:]
         var drainWaiter: CheckedContinuation<Void, Never>?
+        /// The fence stopped waiting for requests in flight (its drain timeout passed).
+        var drainExpired = false
         var isIdle: Bool { self.inFlight == 0 && !self.fenced && self.waiters.isEmpty }
     }
 
@@ -90,6 +92,7 @@ final class NamespaceGate: Sendable {
             var slot = state.slots[name] ?? Slot()
             guard !slot.fenced else { return false }
             slot.fenced = true
+            slot.drainExpired = false
             state.slots[name] = slot
             return true
         }
@@ -100,7 +103,7 @@ final class NamespaceGate: Sendable {
         }
         await withCheckedContinuation { continuation in
             let done = self.state.withLock { state -> Bool in
-                guard state.slots[name]!.inFlight > 0 else { return true }
+                guard state.slots[name]!.inFlight > 0, !state.slots[name]!.drainExpired else { return true }
                 state.slots[name]!.drainWaiter = continuation
                 return false
             }
@@ -112,8 +115,10 @@ final class NamespaceGate: Sendable {
 
     private func releaseDrainWaiter(_ name: String) {
         let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            defer { state.slots[name]?.drainWaiter = nil }
-            return state.slots[name]?.drainWaiter
+            guard state.slots[name]?.fenced == true else { return nil }
+            state.slots[name]!.drainExpired = true
+            defer { state.slots[name]!.drainWaiter = nil }
+            return state.slots[name]!.drainWaiter
         }
         waiter?.resume()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MembershipTransport
 
 /// Everything a node is configured with. Loaded from the environment (`init(environment:)`, the
 /// ancestor's variable names and defaults), validated in one place (`validate()`).
@@ -265,32 +266,7 @@ public struct NodeConfiguration: Sendable {
 
     /// The first non-loopback IPv4 address the host name resolves to.
     static func hostAddress() -> String? {
-        var hints = addrinfo()
-        hints.ai_family = AF_INET
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(ProcessInfo.processInfo.hostName, nil, &hints, &list) == 0, let first = list else {
-            return nil
-        }
-        defer { freeaddrinfo(first) }
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let entry = cursor {
-            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-            if getnameinfo(
-                entry.pointee.ai_addr,
-                entry.pointee.ai_addrlen,
-                &buffer,
-                socklen_t(buffer.count),
-                nil,
-                0,
-                NI_NUMERICHOST
-            ) == 0 {
-                let address = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                if !address.hasPrefix("127.") { return address }
-            }
-            cursor = entry.pointee.ai_next
-        }
-        return nil
+        SeedResolver.addresses(of: ProcessInfo.processInfo.hostName, ipv4Only: true).first { !$0.hasPrefix("127.") }
     }
 
     /// Parses `:8080`, `host:8080`, `[::1]:8080`.
