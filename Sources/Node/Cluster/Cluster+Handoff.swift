@@ -3,11 +3,11 @@ import Logging
 import Membership
 
 extension Cluster {
-    /// Hands `name` to `target`: the target copies the files while this node still serves, then this
-    /// node fences the namespace (new requests wait), lets in-flight requests finish, stops the
-    /// backend, and the target copies the tail, verifies both files by SHA-256 and registers the
-    /// namespace. Only then does this node forget it and send the waiting requests on. Returns true
-    /// when the namespace moved.
+    /// Hands `name` to `target` (see `HandoffStateMachine` for the protocol): the target copies the
+    /// files while this node still serves, then this node fences the namespace (new requests wait),
+    /// lets in-flight requests finish, stops the backend, and the target copies the tail, verifies
+    /// both files by SHA-256 and registers the namespace. Only then does this node forget it and send
+    /// the waiting requests on. Returns true when the namespace moved.
     @discardableResult
     func handOff(_ name: String, to target: MemberState) async -> Bool {
         guard let peers else { return false }
@@ -15,103 +15,130 @@ extension Cluster {
             guard self.holds(name) else { return false }
             let address = target.metadata.peerAddress
             let to = target.id.rawValue
-            // 1. Bulk copy while serving.
-            do throws(NodeError) {
-                let (status, _) = try await peers.call(
-                    .POST,
-                    address,
-                    "/_peer/v1/namespaces/\(name)/precopy",
-                    body: ["from": self.advertisedPeerAddress],
-                    headers: [(ClusterHeaders.node.rawName, self.selfID)],
-                    timeout: .seconds(600)
-                )
-                guard status == 200 else { throw NodeError(.peerFailed, "precopy answered \(status)") }
-            } catch {
-                self.metrics.handoffsFailed.increment()
-                self.logger.warning(
-                    "handoff could not start",
-                    metadata: ["namespace": "\(name)", "handoff.to": "\(to)", "error": "\(error.message)"]
-                )
-                return false
-            }
-            // 2. Fence, drain, stop: the files are final from here on.
-            let fencedAt = ContinuousClock.now
-            guard
-                await self.gate.fence(
-                    name,
-                    drainTimeout: .milliseconds(Int64(self.configuration.handoffDrainTimeout * 1000))
-                )
-            else { return false }
-            // Deleted or archived while the requests in flight drained: nothing to hand over.
-            guard let record = self.service.registry.record(name) else {
-                self.gate.unfence(name, movedTo: nil)
-                return false
-            }
-            await self.service.supervisor.stop(name)
-            let digests: [NamespaceFiles.Kind: NamespaceFiles.Digest]
-            do {
-                digests = try self.files.liveDigests(name)
-                try self.service.registry.markHandoff(name, target: to, now: NamespaceService.nowMilliseconds())
-            } catch {
-                self.gate.unfence(name, movedTo: nil)
-                self.logger.error("handoff aborted", metadata: ["namespace": "\(name)", "error": "\(error)"])
-                return false
-            }
-            // 3. Commit on the target.
-            var body: [String: Any] = ["from": self.advertisedPeerAddress, "record": Self.json(record)]
-            for (kind, digest) in digests { body[kind.rawValue] = digest.json }
-            var committed: Bool?
-            do {
-                let (status, _) = try await peers.call(
-                    .POST,
-                    address,
-                    "/_peer/v1/namespaces/\(name)/commit",
-                    body: body,
-                    headers: [(ClusterHeaders.node.rawName, self.selfID)],
-                    timeout: .seconds(600)
-                )
-                if status == 200 { committed = true } else if (400..<500).contains(status) { committed = false }
-            } catch {
-                committed = nil
-            }
-            if committed == nil { committed = await self.askHeld(name, on: target, attempts: 5) }
-            switch committed {
-            case true?:
-                self.finishHandoff(name, to: to)
-                let fenced = ContinuousClock.now - fencedAt
-                self.metrics.handoffsOut.increment()
-                self.metrics.handoffDuration.observe(fenced)
-                self.logger.info(
-                    "ownership changed",
-                    metadata: [
-                        "namespace": "\(name)", "handoff.from": "\(self.selfID)", "handoff.to": "\(to)",
-                        "handoff.fenced_ms": "\(fenced.milliseconds)",
-                        "handoff.bytes": "\(digests.values.reduce(0) { $0 + $1.size })",
-                    ]
-                )
-                return true
-            case false?:
-                try? self.service.registry.clearHandoff(name)
-                self.gate.unfence(name, movedTo: nil)
-                self.metrics.handoffsFailed.increment()
-                self.logger.warning(
-                    "handoff refused; keeping the namespace",
-                    metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
-                )
-                return false
-            case nil:
-                // Unknown whether the target took it: serving it here could make two writers. Stay
-                // fenced until the target answers.
-                self.unresolved.withLock { $0[name] = to }
-                self.gate.unfence(name, movedTo: nil)
-                self.metrics.handoffsFailed.increment()
-                self.logger.error(
-                    "handoff outcome unknown; the namespace is unavailable until the target answers",
-                    metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
-                )
-                return false
+            let headers = [(ClusterHeaders.node.rawName, self.selfID)]
+            var machine = HandoffStateMachine()
+            var action = machine.start()
+            var fencedAt = ContinuousClock.now
+            var sealed: (record: NamespaceRecord, digests: [NamespaceFiles.Kind: NamespaceFiles.Digest])?
+            while true {
+                switch action {
+                case .precopy:
+                    let status = try? await peers.call(
+                        .POST,
+                        address,
+                        "/_peer/v1/namespaces/\(name)/precopy",
+                        body: ["from": self.advertisedPeerAddress],
+                        headers: headers,
+                        timeout: .seconds(600)
+                    ).status
+                    if status != 200 {
+                        self.logger.warning(
+                            "handoff could not start: the target could not copy the files",
+                            metadata: ["namespace": "\(name)", "handoff.to": "\(to)", "status": "\(status ?? 0)"]
+                        )
+                    }
+                    action = machine.precopied(status == 200)
+                case .fence:
+                    fencedAt = .now
+                    let drain = Duration.milliseconds(Int64(self.configuration.handoffDrainTimeout * 1000))
+                    let claimed = await self.gate.fence(name, drainTimeout: drain)
+                    // Deleted or archived while its requests drained: nothing to hand over.
+                    action = machine.fenced(claimed: claimed, stillHeld: self.service.registry.record(name) != nil)
+                case .seal:
+                    await self.service.supervisor.stop(name)
+                    do {
+                        guard let record = self.service.registry.record(name) else { throw NodeError.io("gone") }
+                        let digests = try self.files.liveDigests(name)
+                        try self.service.registry.markHandoff(name, target: to, now: NamespaceService.nowMilliseconds())
+                        sealed = (record, digests)
+                    } catch {
+                        self.logger.error("handoff aborted", metadata: ["namespace": "\(name)", "error": "\(error)"])
+                    }
+                    action = machine.sealed(sealed != nil)
+                case .commit:
+                    var body: [String: Any] = ["from": self.advertisedPeerAddress, "record": Self.json(sealed!.record)]
+                    for (kind, digest) in sealed!.digests { body[kind.rawValue] = digest.json }
+                    let status = try? await peers.call(
+                        .POST,
+                        address,
+                        "/_peer/v1/namespaces/\(name)/commit",
+                        body: body,
+                        headers: headers,
+                        timeout: .seconds(600)
+                    ).status
+                    if status == 409 {
+                        self.logger.error(
+                            "the target already holds a namespace of this name: two copies exist; keep one (archive the other by hand)",
+                            metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
+                        )
+                    }
+                    action = machine.committed(
+                        status == 200
+                            ? .accepted : (status.map { (400..<500).contains($0) } == true ? .refused : .noAnswer)
+                    )
+                case .askHeld:
+                    if case .confirming(let attempts) = machine.state, attempts > 1 {
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                    action = machine.heldAnswered(await self.askHeld(name, on: target))
+                case .finish(let outcome):
+                    return self.finishHandoff(
+                        name,
+                        to: to,
+                        outcome: outcome,
+                        fencedAt: fencedAt,
+                        bytes: sealed?.digests
+                    )
+                }
             }
         }
+    }
+
+    /// Performs a handoff's outcome. Returns true when the namespace moved.
+    private func finishHandoff(
+        _ name: String,
+        to: String,
+        outcome: HandoffStateMachine.Outcome,
+        fencedAt: ContinuousClock.Instant,
+        bytes digests: [NamespaceFiles.Kind: NamespaceFiles.Digest]?
+    ) -> Bool {
+        switch outcome {
+        case .moved:
+            self.finishHandoff(name, to: to)
+            let fenced = ContinuousClock.now - fencedAt
+            self.metrics.handoffsOut.increment()
+            self.metrics.handoffDuration.observe(fenced)
+            self.logger.info(
+                "ownership changed",
+                metadata: [
+                    "namespace": "\(name)", "handoff.from": "\(self.selfID)", "handoff.to": "\(to)",
+                    "handoff.fenced_ms": "\(fenced.milliseconds)",
+                    "handoff.bytes": "\(digests?.values.reduce(0) { $0 + $1.size } ?? 0)",
+                ]
+            )
+            return true
+        case .kept:
+            try? self.service.registry.clearHandoff(name)
+            self.gate.unfence(name, movedTo: nil)
+            self.metrics.handoffsFailed.increment()
+            self.logger.warning(
+                "handoff refused; keeping the namespace",
+                metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
+            )
+        case .abandoned(let unfence):
+            if unfence { self.gate.unfence(name, movedTo: nil) }
+            self.metrics.handoffsFailed.increment()
+        case .unresolved:
+            // Serving it here could make two writers: refuse it until the target answers.
+            self.unresolved.withLock { $0[name] = to }
+            self.gate.unfence(name, movedTo: nil)
+            self.metrics.handoffsFailed.increment()
+            self.logger.error(
+                "handoff outcome unknown; the namespace is unavailable until the target answers",
+                metadata: ["namespace": "\(name)", "handoff.to": "\(to)"]
+            )
+        }
+        return false
     }
 
     /// The namespace now lives on `to`: forget it here and send waiting requests there.
@@ -131,20 +158,16 @@ extension Cluster {
     }
 
     /// Asks `member` whether it holds `name`: true/false, or nil when it does not answer.
-    func askHeld(_ name: String, on member: MemberState, attempts: Int) async -> Bool? {
-        guard let peers else { return nil }
-        for attempt in 0..<attempts {
-            if attempt > 0 { try? await Task.sleep(for: .seconds(1)) }
-            if let (status, object) = try? await peers.call(
+    func askHeld(_ name: String, on member: MemberState) async -> Bool? {
+        guard let peers,
+            let (status, object) = try? await peers.call(
                 .GET,
                 member.metadata.peerAddress,
                 "/_peer/v1/namespaces/\(name)/held",
                 timeout: .seconds(5)
-            ), status == 200, let held = object["held"] as? Bool {
-                return held
-            }
-        }
-        return nil
+            ), status == 200
+        else { return nil }
+        return object["held"] as? Bool
     }
 
     /// Settles handoffs whose outcome is unknown (after a crash or a lost answer) by asking their
@@ -157,7 +180,7 @@ extension Cluster {
         }
         for (name, target) in self.unresolved.withLock({ $0 }) {
             guard let member = self.view.member(target) else { continue }
-            switch await self.askHeld(name, on: member, attempts: 1) {
+            switch await self.askHeld(name, on: member) {
             case true?:
                 self.finishHandoff(name, to: target)
                 self.logger.info("handoff confirmed", metadata: ["namespace": "\(name)", "handoff.to": "\(target)"])

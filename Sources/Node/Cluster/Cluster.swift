@@ -66,6 +66,15 @@ public final class Cluster: Sendable {
         self.files = NamespaceFiles(configuration: configuration)
         self.logger = logger
         self.phase = Mutex(membership?.configuration.initialLifecycle == .joining ? .joining : .active)
+        // A handoff interrupted by a crash: not served until its target says whether it took it
+        // (loaded before any listener starts).
+        if let pending = try? service.registry.pendingHandoffs(), !pending.isEmpty {
+            self.unresolved.withLock { $0 = pending }
+            logger.warning(
+                "handoffs interrupted by a restart; their namespaces wait for the targets' answers",
+                metadata: ["namespaces": "\(pending.keys.sorted())"]
+            )
+        }
     }
 
     var isClustered: Bool { self.membership != nil }

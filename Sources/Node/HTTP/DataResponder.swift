@@ -114,6 +114,7 @@ struct DataResponder: HTTPResponder {
                 path: rest,
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
                 timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
+                removingHeaders: ClusterHeaders.internalNames,
                 body: body
             )
         } catch {
