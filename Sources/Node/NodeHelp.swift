@@ -26,5 +26,13 @@ public enum NodeHelp {
           TURSO_ARCHIVE_RETENTION [720h], TURSO_ACCESS_FLUSH_INTERVAL [60s], TURSO_UPSTREAM_TIMEOUT [330s],
           TURSO_IDLE_TIMEOUT [75s], TURSO_SHUTDOWN_TIMEOUT [25s], TURSO_MAX_BODY_BYTES [134217728],
           TURSO_LOG_LEVEL [info]
+
+        Cluster (none set = a single node, as above):
+          TURSO_NODE_ID [host name]          identity; the CN or a DNS SAN of this node's certificate
+          TURSO_JOIN                         gossip addresses (host:port or DNS names) of other members
+          TURSO_TLS_CA, TURSO_TLS_CERT, TURSO_TLS_KEY   PEM files for mutual TLS between nodes
+          TURSO_GOSSIP_ADDR [:7946], TURSO_PEER_ADDR [:8082], TURSO_ADVERTISE_HOST [listen host]
+          TURSO_ZONE, TURSO_MEMBERSHIP_PRESET [lan], TURSO_LEAVE_TIMEOUT [120s],
+          TURSO_HANDOFF_DRAIN_TIMEOUT [5s], TURSO_INSECURE_CLUSTER [false] (development only)
         """
 }
