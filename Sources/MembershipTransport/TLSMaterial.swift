@@ -77,11 +77,15 @@ public final class TLSMaterial: Sendable {
                 trustRoots: .certificates(cas)
             )
             server.minimumTLSVersion = .tlsv13
+            // A peer that does not answer close_notify (an idle pooled client) must not hold a
+            // closing connection, and with it a node's shutdown, for NIOSSL's default 5 s.
+            server.shutdownTimeout = .seconds(1)
             var client = TLSConfiguration.makeClientConfiguration()
             client.certificateChain = chain.map { .certificate($0) }
             client.privateKey = .privateKey(key)
             client.trustRoots = .certificates(cas)
             client.minimumTLSVersion = .tlsv13
+            client.shutdownTimeout = .seconds(1)
             // Peers are addressed by host:port; who they are is checked from their certificate against
             // the node id in every frame they send, not from the host name.
             client.certificateVerification = .noHostnameVerification
