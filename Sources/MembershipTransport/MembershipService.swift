@@ -194,13 +194,14 @@ public final class MembershipService: Sendable {
                         actions = []
                         ticksSinceSnapshot = ticksPerSnapshot
                     }
-                    self.perform(actions, onEvent: onEvent)
                     if input.isTick { ticksSinceSnapshot += 1 }
+                    // The snapshot first: whoever an event wakes must already see the change.
                     if !actions.isEmpty || ticksSinceSnapshot >= ticksPerSnapshot {
                         ticksSinceSnapshot = 0
                         let (synced, hasSeeds) = (machine.synced, machine.hasSeeds)
                         self.snapshot.withLock { $0 = (machine.members, synced, hasSeeds) }
                     }
+                    self.perform(actions, onEvent: onEvent)
                     if Task.isCancelled { break }
                 }
             }

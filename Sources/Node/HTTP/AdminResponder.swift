@@ -44,6 +44,7 @@ struct AdminResponder: HTTPResponder {
             guard method == .get else { throw Self.methodNotAllowed(method, path) }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
+            self.cluster.publishMemberMetrics()
             let text = self.service.metrics.render(registered: self.service.registry.count)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
