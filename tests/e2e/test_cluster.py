@@ -349,6 +349,8 @@ def test_join_under_writes_loses_nothing(cluster, tmp_path):
     nodes = cluster.start(3)
     names = [f"w{i}" for i in range(10)]
     prepare(nodes[0], names)
+    for name in names:
+        assert nodes[1].admin("POST", f"/v1/namespaces/{name}/ttl", {"ttl": "30d"}).status == 200
     live = list(nodes)
     with Writers(names, lambda: live) as writers, Replica(tmp_path / "rep.db", f"{nodes[1].data_url}/w0") as replica:
         time.sleep(1.5)
@@ -370,6 +372,8 @@ def test_join_under_writes_loses_nothing(cluster, tmp_path):
     for name in names:
         described = n4.admin("GET", f"/v1/namespaces/{name}").json()
         assert described["owner"] == described["holder"]
+        # The metadata moved with the data (the new holder's GC honours the TTL and the lock).
+        assert described["ttl"] == "720h0m0s" and described["locked"] is True and described["origin"] == "explicit"
     replica.client.pull()
     replica.revisions.append(replica.client.stats().revision)
     replica.assert_incremental()
