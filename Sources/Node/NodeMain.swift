@@ -246,8 +246,17 @@ public enum NodeMain {
             settings.dataAddress = "\(host):\(configuration.dataAddress.port)"
             settings.zone = configuration.zone
             settings.version = NodeHelp.version
-            settings.seeds = configuration.join
-            settings.initialLifecycle = configuration.join.isEmpty ? .active : .joining
+            // The members known before a restart are seeds too: a first member restarting without
+            // TURSO_JOIN must find its cluster again rather than believe it is alone.
+            let known = KnownMembers(stateDirectory: configuration.stateDirectory).load()
+            settings.seeds = configuration.join + known.filter { !configuration.join.contains($0) }
+            settings.initialLifecycle = settings.seeds.isEmpty ? .active : .joining
+            if !known.isEmpty {
+                logger.info(
+                    "rejoining the members known before the restart",
+                    metadata: ["membership.seeds": "\(known)"]
+                )
+            }
             settings.membership =
                 switch configuration.membershipPreset {
                 case "wan": .wan

@@ -509,3 +509,43 @@ def test_concurrent_join_and_leave_converge_without_losing_writes(cluster):
     assert not n2.held()
     held = [n.held() for n in (n1, n3, n4)]
     assert sorted(sum((sorted(h) for h in held), [])) == sorted(names)
+
+
+def test_first_member_restarting_without_join_finds_its_cluster(cluster):
+    nodes = cluster.start(3)
+    n1, n2, n3 = nodes
+    assert n1.env["TURSO_JOIN"] == ""
+    names = [f"r{i}" for i in range(9)]
+    prepare(n2, names)
+    for name in names:
+        assert sql(n2, name, "INSERT INTO t VALUES ('row', 'x')").status == 200
+    elsewhere = sorted(set(names) - n1.held())
+    assert elsewhere
+    time.sleep(2.5)  # the members list is remembered within a rebalance period
+    n1.kill()
+    deadline = time.time() + 20
+    while time.time() < deadline and n2.members()["n1"]["liveness"] != "dead":
+        time.sleep(0.2)
+    n1.start(wait=False)
+    # From its first answer on, the restarted seed never serves an empty copy of another's namespace.
+    answers = set()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            result = sql(n1, elsewhere[0], "SELECT id FROM t")
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if result.status == 200:
+            body = result.json()["results"][0]
+            assert body["type"] == "ok", body
+            assert [c["value"] for c in body["response"]["result"]["rows"][0]] == ["row"]
+            answers.add(200)
+            break
+        assert result.status == 503, result.body
+        answers.add(503)
+        time.sleep(0.05)
+    assert 200 in answers
+    cluster.wait_converged(nodes)
+    assert not (set(elsewhere) & n1.held())
+    assert "rejoining the members known before the restart" in n1.log_path.read_text()

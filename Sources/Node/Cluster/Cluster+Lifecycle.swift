@@ -28,6 +28,7 @@ extension Cluster {
                 for await _ in changes {
                     if Task.isCancelled { break }
                     self.publishMemberMetrics()
+                    self.rememberMembers()
                     if self.phase.withLock({ $0 }) == .active && self.isReady {
                         await self.rebalance()
                         await self.settleUnresolvedHandoffs()
@@ -145,6 +146,13 @@ extension Cluster {
                 metadata: ["namespaces.held": "\(left)"]
             )
         }
+    }
+
+    /// Remembers the other members that may come back (not those that left) for the next start.
+    func rememberMembers() {
+        guard self.isClustered else { return }
+        let addresses = self.view.others.filter { $0.status != .left }.map(\.metadata.gossipAddress)
+        KnownMembers(stateDirectory: self.configuration.stateDirectory).save(addresses)
     }
 
     func publishMemberMetrics() {
