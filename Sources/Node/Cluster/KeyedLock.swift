@@ -37,6 +37,4 @@ final class KeyedLock: Sendable {
         }
         next?.resume()
     }
-
-    func isLocked(_ key: String) -> Bool { self.state.withLock { $0[key] != nil } }
 }

@@ -128,6 +128,10 @@ final class NamespaceGate: Sendable {
     func unfence(_ name: String, movedTo: String?) {
         let waiters = self.state.withLock { state -> [CheckedContinuation<Admission?, Never>] in
             if let movedTo { state.moved[name] = (movedTo, .now) } else { state.moved[name] = nil }
+            if state.moved.count > 10_000 {
+                let now = ContinuousClock.now
+                state.moved = state.moved.filter { now - $0.value.at <= Self.movedMemory }
+            }
             guard var slot = state.slots[name] else { return [] }
             slot.fenced = false
             let waiters = Array(slot.waiters.values)
