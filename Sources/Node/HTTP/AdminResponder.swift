@@ -98,23 +98,23 @@ struct AdminResponder: HTTPResponder {
     /// Sends an admin request to the member that holds or owns the namespace.
     private func forward(_ request: Request, target: String, to member: MemberState) async throws(NodeError) -> Response
     {
-        guard let peers = self.cluster.peers else { throw NodeError.ownerUnavailable("not clustered", owner: nil) }
+        var request = request
+        let limit = self.service.configuration.maxAdminBodyBytes
+        let body: ByteBuffer
         do {
-            return try await peers.proxy.forward(
-                request,
-                upstream: peers.baseURL(member.metadata.peerAddress),
-                path: "/_peer/admin" + target,
-                maxBodyBytes: self.service.configuration.maxAdminBodyBytes,
-                timeout: .seconds(600),
-                extraHeaders: [(ClusterHeaders.forwarded.rawName, self.cluster.selfID)],
-                removingHeaders: ClusterHeaders.internalNames
-            )
+            body = try await request.collectBody(upTo: limit)
         } catch {
-            throw NodeError.ownerUnavailable(
-                "member \(member.id.rawValue), which owns this namespace, did not answer: \(error.message)",
-                owner: member.id.rawValue
-            )
+            throw NodeError(.payloadTooLarge, "request body exceeds \(limit) bytes", status: 413)
         }
+        return try await self.cluster.forward(
+            request,
+            path: "/_peer/admin" + target,
+            to: member,
+            handedOver: false,
+            body: body,
+            maxBodyBytes: limit,
+            timeout: .seconds(600)
+        )
     }
 
     /// One namespace action on this node, which holds the namespace.

@@ -50,50 +50,40 @@ struct DataResponder: HTTPResponder {
         }
         guard NamespaceName.isValid(segment) else { throw .invalidName(segment) }
         let name = String(segment)
-        // A body read for forwarding is kept, so a request a stale owner refused (421) can go again.
-        var body: ByteBuffer?
-        var retried = false
         for _ in 0..<3 {
             switch try await self.cluster.resolve(name, forwarded: forwarded, handedOver: handedOver) {
             case .local:
-                return try await self.serveLocally(request, name: name, rest: rest, body: body)
+                return try await self.serveLocally(request, name: name, rest: rest)
             case .absent:
                 try await self.cluster.locks.withLock(name) { () throws(NodeError) in
                     _ = try self.service.recordForDataRequest(name)
                 }
             case .forward(let member, let passedOn):
-                if body == nil {
-                    do {
-                        body = try await ReverseProxy.bufferedBody(
-                            of: request,
-                            maxBodyBytes: self.service.configuration.maxBodyBytes
-                        )
-                    } catch {
-                        throw NodeError(.payloadTooLarge, error.message, status: 413)
-                    }
+                let body: ByteBuffer?
+                do {
+                    body = try await ReverseProxy.bufferedBody(
+                        of: request,
+                        maxBodyBytes: self.service.configuration.maxBodyBytes
+                    )
+                } catch {
+                    throw NodeError(.payloadTooLarge, error.message, status: 413)
                 }
-                let response = try await self.forward(request, to: member, handedOver: passedOn, body: body)
-                if response.status.code == 421 && !retried && body != nil {
-                    self.service.metrics.countForwarded("retried")
-                    retried = true
-                    continue
-                }
-                self.service.metrics.countForwarded(response.status.code == 421 ? "misdirected" : "ok")
-                return response
+                return try await self.cluster.forward(
+                    request,
+                    path: request.uri.description,
+                    to: member,
+                    handedOver: passedOn,
+                    body: body,
+                    maxBodyBytes: self.service.configuration.maxBodyBytes,
+                    timeout: .seconds(Int64(self.service.configuration.upstreamTimeout))
+                )
             }
         }
         throw NodeError.ownerUnavailable("namespace \(name) is moving between members; retry shortly", owner: nil)
     }
 
     /// Proxies to this node's backend for `name` (already admitted to the gate).
-    private func serveLocally(
-        _ request: Request,
-        name: String,
-        rest: String,
-        body: ByteBuffer?
-    ) async throws(NodeError)
-        -> Response
-    {
+    private func serveLocally(_ request: Request, name: String, rest: String) async throws(NodeError) -> Response {
         let gate = self.cluster.gate
         let port: Int
         do {
@@ -114,8 +104,7 @@ struct DataResponder: HTTPResponder {
                 path: rest,
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
                 timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
-                removingHeaders: ClusterHeaders.internalNames,
-                body: body
+                removingHeaders: ClusterHeaders.internalNames
             )
         } catch {
             lease.release()
@@ -138,39 +127,6 @@ struct DataResponder: HTTPResponder {
             try await upstreamBody.write(writer)
         }
         return response
-    }
-
-    /// Sends the request, unchanged, to `member`'s peer listener and streams its answer back.
-    private func forward(
-        _ request: Request,
-        to member: MemberState,
-        handedOver: Bool,
-        body: ByteBuffer?
-    )
-        async throws(NodeError) -> Response
-    {
-        guard let peers = self.cluster.peers else { throw NodeError.ownerUnavailable("not clustered", owner: nil) }
-        var headers = [(ClusterHeaders.forwarded.rawName, self.cluster.selfID)]
-        if handedOver { headers.append((ClusterHeaders.handedOver.rawName, "1")) }
-        do {
-            return try await peers.proxy.forward(
-                request,
-                upstream: peers.baseURL(member.metadata.peerAddress),
-                path: request.uri.description,
-                maxBodyBytes: self.service.configuration.maxBodyBytes,
-                timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
-                extraHeaders: headers,
-                removingHeaders: ClusterHeaders.internalNames,
-                body: body
-            )
-        } catch {
-            self.service.metrics.countForwarded("failed")
-            if error.code == .bodyTooLarge { throw NodeError(.payloadTooLarge, error.message, status: 413) }
-            throw NodeError.ownerUnavailable(
-                "member \(member.id.rawValue), which owns this namespace, did not answer: \(error.message)",
-                owner: member.id.rawValue
-            )
-        }
     }
 }
 
