@@ -232,6 +232,11 @@ def node_factory(tmp_path):
         return node
 
     yield make
+    kill_nodes(nodes)
+
+
+def kill_nodes(nodes) -> None:
+    """SIGKILL the nodes and any backend left over in their data directories."""
     for node in nodes:
         node.kill()
     for node in nodes:

@@ -18,7 +18,7 @@ import pytest
 import turso.sync
 import turso_serverless
 
-from conftest import SERVER_BIN, Node, backend_processes, execute, http, port_range
+from conftest import SERVER_BIN, Node, execute, http, kill_nodes, port_range
 
 DATA = "data-token"
 ADMIN = "admin-token"
@@ -118,14 +118,7 @@ class Cluster:
         raise AssertionError(f"cluster did not converge on {want}: {views}")
 
     def stop(self):
-        for node in self.nodes.values():
-            node.kill()
-        for node in self.nodes.values():
-            for pid in backend_processes(node.data_dir):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_nodes(self.nodes.values())
 
 
 @pytest.fixture
