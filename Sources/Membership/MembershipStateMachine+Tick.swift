@@ -48,6 +48,20 @@ extension MembershipStateMachine {
         return actions
     }
 
+    /// An operator's decision that a dead member is gone for good: announces it as `left` on its
+    /// behalf (at its own incarnation, which `left` supersedes). Returns nil unless the member is
+    /// known and dead. Should it be alive after all, it refutes with a higher incarnation.
+    public mutating func forget(_ id: NodeID, now: Instant) -> [Action]? {
+        guard id != self.me.id, var state = self.records[id]?.state, state.status == .dead else { return nil }
+        state.status = .left
+        state.accuser = nil
+        var actions: [Action] = []
+        self.apply(state, now: now, &actions)
+        self.nextGossipAt = now
+        self.fanOut(now: now, &actions)
+        return actions
+    }
+
     /// Changes this node's metadata (e.g. joining → active) and announces it with a new incarnation.
     public mutating func updateMetadata(_ change: (inout MemberMetadata) -> Void, now: Instant) -> [Action] {
         let before = self.me.metadata

@@ -20,6 +20,7 @@ public final class MembershipService: Sendable {
         case leave(CheckedContinuation<Void, Never>)
         case lifecycle(MemberLifecycle, CheckedContinuation<Void, Never>)
         case seeds([String])
+        case forget(NodeID, CheckedContinuation<Bool, Never>)
     }
 
     public let configuration: MembershipServiceConfiguration
@@ -47,6 +48,13 @@ public final class MembershipService: Sendable {
 
     /// True when seed addresses other than this node's own are known (resolved).
     public var hasSeedsOtherThanSelf: Bool { self.snapshot.withLock { $0.hasSeeds } }
+
+    /// Announces a dead member as gone for good (`left`). Returns false unless it is known and dead.
+    public func forget(_ id: NodeID) async -> Bool {
+        await withCheckedContinuation { continuation in
+            self.inboxContinuation.yield(.forget(id, continuation))
+        }
+    }
 
     /// Announces a new lifecycle (joining → active, active → leaving) with a higher incarnation.
     public func setLifecycle(_ lifecycle: MemberLifecycle) async {
@@ -189,6 +197,10 @@ public final class MembershipService: Sendable {
                     case .lifecycle(let lifecycle, let continuation):
                         actions = machine.updateMetadata({ $0.lifecycle = lifecycle }, now: now)
                         continuation.resume()
+                    case .forget(let id, let continuation):
+                        let result = machine.forget(id, now: now)
+                        actions = result ?? []
+                        continuation.resume(returning: result != nil)
                     case .seeds(let seeds):
                         machine.replaceSeeds(seeds)
                         actions = []

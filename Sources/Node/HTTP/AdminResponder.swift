@@ -52,6 +52,11 @@ struct AdminResponder: HTTPResponder {
             guard method == .get else { throw Self.methodNotAllowed(method, path) }
             return await self.members()
         }
+        if path.hasPrefix("/v1/cluster/members/") && path.hasSuffix("/forget") {
+            guard method == .post else { throw Self.methodNotAllowed(method, path) }
+            let id = String(path.dropFirst("/v1/cluster/members/".count).dropLast("/forget".count))
+            return try await self.forget(id)
+        }
         if path == "/v1/cluster/leave" {
             guard method == .post else { throw Self.methodNotAllowed(method, path) }
             self.logger.info("leave requested through the admin API")
@@ -248,6 +253,26 @@ struct AdminResponder: HTTPResponder {
             ])
         }
         return HTTPHelpers.json(.ok, ["members": items])
+    }
+
+    /// `POST /v1/cluster/members/:id/forget`: declares a dead member gone for good. Its namespaces
+    /// then count as absent (restore them from backups); it must not come back with its old data.
+    private func forget(_ id: String) async throws(NodeError) -> Response {
+        guard let membership = self.cluster.membership else {
+            throw NodeError(.badRequest, "this node is not clustered", status: 409)
+        }
+        guard let member = self.cluster.view.member(id), id != self.cluster.selfID else {
+            throw .notFound("no member \(id)")
+        }
+        guard member.status == .dead, await membership.forget(member.id) else {
+            throw NodeError(
+                .badRequest,
+                "member \(id) is \(member.status), not dead: only a dead member can be forgotten",
+                status: 409
+            )
+        }
+        self.logger.warning("member forgotten by an operator", metadata: ["membership.peer": "\(id)"])
+        return HTTPHelpers.json(.ok, ["id": id, "liveness": "left"])
     }
 
     /// `GET /v1/namespaces`: this node's namespaces, or with `merged` every live member's, each with
