@@ -199,6 +199,15 @@ public final class SimulatedCluster {
         self.log("impostor of \(id) at \(address)")
     }
 
+    /// `observer` declares the dead member `id` gone for good. Returns false when it refused (not dead).
+    @discardableResult
+    public func forget(_ id: NodeID, by observer: NodeID) -> Bool {
+        guard let actions = self.nodes[observer]!.machine?.forget(id, now: self.now) else { return false }
+        self.log("\(observer) forgets \(id)")
+        self.perform(actions, from: observer)
+        return true
+    }
+
     public func leave(_ id: NodeID) {
         guard let actions = self.nodes[id]!.machine?.leave(now: self.now) else { return }
         self.log("leave \(id)")

@@ -227,6 +227,38 @@ struct SimulationTests {
         #expect(!cluster.conflicts.isEmpty)
     }
 
+    /// An operator forgets a dead member on one node: every member comes to see it as left. A live
+    /// member cannot be forgotten; one that was only cut off refutes the announcement once it is
+    /// reachable again.
+    @Test(arguments: Array(UInt64(1)...20))
+    func forgettingADeadMemberSpreadsAndALiveOneRefutes(seed: UInt64) {
+        let cluster = SimulatedCluster(count: 5, seed: seed)
+        cluster.startConverged()
+        let (victim, observer) = (cluster.ids[1], cluster.ids[0])
+        let others = cluster.ids.filter { $0 != victim }
+        #expect(!cluster.forget(victim, by: observer), "an alive member is not forgotten")
+        let cutOff = seed % 2 == 0
+        if cutOff { cluster.partition([victim], others) } else { cluster.crash(victim) }
+        let dead = cluster.run(
+            until: { c in others.allSatisfy { c.status(of: victim, seenBy: $0) == .dead } },
+            timeout: .seconds(60)
+        )
+        #expect(dead != nil, "\(cluster.report("not dead"))")
+        #expect(cluster.forget(victim, by: observer))
+        let left = cluster.run(
+            until: { c in others.allSatisfy { c.status(of: victim, seenBy: $0) == .left } },
+            timeout: .seconds(30)
+        )
+        #expect(left != nil, "\(cluster.report("the forget did not spread"))")
+        guard cutOff else { return }
+        cluster.heal()
+        let back = cluster.run(
+            until: { c in others.allSatisfy { c.status(of: victim, seenBy: $0) == .alive } },
+            timeout: .seconds(60)
+        )
+        #expect(back != nil, "\(cluster.report("the live member did not refute"))")
+    }
+
     /// Many seeds, small clusters, random faults: after the faults stop, every running member is
     /// alive in every view and all views agree.
     @Test(arguments: Array(UInt64(1)...1000))
