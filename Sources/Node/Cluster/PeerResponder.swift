@@ -121,41 +121,9 @@ struct PeerResponder: HTTPResponder {
         headers[.contentType] = "application/octet-stream"
         headers[ClusterHeaders.fileSize] = String(size)
         let length = max(0, size - offset)
-        guard length > 0, let handle = FileHandle(forReadingAtPath: path) else {
+        guard length > 0, let file = StreamedFile(path: path, removeWhenClosed: false) else {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer()))
         }
-        let box = ReadOnlyFile(handle: handle)
-        return Response(
-            status: .ok,
-            headers: headers,
-            body: ResponseBody(contentLength: length) { writer in
-                defer { box.close() }
-                try box.handle.seek(toOffset: UInt64(offset))
-                var remaining = length
-                while remaining > 0 {
-                    let data = try box.handle.read(upToCount: min(remaining, 256 << 10)) ?? Data()
-                    if data.isEmpty { throw NodeError.io("\(path) shrank while being copied") }
-                    try await writer.write(ByteBuffer(bytes: data))
-                    remaining -= data.count
-                }
-                try await writer.finish(nil)
-            }
-        )
+        return Response(status: .ok, headers: headers, body: file.body(offset: offset, length: length))
     }
-}
-
-/// A file handle closed once its response body was written or dropped.
-final class ReadOnlyFile: @unchecked Sendable {
-    let handle: FileHandle
-    private var closed = false
-
-    init(handle: FileHandle) { self.handle = handle }
-
-    func close() {
-        guard !self.closed else { return }
-        self.closed = true
-        try? self.handle.close()
-    }
-
-    deinit { self.close() }
 }

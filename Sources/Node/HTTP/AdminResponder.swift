@@ -352,47 +352,13 @@ struct AdminResponder: HTTPResponder {
 
     private func backup(_ name: String) async throws(NodeError) -> Response {
         let path = try await self.service.backup(name)
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let file = StreamedFile(path: path, removeWhenClosed: true) else {
+            try? FileManager.default.removeItem(atPath: path)
             throw NodeError(.io, "cannot read the backup of \(name)", status: 500)
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.sqlite3"
         headers[.contentDisposition] = "attachment; filename=\"\(name).db\""
-        let box = FileBox(handle: handle, path: path)
-        return Response(
-            status: .ok,
-            headers: headers,
-            body: ResponseBody(contentLength: size) { writer in
-                defer { box.close() }
-                while true {
-                    let data = try box.handle.read(upToCount: 256 << 10) ?? Data()
-                    if data.isEmpty { break }
-                    try await writer.write(ByteBuffer(bytes: data))
-                }
-                try await writer.finish(nil)
-            }
-        )
+        return Response(status: .ok, headers: headers, body: file.body(offset: 0, length: NamespaceFiles.size(path)))
     }
-}
-
-/// A backup file being streamed; deleted once sent or abandoned.
-final class FileBox: @unchecked Sendable {
-    let handle: FileHandle
-    let path: String
-    private var closed = false
-
-    init(handle: FileHandle, path: String) {
-        self.handle = handle
-        self.path = path
-    }
-
-    func close() {
-        guard !self.closed else { return }
-        self.closed = true
-        try? self.handle.close()
-        try? FileManager.default.removeItem(atPath: self.path)
-    }
-
-    deinit { self.close() }
 }
