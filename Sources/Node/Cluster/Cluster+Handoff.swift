@@ -198,24 +198,37 @@ extension Cluster {
 
     /// Copies `name`'s files from the member at `from` into staging (appending to what is there).
     func precopy(_ name: String, from: String) async throws(NodeError) -> Int {
-        guard let peers else { throw NodeError(.badRequest, "not clustered", status: 400) }
         var copied = 0
         for kind in NamespaceFiles.Kind.allCases {
-            let handle: FileHandle
-            do {
-                handle = try self.files.openStaging(name, kind, truncate: false)
-            } catch {
-                throw NodeError.io("cannot stage \(name): \(error)")
-            }
-            defer { try? handle.close() }
-            let offset = NamespaceFiles.size(self.files.stagingPath(name, kind))
-            copied +=
-                try await peers.download(
-                    from,
-                    "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
-                    into: handle
-                ).written
+            copied += try await self.stage(name, kind, from: from, truncate: false)
         }
+        return copied
+    }
+
+    /// Appends to the staged copy of `name`'s `kind` file what the member at `from` has beyond it
+    /// (emptying the copy first with `truncate`). Returns the bytes copied.
+    private func stage(
+        _ name: String,
+        _ kind: NamespaceFiles.Kind,
+        from: String,
+        truncate: Bool
+    )
+        async throws(NodeError) -> Int
+    {
+        guard let peers else { throw NodeError(.badRequest, "not clustered", status: 400) }
+        let handle: FileHandle
+        do {
+            handle = try self.files.openStaging(name, kind, truncate: truncate)
+        } catch {
+            throw NodeError.io("cannot stage \(name): \(error)")
+        }
+        defer { try? handle.close() }
+        let offset = NamespaceFiles.size(self.files.stagingPath(name, kind))
+        let copied = try await peers.download(
+            from,
+            "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
+            into: handle
+        ).written
         self.metrics.handoffBytes.increment(by: copied)
         return copied
     }
@@ -223,7 +236,7 @@ extension Cluster {
     /// Completes a handoff to this node: copies the tail, verifies the digests (copying a file again
     /// whole if its prefix differs), installs the files and registers the namespace.
     func commit(_ name: String, from: String, body: [String: Any]) async throws(NodeError) {
-        guard let peers, let recordJSON = body["record"] as? [String: Any], let record = Self.record(recordJSON),
+        guard self.isClustered, let recordJSON = body["record"] as? [String: Any], let record = Self.record(recordJSON),
             record.name == name
         else { throw .badRequest("commit needs a record") }
         var expected: [NamespaceFiles.Kind: NamespaceFiles.Digest] = [:]
@@ -243,23 +256,10 @@ extension Cluster {
                 for whole in [false, true] {
                     let path = self.files.stagingPath(name, kind)
                     let truncate = whole || NamespaceFiles.size(path) > want.size
-                    let handle: FileHandle
-                    do {
-                        handle = try self.files.openStaging(name, kind, truncate: truncate)
-                    } catch {
-                        throw NodeError.io("cannot stage \(name): \(error)")
-                    }
-                    let offset = NamespaceFiles.size(path)
-                    do {
-                        if offset < want.size {
-                            let copied = try await peers.download(
-                                from,
-                                "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
-                                into: handle
-                            ).written
-                            self.metrics.handoffBytes.increment(by: copied)
-                        }
-                        try? handle.close()
+                    if truncate || NamespaceFiles.size(path) < want.size
+                        || !FileManager.default.fileExists(atPath: path)
+                    {
+                        _ = try await self.stage(name, kind, from: from, truncate: truncate)
                     }
                     if (try? NamespaceFiles.digest(path)) == want {
                         verified = true

@@ -56,7 +56,7 @@ extension Cluster {
         let view = ClusterView(selfID: self.selfID, members: membership.members, treatSelfAsActive: true)
         var copied = 0
         var bytes = 0
-        for member in view.others where member.status == .alive && member.metadata.lifecycle == .active {
+        for member in view.receivers {
             guard let peers,
                 let (status, object) = try? await peers.call(
                     .GET,
@@ -100,7 +100,7 @@ extension Cluster {
             moves.append((record.name, owner))
         }
         guard !moves.isEmpty else { return 0 }
-        let ready = moves.filter { $0.1.status == .alive && $0.1.metadata.lifecycle == .active }
+        let ready = moves.filter { $0.1.canReceive }
         // A few at a time: each handoff is mostly waiting on the network and the target's disk.
         await withTaskGroup(of: Void.self) { group in
             var pending = ready[...]
@@ -129,9 +129,7 @@ extension Cluster {
         try? await Task.sleep(for: .milliseconds(500))
         let deadline = started + .milliseconds(Int64(self.configuration.leaveTimeout * 1000))
         while self.service.registry.count > 0 && ContinuousClock.now < deadline {
-            let view = self.view
-            let receivers = view.others.filter { $0.status == .alive && $0.metadata.lifecycle == .active }
-            if receivers.isEmpty { break }
+            if self.view.receivers.isEmpty { break }
             if await self.rebalance() == 0 { break }
             try? await Task.sleep(for: .milliseconds(500))
         }
@@ -151,8 +149,7 @@ extension Cluster {
     /// Remembers the other members that may come back (not those that left) for the next start.
     func rememberMembers() {
         guard self.isClustered else { return }
-        let addresses = self.view.others.filter { $0.status != .left }.map(\.metadata.gossipAddress)
-        KnownMembers(stateDirectory: self.configuration.stateDirectory).save(addresses)
+        self.knownMembers.save(self.view.others.map(\.metadata.gossipAddress))
     }
 
     func publishMemberMetrics() {

@@ -42,6 +42,7 @@ public final class Cluster: Sendable {
     let peers: PeerClient?
     let gate = NamespaceGate()
     let files: NamespaceFiles
+    let knownMembers: KnownMembers
     let logger: Logger
     let phase: Mutex<Phase>
     private let claims = Mutex<[String: Task<ClaimOutcome, Never>]>([:])
@@ -64,6 +65,7 @@ public final class Cluster: Sendable {
         self.membership = membership
         self.peers = peers
         self.files = NamespaceFiles(configuration: configuration)
+        self.knownMembers = KnownMembers(stateDirectory: configuration.stateDirectory)
         self.logger = logger
         self.phase = Mutex(membership?.configuration.initialLifecycle == .joining ? .joining : .active)
         // A handoff interrupted by a crash: not served until its target says whether it took it

@@ -53,6 +53,9 @@ public struct ClusterView: Sendable {
 
     public func isOwner(_ namespace: String) -> Bool { self.placement.owner(of: namespace)?.id == self.selfID }
 
+    /// Members other than this node that can take namespaces now: alive and active.
+    public var receivers: [MemberState] { self.others.filter(\.canReceive) }
+
     /// Members other than this node that may hold data: everyone that has not left.
     public var others: [MemberState] {
         self.members.filter { $0.id.rawValue != self.selfID && $0.status != .left }
@@ -79,4 +82,9 @@ public struct ClusterView: Sendable {
         if owner.status == .dead { return .ownerDown(owner) }
         return .forward(owner)
     }
+}
+
+extension MemberState {
+    /// Alive and active: it serves, and namespaces can be copied from or handed to it.
+    var canReceive: Bool { self.status == .alive && self.metadata.lifecycle == .active }
 }

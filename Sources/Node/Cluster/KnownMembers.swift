@@ -1,11 +1,14 @@
 import Foundation
+import Synchronization
 
 /// The gossip addresses of the other members this node last knew, kept in
 /// `<data-dir>/_state/members.json` and used as extra seeds at the next start. A node started
 /// without `TURSO_JOIN` (the first member) that restarts would otherwise believe it is alone and
 /// own every namespace, and could create empty copies of namespaces the others hold.
-struct KnownMembers: Sendable {
+final class KnownMembers: Sendable {
     let path: String
+    /// What the file holds (read once, then kept in step), so an unchanged list costs no I/O.
+    private let saved = Mutex<[String]?>(nil)
 
     init(stateDirectory: String) {
         self.path = stateDirectory + "/members.json"
@@ -22,9 +25,15 @@ struct KnownMembers: Sendable {
     /// Writes the list atomically when it changed.
     func save(_ addresses: [String]) {
         let sorted = Array(Set(addresses)).sorted()
-        guard sorted != self.load().sorted() else { return }
+        let unchanged = self.saved.withLock { saved in
+            if saved == nil { saved = self.load().sorted() }
+            return saved == sorted
+        }
+        guard !unchanged else { return }
         let object: [String: Any] = ["gossipAddresses": sorted]
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        try? data.write(to: URL(fileURLWithPath: self.path), options: .atomic)
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
+            (try? data.write(to: URL(fileURLWithPath: self.path), options: .atomic)) != nil
+        else { return }
+        self.saved.withLock { $0 = sorted }
     }
 }
