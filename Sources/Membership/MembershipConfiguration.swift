@@ -78,6 +78,10 @@ public struct MembershipConfiguration: Sendable {
     }
 
     /// A data-centre network: round trips well under 10 ms.
+    /// Long enough for a live process with this node's id to hear of a new one and answer (a few
+    /// gossip rounds and probes): a joining node waits this long before it serves.
+    public var identitySettleTime: Duration { self.probeInterval * 2 + self.gossipInterval * 10 }
+
     public static var lan: MembershipConfiguration {
         MembershipConfiguration(
             probeInterval: .milliseconds(500),

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOSSL
 import Synchronization
@@ -14,7 +15,7 @@ public final class TLSMaterial: Sendable {
         var server: NIOSSLContext
         var client: NIOSSLContext
         var clientConfiguration: TLSConfiguration
-        var stamp: [Date]
+        var stamp: [String]
         var generation = 0
     }
 
@@ -53,9 +54,14 @@ public final class TLSMaterial: Sendable {
         return true
     }
 
-    private static func stamp(_ paths: [String]) -> [Date] {
-        paths.map {
-            ((try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date) ?? .distantPast
+    /// What identifies the files' current contents: each path with symbolic links resolved (a
+    /// Kubernetes Secret volume swaps its `..data` link, so the link paths themselves never change)
+    /// and the SHA-256 of what it holds now.
+    private static func stamp(_ paths: [String]) -> [String] {
+        paths.map { path in
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            guard let contents = FileManager.default.contents(atPath: resolved) else { return resolved + " missing" }
+            return resolved + " " + SHA256.hash(data: contents).map { String(format: "%02x", $0) }.joined()
         }
     }
 

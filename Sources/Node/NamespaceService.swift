@@ -48,6 +48,7 @@ public final class NamespaceService: Sendable {
         guard self.configuration.allowAutoProvision else {
             throw .notFound("namespace \(name) does not exist (auto-provisioning is off)")
         }
+        try self.archiveLeftovers(name)
         if let record = try self.registry.create(
             name,
             origin: .auto,
@@ -64,6 +65,7 @@ public final class NamespaceService: Sendable {
     /// `POST /v1/namespaces/:name/create`: registers it (explicit, locked) and starts its backend.
     func create(_ name: String) async throws(NodeError) -> NamespaceRecord {
         try self.checkNotFenced(name)
+        if self.registry.record(name) == nil { try self.archiveLeftovers(name) }
         guard
             let record = try self.registry.create(
                 name,
@@ -89,6 +91,22 @@ public final class NamespaceService: Sendable {
         return record
     }
 
+    /// Before a namespace is registered (its creator holds its lock): files already at its path
+    /// belong to no namespace and are archived rather than adopted.
+    private func archiveLeftovers(_ name: String) throws(NodeError) {
+        guard
+            let folder = try self.archives.archiveLeftovers(
+                name: name,
+                databasePath: self.configuration.databasePath(name),
+                now: Self.nowMilliseconds()
+            )
+        else { return }
+        self.logger.warning(
+            "files of an unregistered namespace were archived before creating it",
+            metadata: ["namespace": "\(name)", "archive": "\(folder)"]
+        )
+    }
+
     /// Archives a namespace: fences it, stops its backend, moves its files to the archive and
     /// unregisters it. Returns the archive folder.
     func archive(_ name: String, reason: String) async throws(NodeError) -> String {
@@ -104,14 +122,23 @@ public final class NamespaceService: Sendable {
         }
         defer { _ = self.fenced.withLock { $0.remove(name) } }
         guard self.registry.record(name) != nil else { throw .notFound("namespace \(name) does not exist") }
-        await self.supervisor.stop(name)
-        let base = self.configuration.databasePath(name)
-        let folder = try self.archives.archive(
-            name: name,
-            files: [base, base + "-wal", base + "-shm", base + "-log"],
-            now: Self.nowMilliseconds()
-        )
-        try self.registry.remove(name)
+        // Held stopped until it is unregistered: a request that passed the fence before it was set
+        // must neither restart the backend nor recreate the files behind the archive.
+        await self.supervisor.stop(name, hold: true)
+        let folder: String
+        do {
+            let base = self.configuration.databasePath(name)
+            folder = try self.archives.archive(
+                name: name,
+                files: [base, base + "-wal", base + "-shm", base + "-log"],
+                now: Self.nowMilliseconds()
+            )
+            try self.registry.remove(name)
+        } catch {
+            await self.supervisor.unhold(name)
+            throw error
+        }
+        await self.supervisor.unhold(name)
         self.logger.info(
             "gc archive",
             metadata: ["namespace": "\(name)", "reason": "\(reason)", "archive": "\(folder)"]
@@ -119,8 +146,33 @@ public final class NamespaceService: Sendable {
         return folder
     }
 
-    /// One GC sweep: archive idle auto-created and TTL-expired namespaces, purge old archives.
+    /// Copies being received (`_state/incoming/<name>/`) whose files have not changed for
+    /// `idleSeconds` belong to a join or handoff that will not finish: removes them and returns their
+    /// names. At start every one is abandoned (a copy never resumes across a restart).
+    @discardableResult
+    func removeAbandonedCopies(idleSeconds: Double) -> [String] {
+        let fm = FileManager.default
+        let root = self.configuration.stateDirectory + "/incoming"
+        guard let entries = try? fm.contentsOfDirectory(atPath: root) else { return [] }
+        let cutoff = Date().addingTimeInterval(-idleSeconds)
+        var removed: [String] = []
+        for entry in entries {
+            let folder = root + "/" + entry
+            let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } + [folder]
+            let newest = files.compactMap { (try? fm.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
+            guard idleSeconds <= 0 || (newest ?? .distantPast) < cutoff else { continue }
+            if (try? fm.removeItem(atPath: folder)) != nil { removed.append(entry) }
+        }
+        if !removed.isEmpty {
+            self.logger.info("removed abandoned incoming copies", metadata: ["namespaces": "\(removed)"])
+        }
+        return removed
+    }
+
+    /// One GC sweep: archive idle auto-created and TTL-expired namespaces, purge old archives, drop
+    /// incoming copies abandoned for an hour.
     func collectGarbage() async {
+        self.removeAbandonedCopies(idleSeconds: 3600)
         let planner = GarbageCollectionPlanner(
             autoIdleSeconds: self.configuration.autoIdleDuration,
             archiveRetentionSeconds: self.configuration.archiveRetention

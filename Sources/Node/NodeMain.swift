@@ -69,7 +69,9 @@ public enum NodeMain {
         }
         try? FileManager.default.removeItem(atPath: configuration.stateDirectory + "/tmp")
         let metrics = NodeMetrics()
-        let supervisor = Supervisor(configuration: configuration, metrics: metrics, logger: logger)
+        let supervisor = Supervisor(configuration: configuration, metrics: metrics, logger: logger) { name in
+            registry.record(name) != nil
+        }
         let service = NamespaceService(
             configuration: configuration,
             registry: registry,
@@ -77,6 +79,7 @@ public enum NodeMain {
             metrics: metrics,
             logger: logger
         )
+        service.removeAbandonedCopies(idleSeconds: 0)
         let lifecycle = NodeLifecycle()
         let (membership, tls) = try Self.makeMembership(configuration, logger: logger)
         let peers = configuration.isClustered ? PeerClient(tls: tls) : nil
@@ -109,7 +112,7 @@ public enum NodeMain {
         }
         let client = ReverseProxy.makeClient()
         let http1 = HTTP1Channel.Configuration(
-            idleTimeout: .seconds(Int64(configuration.idleTimeout)),
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: 16 << 10,
                 maxHeaderListSize: 64 << 10,
@@ -207,6 +210,7 @@ public enum NodeMain {
             try await group.run()
         } catch {
             try? await client.shutdown()
+            await peers?.shutdown()
             throw error
         }
         try? await client.shutdown()

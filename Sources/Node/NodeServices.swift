@@ -13,14 +13,14 @@ struct NodeCoreService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64(configuration.gcInterval * 1000)))
+                    try? await Task.sleep(for: .seconds(configuration.gcInterval))
                     if Task.isCancelled { break }
                     await self.service.collectGarbage()
                 }
             }
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64(configuration.accessFlushInterval * 1000)))
+                    try? await Task.sleep(for: .seconds(configuration.accessFlushInterval))
                     self.flush()
                 }
             }

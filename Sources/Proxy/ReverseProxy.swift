@@ -97,7 +97,10 @@ public struct ReverseProxy: Sendable {
         do {
             response = try await self.client.execute(
                 outbound,
-                deadline: .now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+                deadline: .now()
+                    + .nanoseconds(
+                        timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                    )
             )
         } catch _ where upload?.exceededLimit == true {
             // The client may wrap the body's error; the upload itself records why it stopped.

@@ -3,6 +3,8 @@ import CSQLite
 /// A libsqlite3 connection. Not thread-safe: use it from one thread at a time (the owner serializes).
 public final class SQLiteConnection: @unchecked Sendable {
     public let handle: OpaquePointer
+    /// Kept alive as long as the connection: the context of a callback installed on it (an authorizer).
+    public var context: AnyObject?
 
     /// Opens (or creates) the database at `path` in multi-thread mode with a busy timeout.
     public init(

@@ -62,6 +62,6 @@ struct SyncDatabase: Sendable {
         } catch {
             throw .unsupportedDatabase("cannot configure a connection to \(self.path): \(error)")
         }
-        SQLGuard.install(on: connection)
+        SQLGuard.install(on: connection, minimumSynchronous: self.synchronousFull ? 2 : 1)
     }
 }

@@ -1,3 +1,5 @@
+import ServerSupport
+
 /// How a backend runs: `turso-sync-server --sync-server <host:port> <db-path>`, the argv of
 /// `tursodb --sync-server`, so `TURSODB_BIN` can point at it.
 public struct SyncServerConfiguration: Sendable {
@@ -9,8 +11,11 @@ public struct SyncServerConfiguration: Sendable {
     public var databasePath = ""
     /// Idle time after which a Hrana stream is closed and its transaction rolled back. Default 15 s.
     public var streamExpiry: Duration = .seconds(15)
-    /// Largest request body accepted. Default 32 MiB.
-    public var maxBodyBytes = 32 << 20
+    /// Largest request body accepted. Default 128 MiB, the node's `TURSO_MAX_BODY_BYTES` default; a
+    /// node passes its own limit (`TURSO_SYNC_MAX_BODY_BYTES`) so that it enforces the only limit.
+    public var maxBodyBytes = 128 << 20
+    /// When set, every request must carry it in `BackendSecret.headerName` (the node sets it).
+    public var secret: String?
     /// fsync the WAL on every commit (power-loss durability). Default true.
     public var synchronousFull = true
     /// Exit when the parent process dies (set by the node supervisor). Default false.
@@ -59,10 +64,19 @@ public struct SyncServerConfiguration: Sendable {
             self.synchronousFull = mode == "full"
         }
         if let text = environment["TURSO_SYNC_STREAM_EXPIRY_SECONDS"] {
-            guard let seconds = Int(text), seconds > 0 else {
-                throw .usage("TURSO_SYNC_STREAM_EXPIRY_SECONDS must be a positive integer")
+            guard let seconds = Int(text), (1...86_400).contains(seconds) else {
+                throw .usage("TURSO_SYNC_STREAM_EXPIRY_SECONDS=\(text) must be an integer between 1 and 86400")
             }
             self.streamExpiry = .seconds(seconds)
+        }
+        if let text = environment["TURSO_SYNC_MAX_BODY_BYTES"] {
+            guard let bytes = Int(text), (1024...(1 << 30)).contains(bytes) else {
+                throw .usage("TURSO_SYNC_MAX_BODY_BYTES=\(text) must be an integer between 1024 and \(1 << 30)")
+            }
+            self.maxBodyBytes = bytes
+        }
+        if let secret = environment[BackendSecret.environmentKey], !secret.isEmpty {
+            self.secret = secret
         }
     }
 }

@@ -46,6 +46,7 @@ public final class SyncService: Sendable {
             host: self.configuration.host,
             port: self.configuration.port,
             maxBodyBytes: self.configuration.maxBodyBytes,
+            secret: self.configuration.secret,
             logger: self.logger
         ) { request in
             await self.handle(request)

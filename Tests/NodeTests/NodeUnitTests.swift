@@ -17,6 +17,35 @@ struct GoDurationTests {
         #expect(GoDuration.parse(text) == nil)
     }
 
+    @Test(arguments: ["99999999999999999h", "2562048h", "\(String(repeating: "9", count: 400))s", "106752d"])
+    func refusesBeyondGosMaximum(_ text: String) {
+        #expect(GoDuration.parse(text) == nil)
+    }
+
+    @Test func rangeErrorsNameTheFieldAndTheLimits() {
+        guard case .failure(let problem) = GoDuration.parse("2h", field: "ttl", range: 1...3600) else {
+            Issue.record("2h is outside 1s...1h")
+            return
+        }
+        #expect(problem.message.contains("ttl=2h"))
+        #expect(problem.message.contains("between 1s and 1h0m0s"))
+        #expect((try? GoDuration.parse("30m", field: "ttl", range: 1...3600).get()) == 1800)
+    }
+
+    @Test func formattingNeverTraps() {
+        #expect(GoDuration.format(.infinity) == GoDuration.format(GoDuration.maximumSeconds))
+        #expect(GoDuration.format(1e300) == "2562047h47m16s")
+        #expect(GoDuration.format(-5) == "0s")
+    }
+
+    @Test func expiryOfAHugeStoredTTLSaturates() {
+        var record = NamespaceRecord(name: "a", origin: .auto, createdAt: 1_700_000_000_000)
+        record.ttlSeconds = 1e30
+        #expect(record.expiresAt == 1_700_000_000_000 + Int64(GoDuration.maximumSeconds * 1000))
+        record.ttlSeconds = .nan
+        #expect(record.expiresAt == 1_700_000_000_000)
+    }
+
     @Test func formatsLikeGo() {
         #expect(GoDuration.format(604_800) == "168h0m0s")
         #expect(GoDuration.format(90) == "1m30s")
@@ -135,8 +164,36 @@ struct NodeConfigurationTests {
         ["TURSO_DATA_ADDR": "8080"], ["TURSO_ALLOW_AUTO_PROVISION": "maybe"], ["TURSO_DATA_ADDR": ":9500"],
         ["TURSO_ADMIN_ADDR": ":8080"], ["TURSO_LOG_LEVEL": "loud"], ["TURSO_MAX_NAMESPACES": "-1"],
         ["TURSO_NODE_ID": "bad id/with spaces"], ["TURSO_JOIN": "10.0.0.1:7946"],
+        ["TURSO_STARTUP_TIMEOUT": "99999999999999999h"], ["TURSO_UPSTREAM_TIMEOUT": "0s"],
+        ["TURSO_MAX_BODY_BYTES": "99999999999999999999"], ["TURSO_MAX_BODY_BYTES": "\(2 << 30)"],
+        ["TURSO_LEAVE_TIMEOUT": "1000d"], ["TURSO_REPLICAS": "0"],
     ])
     func rejectsInvalidValues(_ environment: [String: String]) {
         #expect(throws: NodeError.self) { try NodeConfiguration(environment: environment) }
+    }
+
+    @Test func everyRangeErrorNamesTheVariableAndItsLimits() {
+        do {
+            _ = try NodeConfiguration(environment: ["TURSO_IDLE_TIMEOUT": "2562047h"])
+            Issue.record("a 292-year idle timeout was accepted")
+        } catch {
+            #expect(
+                error.message
+                    == "TURSO_IDLE_TIMEOUT=2562047h is not a duration between 1ms and 24h0m0s (examples: 5s, 1h30m, 168h, 30d)"
+            )
+        }
+        do {
+            _ = try NodeConfiguration(environment: ["TURSO_MAX_RUNNING": "-3"])
+            Issue.record("a negative backend count was accepted")
+        } catch {
+            #expect(error.message == "TURSO_MAX_RUNNING=-3 is not an integer between 1 and 1000000")
+        }
+    }
+
+    /// Every duration's upper bound converts to milliseconds, and to nanoseconds for NIO, without overflow.
+    @Test func everyDurationRangeFitsTheTimers() {
+        for (key, range) in NodeConfiguration.durationRanges {
+            #expect(range.upperBound * 1e9 < Double(Int64.max), "\(key)")
+        }
     }
 }

@@ -37,6 +37,24 @@ struct SupervisorStateMachineTests {
         #expect(thirdActions.isEmpty)
     }
 
+    /// An archive stops a namespace held: a request that arrives while it stops must neither turn the
+    /// stop into a restart (the stop would never end) nor start it again before it is released.
+    @Test func heldStopIsNeverTurnedIntoARestart() {
+        var m = self.machine()
+        _ = self.start(&m, "a", at: .seconds(1))
+        #expect(m.stop("a", now: .seconds(2), hold: true) == [.terminate(name: "a")])
+        let (during, duringActions) = m.acquire("a", now: .seconds(3))
+        #expect(during == .rejected(.stopped))
+        #expect(duringActions.isEmpty)
+        #expect(m.exited("a", reason: .stopped, now: .seconds(4)) == [.stopped(name: "a")])
+        let (after, _) = m.acquire("a", now: .seconds(5))
+        #expect(after == .rejected(.stopped))
+        m.unhold("a")
+        let (released, actions) = m.acquire("a", now: .seconds(6))
+        #expect(released == .wait)
+        #expect(actions.count == 1)
+    }
+
     @Test func leastRecentlyUsedIdleBackendIsStoppedWhenFull() {
         var m = self.machine(maxRunning: 2)
         _ = self.start(&m, "a", at: .seconds(1))

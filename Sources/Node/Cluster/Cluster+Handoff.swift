@@ -40,7 +40,7 @@ extension Cluster {
                     action = machine.precopied(status == 200)
                 case .fence:
                     fencedAt = .now
-                    let drain = Duration.milliseconds(Int64(self.configuration.handoffDrainTimeout * 1000))
+                    let drain = Duration.seconds(self.configuration.handoffDrainTimeout)
                     let claimed = await self.gate.fence(name, drainTimeout: drain)
                     // Deleted or archived while its requests drained: nothing to hand over.
                     action = machine.fenced(claimed: claimed, stillHeld: self.service.registry.record(name) != nil)

@@ -11,12 +11,22 @@ extension Cluster {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await membership.run { event in
-                    if case .memberChanged = event { signal.yield() }
+                    switch event {
+                    case .memberChanged:
+                        signal.yield()
+                    case .conflictingIdentity(let other):
+                        // The process that already serves keeps serving; one that has not started
+                        // serving yet is the second with this id and must not.
+                        guard !self.isReady else { return }
+                        self.identityConflict.withLock { $0 = other.metadata.gossipAddress }
+                        signal.yield()
+                    }
                 }
             }
             group.addTask {
                 await self.settleUnresolvedHandoffs()
                 if self.phase.withLock({ $0 }) == .joining { await self.join() }
+                try self.refuseOnIdentityConflict()
                 // Rebalance on every membership change and every few seconds.
                 let tick = Task {
                     while !Task.isCancelled {
@@ -27,6 +37,7 @@ extension Cluster {
                 defer { tick.cancel() }
                 for await _ in changes {
                     if Task.isCancelled { break }
+                    try self.refuseOnIdentityConflict()
                     self.publishMemberMetrics()
                     self.rememberMembers()
                     if self.phase.withLock({ $0 }) == .active && self.isReady {
@@ -38,6 +49,19 @@ extension Cluster {
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// Throws when another live process claimed this node's id before this one started serving.
+    func refuseOnIdentityConflict() throws(NodeError) {
+        guard let other = self.identityConflict.withLock({ $0 }) else { return }
+        self.logger.critical(
+            "another live process already uses this node id; refusing to serve",
+            metadata: ["node.id": "\(self.selfID)", "membership.address": "\(other)"]
+        )
+        throw NodeError(
+            .invalidConfiguration,
+            "another live process (gossip address \(other)) already uses node id \(self.selfID): give each node its own TURSO_NODE_ID"
+        )
     }
 
     /// Joining: once in touch with the cluster, copy the namespaces this node will own (while their
@@ -53,6 +77,12 @@ extension Cluster {
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
+        // Give a live process with this id the time to hear of this one and answer, so that a
+        // conflict is seen before this node serves anything.
+        if membership.hasSeedsOtherThanSelf {
+            try? await Task.sleep(for: membership.configuration.membership.identitySettleTime)
+        }
+        if self.identityConflict.withLock({ $0 }) != nil { return }
         let view = ClusterView(selfID: self.selfID, members: membership.members, treatSelfAsActive: true)
         var copied = 0
         var bytes = 0
@@ -127,7 +157,7 @@ extension Cluster {
         await membership.setLifecycle(.leaving)
         self.logger.info("leaving the cluster", metadata: ["namespaces.held": "\(self.service.registry.count)"])
         try? await Task.sleep(for: .milliseconds(500))
-        let deadline = started + .milliseconds(Int64(self.configuration.leaveTimeout * 1000))
+        let deadline = started + .seconds(self.configuration.leaveTimeout)
         while self.service.registry.count > 0 && ContinuousClock.now < deadline {
             if self.view.receivers.isEmpty { break }
             if await self.rebalance() == 0 { break }

@@ -51,6 +51,8 @@ public final class Cluster: Sendable {
     let unresolved = Mutex<[String: String]>([:])
     /// The peer listener's port once bound.
     let peerPort = Mutex<Int?>(nil)
+    /// The gossip address of another live process seen with this node's id before this one served.
+    let identityConflict = Mutex<String?>(nil)
     var boundPeerPort: Int? { self.peerPort.withLock { $0 } }
 
     init(

@@ -1,4 +1,5 @@
 import HTTPTypes
+import ServerSupport
 
 /// Headers nodes add to requests they pass to each other.
 enum ClusterHeaders {
@@ -14,5 +15,7 @@ enum ClusterHeaders {
     static let fileSize = HTTPField.Name("x-turso-file-size")!
 
     /// Headers only nodes may set: dropped from what a client sent before a request is forwarded.
-    static let internalNames: Set<String> = [forwarded.canonicalName, handedOver.canonicalName, node.canonicalName]
+    static let internalNames: Set<String> = [
+        forwarded.canonicalName, handedOver.canonicalName, node.canonicalName, BackendSecret.headerName,
+    ]
 }

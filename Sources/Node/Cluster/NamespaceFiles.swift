@@ -97,10 +97,7 @@ struct NamespaceFiles: Sendable {
     /// Files already there without a registry record (left from an interrupted earlier life) are
     /// archived first, never overwritten silently.
     func install(_ name: String, archives: ArchiveStore, now: Int64) throws {
-        let live = Kind.allCases.map { self.livePath(name, $0) } + [self.configuration.databasePath(name) + "-shm"]
-        if live.contains(where: { FileManager.default.fileExists(atPath: $0) }) {
-            _ = try archives.archive(name: name + ".stale", files: live, now: now)
-        }
+        _ = try archives.archiveLeftovers(name: name, databasePath: self.configuration.databasePath(name), now: now)
         for kind in [Kind.wal, .db] {
             let staged = self.stagingPath(name, kind)
             guard FileManager.default.fileExists(atPath: staged), Self.size(staged) > 0 || kind == .db else { continue }

@@ -85,7 +85,11 @@ struct PeerResponder: HTTPResponder {
             guard self.cluster.service.registry.record(name) != nil else {
                 throw .notFound("namespace \(name) is not held here")
             }
-            return try Self.file(self.cluster.files.livePath(name, kind), offset: Int(query["offset"] ?? "0") ?? 0)
+            let text = query["offset"] ?? "0"
+            guard let offset = Int(text), offset >= 0 else {
+                throw .badRequest("offset=\(text) is not an integer between 0 and \(Int.max)")
+            }
+            return try Self.file(self.cluster.files.livePath(name, kind), offset: offset)
         default:
             throw .notFound("no peer route \(request.method) \(path)")
         }

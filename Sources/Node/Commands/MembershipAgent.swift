@@ -112,7 +112,7 @@ public enum MembershipAgent {
         case let other: throw NodeError.invalidConfiguration("unknown TURSO_MEMBERSHIP_PRESET \(other)")
         }
         if let reload = value("TURSO_TLS_RELOAD_INTERVAL"), let seconds = GoDuration.parse(reload) {
-            configuration.tlsReloadInterval = .milliseconds(Int64(seconds * 1000))
+            configuration.tlsReloadInterval = .seconds(seconds)
         }
         configuration.allowInsecure = value("TURSO_INSECURE_CLUSTER") == "true"
         if let ca = value("TURSO_TLS_CA"), let cert = value("TURSO_TLS_CERT"), let key = value("TURSO_TLS_KEY") {

@@ -85,6 +85,31 @@ public struct NodeConfiguration: Sendable {
     /// default 120s.
     public var leaveTimeout = 120.0
 
+    /// The accepted range of every duration variable, in seconds. Bounded so that no timer or
+    /// deadline computed from them can overflow, and so that a typo (`5h` for `5s`) stays plausible.
+    static let durationRanges: [String: ClosedRange<Double>] = [
+        "TURSO_STARTUP_TIMEOUT": 0.001...3600,
+        "TURSO_GC_INTERVAL": 1...(30 * 86_400),
+        "TURSO_AUTO_IDLE_DURATION": 0...(36_500 * 86_400),
+        "TURSO_ARCHIVE_RETENTION": 0...(36_500 * 86_400),
+        "TURSO_ACCESS_FLUSH_INTERVAL": 0.001...86_400,
+        "TURSO_UPSTREAM_TIMEOUT": 0.001...86_400,
+        "TURSO_IDLE_TIMEOUT": 0.001...86_400,
+        "TURSO_SHUTDOWN_TIMEOUT": 0...3600,
+        "TURSO_HANDOFF_DRAIN_TIMEOUT": 0.001...3600,
+        "TURSO_LEAVE_TIMEOUT": 0.001...86_400,
+    ]
+
+    /// The accepted range of every integer variable.
+    static let integerRanges: [String: ClosedRange<Int>] = [
+        "TURSO_BACKEND_PORT_START": 1...65535,
+        "TURSO_BACKEND_PORT_END": 1...65535,
+        "TURSO_MAX_NAMESPACES": 0...100_000_000,
+        "TURSO_MAX_RUNNING": 1...1_000_000,
+        "TURSO_MAX_BODY_BYTES": 1024...(1 << 30),
+        "TURSO_REPLICAS": 1...9,
+    ]
+
     /// True when this node takes part in a cluster (gossip and peer listeners run).
     public var isClustered: Bool { !self.join.isEmpty || !self.tlsCA.isEmpty || self.insecureCluster }
 
@@ -103,14 +128,20 @@ public struct NodeConfiguration: Sendable {
         }
         func duration(_ key: String, _ current: Double) throws(NodeError) -> Double {
             guard let text = value(key) else { return current }
-            guard let seconds = GoDuration.parse(text) else {
-                throw .invalidConfiguration("\(key)=\(text) is not a duration (examples: 5s, 1h30m, 168h, 30d)")
+            switch GoDuration.parse(text, field: key, range: Self.durationRanges[key] ?? 0...GoDuration.maximumSeconds)
+            {
+            case .success(let seconds): return seconds
+            case .failure(let problem): throw .invalidConfiguration(problem.message)
             }
-            return seconds
         }
         func integer(_ key: String, _ current: Int) throws(NodeError) -> Int {
             guard let text = value(key) else { return current }
-            guard let n = Int(text) else { throw .invalidConfiguration("\(key)=\(text) is not an integer") }
+            let range = Self.integerRanges[key] ?? 0...Int.max
+            guard let n = Int(text), range.contains(n) else {
+                throw .invalidConfiguration(
+                    "\(key)=\(text) is not an integer between \(range.lowerBound) and \(range.upperBound)"
+                )
+            }
             return n
         }
         func address(_ key: String, _ current: ListenAddress) throws(NodeError) -> ListenAddress {
@@ -180,16 +211,31 @@ public struct NodeConfiguration: Sendable {
         guard self.dataDirectory.hasPrefix("/") || !self.dataDirectory.isEmpty else {
             throw .invalidConfiguration("TURSO_DATA_DIR must not be empty")
         }
-        guard self.maxNamespaces >= 0 else { throw .invalidConfiguration("TURSO_MAX_NAMESPACES must be >= 0") }
-        guard self.maxRunning >= 1 else { throw .invalidConfiguration("TURSO_MAX_RUNNING must be >= 1") }
-        guard self.startupTimeout > 0 else { throw .invalidConfiguration("TURSO_STARTUP_TIMEOUT must be > 0") }
-        guard self.gcInterval >= 1 else { throw .invalidConfiguration("TURSO_GC_INTERVAL must be >= 1s") }
-        guard self.accessFlushInterval > 0 else {
-            throw .invalidConfiguration("TURSO_ACCESS_FLUSH_INTERVAL must be > 0")
+        let durations: [(String, Double)] = [
+            ("TURSO_STARTUP_TIMEOUT", self.startupTimeout), ("TURSO_GC_INTERVAL", self.gcInterval),
+            ("TURSO_AUTO_IDLE_DURATION", self.autoIdleDuration), ("TURSO_ARCHIVE_RETENTION", self.archiveRetention),
+            ("TURSO_ACCESS_FLUSH_INTERVAL", self.accessFlushInterval),
+            ("TURSO_UPSTREAM_TIMEOUT", self.upstreamTimeout), ("TURSO_IDLE_TIMEOUT", self.idleTimeout),
+            ("TURSO_SHUTDOWN_TIMEOUT", self.shutdownTimeout),
+            ("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout), ("TURSO_LEAVE_TIMEOUT", self.leaveTimeout),
+        ]
+        for (key, seconds) in durations {
+            let range = Self.durationRanges[key]!
+            guard range.contains(seconds) else {
+                throw .invalidConfiguration(
+                    "\(key) must be between \(GoDuration.format(range.lowerBound)) and \(GoDuration.format(range.upperBound))"
+                )
+            }
         }
-        guard self.maxBodyBytes > 0 else { throw .invalidConfiguration("TURSO_MAX_BODY_BYTES must be > 0") }
-        guard self.upstreamTimeout > 0, self.idleTimeout > 0 else {
-            throw .invalidConfiguration("TURSO_UPSTREAM_TIMEOUT and TURSO_IDLE_TIMEOUT must be > 0")
+        let integers: [(String, Int)] = [
+            ("TURSO_MAX_NAMESPACES", self.maxNamespaces), ("TURSO_MAX_RUNNING", self.maxRunning),
+            ("TURSO_MAX_BODY_BYTES", self.maxBodyBytes), ("TURSO_REPLICAS", self.replicas),
+        ]
+        for (key, number) in integers {
+            let range = Self.integerRanges[key]!
+            guard range.contains(number) else {
+                throw .invalidConfiguration("\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+            }
         }
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(self.logLevel) else {
             throw .invalidConfiguration("TURSO_LOG_LEVEL=\(self.logLevel) is not a log level")
@@ -238,14 +284,10 @@ public struct NodeConfiguration: Sendable {
                 throw .invalidConfiguration("\(name) port \(address.port) lies inside the backend port range")
             }
         }
-        guard self.replicas >= 1 else { throw .invalidConfiguration("TURSO_REPLICAS must be >= 1") }
         guard ["lan", "wan", "local-testing"].contains(self.membershipPreset) else {
             throw .invalidConfiguration(
                 "TURSO_MEMBERSHIP_PRESET=\(self.membershipPreset) is not lan, wan or local-testing"
             )
-        }
-        guard self.handoffDrainTimeout > 0, self.leaveTimeout > 0 else {
-            throw .invalidConfiguration("TURSO_HANDOFF_DRAIN_TIMEOUT and TURSO_LEAVE_TIMEOUT must be > 0")
         }
     }
 

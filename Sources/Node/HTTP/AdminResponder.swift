@@ -168,6 +168,9 @@ struct AdminResponder: HTTPResponder {
         NodeError(.badRequest, "\(method) is not allowed on \(path)", status: 405)
     }
 
+    /// The TTLs a namespace accepts: a millisecond to 100 years.
+    static let ttlRange = 0.001...(36_500 * 86_400.0)
+
     /// Parses `{"ttl":"30d"}`; `null`, `""` or `"0"` clears the TTL.
     private func ttl(from request: Request) async throws(NodeError) -> Double? {
         var request = request
@@ -191,10 +194,10 @@ struct AdminResponder: HTTPResponder {
             throw .badRequest("ttl must be a duration string like \"30d\"")
         }
         if text.isEmpty || text == "0" { return nil }
-        guard let seconds = GoDuration.parse(text), seconds > 0 else {
-            throw .badRequest("ttl \"\(text)\" is not a duration (examples: 90s, 12h, 30d)")
+        switch GoDuration.parse(text, field: "ttl", range: Self.ttlRange) {
+        case .success(let seconds): return seconds
+        case .failure(let problem): throw .badRequest(problem.message)
         }
-        return seconds
     }
 
     /// `GET /v1/cluster/members`: every member this node knows (just itself when not clustered), with

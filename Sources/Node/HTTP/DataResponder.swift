@@ -75,7 +75,7 @@ struct DataResponder: HTTPResponder {
                     handedOver: passedOn,
                     body: body,
                     maxBodyBytes: self.service.configuration.maxBodyBytes,
-                    timeout: .seconds(Int64(self.service.configuration.upstreamTimeout))
+                    timeout: .seconds(self.service.configuration.upstreamTimeout)
                 )
             }
         }
@@ -87,7 +87,9 @@ struct DataResponder: HTTPResponder {
         let gate = self.cluster.gate
         let port: Int
         do {
-            _ = try self.service.recordForDataRequest(name)
+            // Registered already (this node holds it); creation happens only under the namespace's
+            // lock. The supervisor refuses a namespace archived since.
+            try self.service.checkNotFenced(name)
             port = try await self.service.supervisor.acquire(name)
         } catch {
             gate.exit(name)
@@ -103,7 +105,8 @@ struct DataResponder: HTTPResponder {
                 upstream: "http://127.0.0.1:\(port)",
                 path: rest,
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
-                timeout: .seconds(Int64(self.service.configuration.upstreamTimeout)),
+                timeout: .seconds(self.service.configuration.upstreamTimeout),
+                extraHeaders: self.service.supervisor.backendHeaders,
                 removingHeaders: ClusterHeaders.internalNames
             )
         } catch {

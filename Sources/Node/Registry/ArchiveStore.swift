@@ -41,6 +41,15 @@ struct ArchiveStore: Sendable {
         return folder
     }
 
+    /// Moves files of `name` that exist without a registry record (left by an interrupted earlier
+    /// life, or put there by hand) into `archive/<name>.stale.<timestamp>/`, so they are never served
+    /// as a new namespace's data nor overwritten silently. Returns the folder, nil when there were none.
+    func archiveLeftovers(name: String, databasePath base: String, now: Int64) throws(NodeError) -> String? {
+        let files = [base, base + "-wal", base + "-shm", base + "-log"]
+        guard files.contains(where: { FileManager.default.fileExists(atPath: $0) }) else { return nil }
+        return try self.archive(name: name + ".stale", files: files, now: now)
+    }
+
     /// Every archive folder with its archive time (from its name, else its modification time).
     func list() -> [(name: String, archivedAt: Int64)] {
         let fm = FileManager.default

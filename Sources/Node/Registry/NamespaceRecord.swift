@@ -24,5 +24,12 @@ public struct NamespaceRecord: Sendable, Equatable {
     }
 
     /// When the TTL expires (ms since the epoch), if one is set.
-    public var expiresAt: Int64? { self.ttlSeconds.map { self.createdAt + Int64($0 * 1000) } }
+    /// Saturates instead of trapping: a TTL stored by an older build may exceed today's limit.
+    public var expiresAt: Int64? {
+        self.ttlSeconds.map { ttl in
+            let milliseconds = ttl.isFinite ? min(max(ttl, 0), GoDuration.maximumSeconds) * 1000 : 0
+            let (sum, overflow) = self.createdAt.addingReportingOverflow(Int64(milliseconds))
+            return overflow ? .max : sum
+        }
+    }
 }

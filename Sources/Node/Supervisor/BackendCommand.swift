@@ -1,4 +1,5 @@
 import Foundation
+import ServerSupport
 
 /// The command line of a namespace's backend: `<TURSODB_BIN> --sync-server 127.0.0.1:<port> <db>`,
 /// or the built-in backend (this executable, which serves tursodb's argv itself) when `TURSODB_BIN`
@@ -10,8 +11,14 @@ public struct BackendCommand: Sendable, Equatable {
     /// The program's path, for logs.
     public var displayPath: String
     public var isBuiltIn: Bool
+    /// The secret a built-in backend demands on every request (see `BackendSecret`).
+    public var secret: String
+    /// The data port's body limit, which a built-in backend adopts so the two never disagree.
+    public var maxBodyBytes: Int
 
-    public init(tursodbBinary: String) {
+    public init(tursodbBinary: String, secret: String = BackendSecret.generate(), maxBodyBytes: Int = 128 << 20) {
+        self.secret = secret
+        self.maxBodyBytes = maxBodyBytes
         if FileManager.default.isExecutableFile(atPath: tursodbBinary),
             !((try? FileManager.default.attributesOfItem(atPath: tursodbBinary)[.type] as? FileAttributeType)
                 == .typeDirectory)
@@ -33,8 +40,16 @@ public struct BackendCommand: Sendable, Equatable {
         ["--sync-server", "127.0.0.1:\(port)", databasePath]
     }
 
-    /// Extra environment for the child: the built-in backend exits when the node dies.
-    public var environment: [String: String] {
-        self.isBuiltIn ? ["TURSO_SYNC_EXIT_WITH_PARENT": "1"] : [:]
+    /// Changes to the inherited environment for the child: the node's own tokens never reach a
+    /// backend (nil removes a variable); a built-in backend exits when the node dies, demands the
+    /// node's secret and accepts the data port's body limit.
+    public var environment: [String: String?] {
+        var environment: [String: String?] = ["TURSO_AUTH_TOKEN": nil, "TURSO_ADMIN_TOKEN": nil]
+        if self.isBuiltIn {
+            environment["TURSO_SYNC_EXIT_WITH_PARENT"] = "1"
+            environment[BackendSecret.environmentKey] = self.secret
+            environment["TURSO_SYNC_MAX_BODY_BYTES"] = String(self.maxBodyBytes)
+        }
+        return environment
     }
 }

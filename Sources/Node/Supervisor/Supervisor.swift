@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServerSupport
 
 /// The shell around `SupervisorStateMachine`: spawns and stops backend processes, delivers ports to
 /// waiting requests and counts what happened for `/metrics`.
@@ -15,17 +16,34 @@ public actor Supervisor {
     private var stopWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     private var startedAt: [String: ContinuousClock.Instant] = [:]
 
-    public init(configuration: NodeConfiguration, metrics: NodeMetrics, logger: Logger) {
+    /// Whether `name` is registered: a backend is only ever started for a registered namespace.
+    private let isRegistered: @Sendable (String) -> Bool
+
+    public init(
+        configuration: NodeConfiguration,
+        metrics: NodeMetrics,
+        logger: Logger,
+        isRegistered: @escaping @Sendable (String) -> Bool
+    ) {
+        self.isRegistered = isRegistered
         var machineConfiguration = SupervisorStateMachine.Configuration(
             ports: configuration.backendPorts,
             maxRunning: configuration.maxRunning
         )
         machineConfiguration.restartBackoff = .milliseconds(250)
         self.machine = SupervisorStateMachine(configuration: machineConfiguration)
-        self.command = BackendCommand(tursodbBinary: configuration.tursodbBinary)
+        self.command = BackendCommand(
+            tursodbBinary: configuration.tursodbBinary,
+            maxBodyBytes: configuration.maxBodyBytes
+        )
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+    }
+
+    /// Headers every request to a backend carries: the built-in backends' shared secret.
+    public nonisolated var backendHeaders: [(String, String)] {
+        self.command.isBuiltIn ? [(BackendSecret.headerName, self.command.secret)] : []
     }
 
     public nonisolated var backendDescription: String {
@@ -36,6 +54,11 @@ public actor Supervisor {
 
     /// Returns the port of `name`'s backend, starting it if needed. MUST be balanced by `release`.
     public func acquire(_ name: String) async throws(NodeError) -> Int {
+        // Checked in the same actor step as the start: an archive unregisters a namespace before it
+        // releases its hold, so a request that looked the record up earlier cannot bring it back.
+        guard self.isRegistered(name) else {
+            throw NodeError.notFound("namespace \(name) does not exist")
+        }
         let (result, actions) = self.machine.acquire(name, now: self.now)
         self.perform(actions)
         switch result {
@@ -56,9 +79,10 @@ public actor Supervisor {
         self.metrics.setRunning(self.machine.runningCount)
     }
 
-    /// Stops `name`'s backend and waits until its process is gone.
-    public func stop(_ name: String) async {
-        let actions = self.machine.stop(name, now: self.now)
+    /// Stops `name`'s backend and waits until its process is gone. With `hold`, nothing starts it
+    /// again until `unhold(name)`.
+    public func stop(_ name: String, hold: Bool = false) async {
+        let actions = self.machine.stop(name, now: self.now, hold: hold)
         if actions.contains(.stopped(name: name)) {
             self.perform(actions)
             return
@@ -67,6 +91,11 @@ public actor Supervisor {
             self.stopWaiters[name, default: []].append(continuation)
             self.perform(actions)
         }
+    }
+
+    /// Lets `name`'s backend start again after `stop(_:hold:)`.
+    public func unhold(_ name: String) {
+        self.machine.unhold(name)
     }
 
     /// Stops every backend (shutdown), killing those still alive after `timeout`.
@@ -142,7 +171,7 @@ public actor Supervisor {
         self.startedAt[name] = started
         let command = self.command
         let path = self.configuration.databasePath(name)
-        let timeout = Duration.milliseconds(Int64(self.configuration.startupTimeout * 1000))
+        let timeout = Duration.seconds(self.configuration.startupTimeout)
         let logger = self.logger
         Task {
             let reason = await process.run(

@@ -89,6 +89,8 @@ public struct SupervisorStateMachine: Sendable {
     private(set) var entries: [String: Entry] = [:]
     private var portsInUse: [Int: String] = [:]
     private var quarantined: [Int: Duration] = [:]
+    /// Namespaces stopped for an archive: refused until released.
+    private var held: Set<String> = []
     private var portCursor: Int
 
     public init(configuration: Configuration) {
@@ -115,6 +117,7 @@ public struct SupervisorStateMachine: Sendable {
     /// via `.resumeWaiters`) was delivered to it.
     public mutating func acquire(_ name: String, now: Duration) -> (AcquireResult, [Action]) {
         var actions: [Action] = []
+        if self.held.contains(name) { return (.rejected(.stopped), actions) }
         guard var entry = self.entries[name] else {
             self.entries[name] = Entry(state: .queued, waiters: 1, lastUsed: now, queuedAt: now)
             let result = self.admit(name, now: now, actions: &actions)
@@ -251,9 +254,12 @@ public struct SupervisorStateMachine: Sendable {
         return actions
     }
 
-    /// Stops `name`'s backend (delete, archive, shutdown). Ends with `.stopped(name)`.
-    public mutating func stop(_ name: String, now: Duration) -> [Action] {
+    /// Stops `name`'s backend (delete, archive, shutdown). Ends with `.stopped(name)`. With `hold`,
+    /// the backend stays stopped (requests are refused, none restarts it) until `unhold(name)`: an
+    /// archive must not race a request that would start the backend and recreate the files.
+    public mutating func stop(_ name: String, now: Duration, hold: Bool = false) -> [Action] {
         var actions: [Action] = []
+        if hold { self.held.insert(name) }
         guard var entry = self.entries[name] else {
             actions.append(.stopped(name: name))
             return actions
@@ -277,6 +283,13 @@ public struct SupervisorStateMachine: Sendable {
         }
         return actions
     }
+
+    /// Lets `name` start again after `stop(_:now:hold:)`.
+    public mutating func unhold(_ name: String) {
+        self.held.remove(name)
+    }
+
+    public func isHeld(_ name: String) -> Bool { self.held.contains(name) }
 
     // MARK: helpers
 

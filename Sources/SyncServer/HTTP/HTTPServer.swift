@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ServerSupport
 
 /// A request with its whole body (backend requests are small: JSON pipelines and pull requests).
 struct HTTPRequest: Sendable {
@@ -50,6 +51,8 @@ struct HTTPServer: Sendable {
     let host: String
     let port: Int
     let maxBodyBytes: Int
+    /// When set, requests without it in `BackendSecret.headerName` are refused (401) unread.
+    let secret: String?
     /// A connection that receives nothing for this long is closed. Default 10 minutes.
     var idleTimeout: TimeAmount = .minutes(10)
     let logger: Logger
@@ -91,22 +94,32 @@ struct HTTPServer: Sendable {
                 var head: HTTPRequestHead?
                 var body: [UInt8] = []
                 var tooLarge = false
+                var authorized = true
                 for try await part in inbound {
                     switch part {
                     case .head(let h):
                         head = h
                         body.removeAll(keepingCapacity: true)
                         tooLarge = false
+                        authorized =
+                            self.secret.map { constantTimeEquals(h.headers[BackendSecret.headerName].first ?? "", $0) }
+                            ?? true
                     case .body(let buffer):
                         if body.count + buffer.readableBytes > self.maxBodyBytes {
                             tooLarge = true
-                        } else if !tooLarge {
+                        } else if !tooLarge && authorized {
                             body.append(contentsOf: buffer.readableBytesView)
                         }
                     case .end:
                         guard let requestHead = head else { return }
                         let response: HTTPResponse
-                        if tooLarge {
+                        if !authorized {
+                            response = .error(
+                                .unauthorized,
+                                "this backend serves only the node that started it",
+                                code: "UNAUTHORIZED"
+                            )
+                        } else if tooLarge {
                             response = .error(
                                 .payloadTooLarge,
                                 "request body exceeds \(self.maxBodyBytes) bytes",
@@ -122,7 +135,7 @@ struct HTTPServer: Sendable {
                                 )
                             )
                         }
-                        let keepAlive = requestHead.isKeepAlive && !tooLarge
+                        let keepAlive = requestHead.isKeepAlive && !tooLarge && authorized
                         try await self.write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
                         if !keepAlive { return }
                         head = nil

@@ -1,7 +1,9 @@
 import CSQLite
+import Foundation
 import SQLiteSupport
 
-/// Refuses the statements that would checkpoint, restart or detach the WAL, or reach other files.
+/// Refuses the statements that would checkpoint, restart or detach the WAL, reach other files or
+/// lower durability, and tracks session changes so a changed connection never returns to the pool.
 ///
 /// Every replica and sync client addresses pages by WAL frame, so the WAL must never be checkpointed
 /// or restarted (protocol note, pitfall 1). `PRAGMA` and `ATTACH` go through SQLite's authorizer, which
@@ -16,26 +18,73 @@ enum SQLGuard {
     static let readOnlyPragmas: Set<String> = [
         "journal_mode", "wal_autocheckpoint", "locking_mode", "page_size", "journal_size_limit", "schema_version",
     ]
+    /// Pragmas whose argument names what to inspect instead of setting anything: they leave the
+    /// session as it was.
+    static let inspectingPragmas: Set<String> = [
+        "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list", "foreign_key_list",
+        "foreign_key_check", "integrity_check", "quick_check",
+    ]
 
-    static func install(on connection: SQLiteConnection) {
+    /// `PRAGMA synchronous` levels by name and number.
+    static func synchronousLevel(_ text: String) -> Int32? {
+        switch text.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")) {
+        case "0", "off": 0
+        case "1", "normal": 1
+        case "2", "full": 2
+        case "3", "extra": 3
+        default: nil
+        }
+    }
+
+    /// Installs the guard on `connection` and returns its session: what the connection's clients
+    /// changed that must not reach the next stream that gets the connection from the pool.
+    @discardableResult
+    static func install(on connection: SQLiteConnection, minimumSynchronous: Int32) -> SessionState {
+        let session = SessionState(minimumSynchronous: minimumSynchronous)
+        connection.context = session
         sqlite3_set_authorizer(
             connection.handle,
-            { _, action, first, second, _, _ in
+            { context, action, first, second, database, _ in
+                let session = Unmanaged<SessionState>.fromOpaque(context!).takeUnretainedValue()
                 switch action {
                 case SQLITE_ATTACH, SQLITE_DETACH:
                     return SQLITE_DENY
                 case SQLITE_PRAGMA:
                     guard let first else { return SQLITE_OK }
                     let name = String(cString: first).lowercased()
-                    guard SQLGuard.refusedPragmas.contains(name) else { return SQLITE_OK }
-                    if SQLGuard.readOnlyPragmas.contains(name) && second == nil { return SQLITE_OK }
-                    return SQLITE_DENY
+                    if SQLGuard.refusedPragmas.contains(name) {
+                        return SQLGuard.readOnlyPragmas.contains(name) && second == nil ? SQLITE_OK : SQLITE_DENY
+                    }
+                    guard let second else { return SQLITE_OK }
+                    if name == "synchronous" {
+                        // Below the server's level, acknowledged writes would no longer be durable.
+                        guard let level = SQLGuard.synchronousLevel(String(cString: second)),
+                            level >= session.minimumSynchronous
+                        else { return SQLITE_DENY }
+                    }
+                    if !SQLGuard.inspectingPragmas.contains(name) { session.changed = true }
+                    return SQLITE_OK
+                case SQLITE_CREATE_TEMP_TABLE, SQLITE_CREATE_TEMP_INDEX, SQLITE_CREATE_TEMP_TRIGGER,
+                    SQLITE_CREATE_TEMP_VIEW:
+                    session.changed = true
+                    return SQLITE_OK
+                case SQLITE_CREATE_VTABLE:
+                    if let database, String(cString: database) == "temp" { session.changed = true }
+                    return SQLITE_OK
                 default:
                     return SQLITE_OK
                 }
             },
-            nil
+            Unmanaged.passUnretained(session).toOpaque()
         )
+        return session
+    }
+
+    /// True when `connection` may go back to the pool: no session pragma was set and no temporary
+    /// object created on it (a connection must come back exactly as a fresh one, or not at all).
+    static func isPristine(_ connection: SQLiteConnection) -> Bool {
+        guard let session = connection.context as? SessionState else { return true }
+        return !session.changed
     }
 
     /// The first keyword of a statement, upper-cased, skipping whitespace and comments.
@@ -74,5 +123,16 @@ enum SQLGuard {
         guard self.leadingKeyword(sql) == "ALTER" else { return false }
         let words = sql.uppercased().split(whereSeparator: { $0.isWhitespace })
         return words.contains("ADD")
+    }
+}
+
+/// What the clients of one connection changed in its session (set by the authorizer, which runs on
+/// the thread that uses the connection).
+final class SessionState: @unchecked Sendable {
+    let minimumSynchronous: Int32
+    var changed = false
+
+    init(minimumSynchronous: Int32) {
+        self.minimumSynchronous = minimumSynchronous
     }
 }

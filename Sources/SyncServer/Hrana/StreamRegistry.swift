@@ -96,7 +96,9 @@ final class StreamRegistry: Sendable {
             self.state.withLock { state in
                 state.streams[stream.id] = nil
                 stream.busy = false
-                if state.idle.count < self.limits.idleConnections && !state.closed {
+                if state.idle.count < self.limits.idleConnections && !state.closed
+                    && stream.connection.isAutocommit && SQLGuard.isPristine(stream.connection)
+                {
                     state.idle.append(stream.connection)
                 }
             }
