@@ -78,7 +78,12 @@ public final class NamespaceService: Sendable {
         }
         self.metrics.namespacesCreated.increment()
         self.logger.info("namespace created", metadata: ["namespace": "\(name)", "origin": "explicit"])
-        // Start it, as the ancestor did, so the database exists and the first request is warm.
+        await self.warmUp(name)
+        return record
+    }
+
+    /// Starts a new namespace's backend once, as the ancestor did, so the first request is warm.
+    private func warmUp(_ name: String) async {
         do {
             _ = try await self.supervisor.acquire(name)
             await self.supervisor.release(name)
@@ -88,6 +93,70 @@ public final class NamespaceService: Sendable {
                 metadata: ["namespace": "\(name)", "error": "\(error)"]
             )
         }
+    }
+
+    /// The largest database a restore accepts.
+    static let maxRestoreBytes = 1 << 36
+
+    /// `POST /v1/namespaces/:name/restore`: registers `name` (explicit, locked) with the SQLite file at
+    /// `file` (a backup, already on this node's disk) as its database. The namespace must not exist;
+    /// the file must be a sound SQLite database with 4096-byte pages. Sync clients see a history
+    /// they do not know and resynchronise.
+    func restore(_ name: String, file: String) async throws(NodeError) -> NamespaceRecord {
+        try self.checkNotFenced(name)
+        guard self.registry.record(name) == nil else {
+            throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
+        }
+        let header = FileHandle(forReadingAtPath: file).flatMap { handle in
+            defer { try? handle.close() }
+            return try? handle.read(upToCount: 100)
+        }
+        guard let header, header.count == 100, header.prefix(16) == Data("SQLite format 3\0".utf8) else {
+            throw .badRequest("the body is not a SQLite database file")
+        }
+        guard header[16] == 0x10 && header[17] == 0x00 else {
+            throw .badRequest("the database must use 4096-byte pages (the sync protocol requires them)")
+        }
+        do {
+            let check = try await NIOThreadPool.singleton.runIfActive {
+                let connection = try SQLiteConnection(path: file, readOnly: true, create: false)
+                return try connection.query("PRAGMA quick_check").first?.first
+            }
+            guard case .text("ok") = check else { throw NodeError.badRequest("the database fails quick_check") }
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw .badRequest("the database cannot be read: \(error)")
+        }
+        try self.archiveLeftovers(name)
+        let path = self.configuration.databasePath(name)
+        do {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: file))
+            try handle.synchronize()
+            try handle.close()
+            try FileManager.default.moveItem(atPath: file, toPath: path)
+        } catch {
+            throw .io("cannot install the restored database of \(name): \(error.localizedDescription)")
+        }
+        NamespaceFiles.syncDirectory(self.configuration.dataDirectory)
+        let created: NamespaceRecord?
+        do {
+            created = try self.registry.create(
+                name,
+                origin: .explicit,
+                now: Self.nowMilliseconds(),
+                maxNamespaces: self.configuration.maxNamespaces
+            )
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        guard let record = created else {
+            throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
+        }
+        self.metrics.namespacesCreated.increment()
+        self.logger.info("namespace restored", metadata: ["namespace": "\(name)", "origin": "explicit"])
+        await self.warmUp(name)
         return record
     }
 

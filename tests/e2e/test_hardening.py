@@ -306,3 +306,31 @@ def test_a_second_process_with_a_live_node_id_refuses_to_serve(tmp_path):
         assert created.status == 201, created.body
     finally:
         kill_nodes([n for n in [twin] if n] + list(cluster.nodes.values()))
+
+
+def test_restore_installs_a_backup_and_refuses_anything_else(node_factory, tmp_path):
+    node = secured(node_factory)
+    run(node, "app", "CREATE TABLE t(x)", "INSERT INTO t VALUES ('kept')")
+    backup = node.admin("GET", "/v1/namespaces/app/backup")
+    assert backup.status == 200
+    restore = lambda name, body: http("POST", f"{node.admin_url}/v1/namespaces/{name}/restore", body, token=ADMIN,
+                                      headers={"Content-Type": "application/vnd.sqlite3"})
+    assert_error(restore("app", backup.body), 409, "NAMESPACE_EXISTS")
+    assert node.admin("DELETE", "/v1/namespaces/app").status == 200
+    assert_error(restore("app", b"not a database" * 100), 400, "BAD_REQUEST", "SQLite")
+    small_pages = tmp_path / "small.db"
+    db = sqlite3.connect(small_pages)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("CREATE TABLE t(x)")
+    db.commit()
+    db.close()
+    assert_error(restore("app", small_pages.read_bytes()), 400, "BAD_REQUEST", "4096")
+    corrupt = bytearray(backup.body)
+    corrupt[4096:8192] = b"\xff" * 4096
+    assert restore("app", bytes(corrupt)).status == 400
+    assert node.admin("GET", "/v1/namespaces/app").status == 404
+    restored = restore("app", backup.body)
+    assert restored.status == 201, restored.body
+    assert restored.json()["origin"] == "explicit"
+    assert outcome(run(node, "app", "SELECT x FROM t"))[1] == [[{"type": "text", "value": "kept"}]]
+    assert not list((node.data_dir / "_state" / "tmp").glob("restore-*"))

@@ -78,9 +78,10 @@ struct AdminResponder: HTTPResponder {
         guard parts.count <= 5 else { throw .notFound("no route for \(method) \(path)") }
         switch (method, action) {
         case (.get, ""), (.delete, ""), (.post, "create"), (.post, "lock"), (.post, "unlock"), (.post, "ttl"),
-            (.post, "access"), (.get, "backup"):
+            (.post, "access"), (.get, "backup"), (.post, "restore"):
             break
-        case (_, ""), (_, "create"), (_, "lock"), (_, "unlock"), (_, "ttl"), (_, "access"), (_, "backup"):
+        case (_, ""), (_, "create"), (_, "lock"), (_, "unlock"), (_, "ttl"), (_, "access"), (_, "backup"),
+            (_, "restore"):
             throw Self.methodNotAllowed(method, path)
         default:
             throw .notFound("no route for \(method) \(path)")
@@ -90,26 +91,38 @@ struct AdminResponder: HTTPResponder {
             defer { self.cluster.gate.exit(String(name)) }
             return try await self.perform(request, name: String(name), action: String(action))
         case .absent:
-            guard method == .post && action == "create" else { throw .notFound("namespace \(name) does not exist") }
+            guard method == .post && (action == "create" || action == "restore") else {
+                throw .notFound("namespace \(name) does not exist")
+            }
             let record = try await self.cluster.locks.withLock(String(name)) { () async throws(NodeError) in
-                try await self.service.create(String(name))
+                if action == "create" { return try await self.service.create(String(name)) }
+                let file = try await self.receive(request, name: String(name))
+                defer { try? FileManager.default.removeItem(atPath: file) }
+                return try await self.service.restore(String(name), file: file)
             }
             return HTTPHelpers.json(.created, await self.json(record))
         case .forward(let member, _):
-            return try await self.forward(request, target: target, to: member)
+            return try await self.forward(request, target: target, to: member, streamed: action == "restore")
         }
     }
 
-    /// Sends an admin request to the member that holds or owns the namespace.
-    private func forward(_ request: Request, target: String, to member: MemberState) async throws(NodeError) -> Response
-    {
+    /// Sends an admin request to the member that holds or owns the namespace. A `streamed` body (a
+    /// restore) is passed on as it arrives; others are read first so the request can be retried.
+    private func forward(
+        _ request: Request,
+        target: String,
+        to member: MemberState,
+        streamed: Bool
+    ) async throws(NodeError) -> Response {
         var request = request
-        let limit = self.service.configuration.maxAdminBodyBytes
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: limit)
-        } catch {
-            throw NodeError(.payloadTooLarge, "request body exceeds \(limit) bytes", status: 413)
+        let limit = streamed ? NamespaceService.maxRestoreBytes : self.service.configuration.maxAdminBodyBytes
+        var body: ByteBuffer?
+        if !streamed {
+            do {
+                body = try await request.collectBody(upTo: limit)
+            } catch {
+                throw NodeError(.payloadTooLarge, "request body exceeds \(limit) bytes", status: 413)
+            }
         }
         return try await self.cluster.forward(
             request,
@@ -120,6 +133,38 @@ struct AdminResponder: HTTPResponder {
             maxBodyBytes: limit,
             timeout: .seconds(600)
         )
+    }
+
+    /// Writes a restore's body (a SQLite file) to a temporary file under `_state/tmp/`; returns its path.
+    private func receive(_ request: Request, name: String) async throws(NodeError) -> String {
+        let directory = self.service.configuration.stateDirectory + "/tmp"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = "\(directory)/restore-\(name)-\(UUID().uuidString).db"
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+            let handle = FileHandle(forWritingAtPath: path)
+        else { throw NodeError.io("cannot create \(path)") }
+        defer { try? handle.close() }
+        var received = 0
+        do {
+            for try await chunk in request.body {
+                received += chunk.readableBytes
+                guard received <= NamespaceService.maxRestoreBytes else {
+                    throw NodeError(
+                        .payloadTooLarge,
+                        "a restored database may be at most \(NamespaceService.maxRestoreBytes) bytes",
+                        status: 413
+                    )
+                }
+                try handle.write(contentsOf: chunk.readableBytesView)
+            }
+        } catch let error as NodeError {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw NodeError.io("cannot receive the database: \(error)")
+        }
+        return path
     }
 
     /// One namespace action on this node, which holds the namespace.
@@ -134,6 +179,8 @@ struct AdminResponder: HTTPResponder {
         case (.post, "create"):
             let record = try await self.service.create(String(name))
             return HTTPHelpers.json(.created, await self.json(record))
+        case (.post, "restore"):
+            throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
         case (.post, "lock"), (.post, "unlock"):
             let locked = action == "lock"
             guard let record = try self.service.registry.update(String(name), { $0.locked = locked }) else {

@@ -1,0 +1,1 @@
+../../../Sources/Node/Configuration/GoDuration.swift

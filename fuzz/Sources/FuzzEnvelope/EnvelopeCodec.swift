@@ -1,0 +1,1 @@
+../../../Sources/MembershipTransport/EnvelopeCodec.swift

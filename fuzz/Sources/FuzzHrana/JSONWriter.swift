@@ -1,0 +1,1 @@
+../../../Sources/SyncServer/Hrana/JSONWriter.swift

@@ -1,0 +1,1 @@
+../../../Sources/SyncServer/Pull/Protobuf.swift
