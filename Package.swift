@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -88,10 +89,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "turso-server", dependencies: ["Node", "SyncServer"]),
-        .executableTarget(name: "turso-sync-server", dependencies: ["SyncServer"]),
+        .executableTarget(
+            name: "turso-server",
+            dependencies: ["Node", "SyncServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "turso-sync-server",
+            dependencies: ["SyncServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Benchmark: rendezvous placement vs a consistent-hash ring (swift run -c release placement-bench).
         .executableTarget(name: "placement-bench", dependencies: ["Placement"]),
         // Benchmark: membership cost per node in the simulator (swift run -c release membership-bench).

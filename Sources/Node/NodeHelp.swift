@@ -1,17 +1,9 @@
-/// `turso-server --help`.
+/// What `turso-server --help` says beyond the generated usage: the environment a node reads.
 public enum NodeHelp {
     public static let version = "0.1.0"
 
-    public static let text = """
-        turso-server \(version): many Turso/SQLite databases (namespaces) behind one HTTP endpoint.
-
-        usage: turso-server                  run a node, configured from the environment
-               turso-server --sync-server <host:port> <db-path>
-                                             run the built-in backend for one database
-               turso-server certs ca|node ...   create a cluster CA and node certificates (mutual TLS)
-               turso-server membership-agent    run only the membership layer (tests, debugging)
-               turso-server version | --help
-
+    /// The environment a node reads, for `turso-server --help`.
+    public static let environment = """
         Environment (defaults in brackets):
           TURSO_DATA_ADDR [:8080]            data listener: /<namespace>/... is proxied to the namespace
           TURSO_ADMIN_ADDR [:8081]           admin listener: /v1/namespaces, /metrics, /healthz, /readyz

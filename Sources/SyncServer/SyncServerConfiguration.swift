@@ -25,27 +25,12 @@ public struct SyncServerConfiguration: Sendable {
 
     public init() {}
 
-    /// Parses `--sync-server <host:port> <db-path>` and the environment
-    /// (`TURSO_SYNC_EXIT_WITH_PARENT`, `TURSO_SYNC_SYNCHRONOUS` = full|normal, `TURSO_SYNC_STREAM_EXPIRY_SECONDS`).
-    public init(arguments: [String], environment: [String: String]) throws(SyncServerError) {
-        var rest = arguments[...]
-        var address: String?
-        var path: String?
-        while let argument = rest.popFirst() {
-            switch argument {
-            case "--sync-server":
-                address = rest.popFirst()
-            case "-h", "--help":
-                throw .usage("usage: turso-sync-server --sync-server <host:port> <db-path>")
-            default:
-                if argument.hasPrefix("-") { throw .usage("unknown option \(argument)") }
-                guard path == nil else { throw .usage("unexpected argument \(argument)") }
-                path = argument
-            }
-        }
-        guard let address, let path, !path.isEmpty else {
-            throw .usage("usage: turso-sync-server --sync-server <host:port> <db-path>")
-        }
+    /// The configuration for `--sync-server <address> <databasePath>` (tursodb's argv, parsed by
+    /// `SyncServerCommand`) and the environment (`TURSO_SYNC_EXIT_WITH_PARENT`,
+    /// `TURSO_SYNC_SYNCHRONOUS` = full|normal, `TURSO_SYNC_STREAM_EXPIRY_SECONDS`,
+    /// `TURSO_SYNC_MAX_BODY_BYTES`, `TURSO_SYNC_NODE_SECRET`).
+    public init(address: String, databasePath path: String, environment: [String: String]) throws(SyncServerError) {
+        guard !path.isEmpty else { throw .usage("the database path must not be empty") }
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
             (0...65535).contains(port)
         else {

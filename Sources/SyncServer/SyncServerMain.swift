@@ -9,11 +9,15 @@ import Glibc
 /// The process entry of the built-in backend, shared by `turso-sync-server` and `turso-server`
 /// (which runs it when started with tursodb's `--sync-server` argv).
 public enum SyncServerMain {
-    /// Runs the backend and never returns.
-    public static func run(arguments: [String], environment: [String: String]) async -> Never {
+    /// Runs the backend for `--sync-server <address> <databasePath>` and never returns.
+    public static func run(address: String, databasePath: String, environment: [String: String]) async -> Never {
         let configuration: SyncServerConfiguration
         do {
-            configuration = try SyncServerConfiguration(arguments: arguments, environment: environment)
+            configuration = try SyncServerConfiguration(
+                address: address,
+                databasePath: databasePath,
+                environment: environment
+            )
         } catch {
             FileHandle.standardError.write(Data("turso-sync-server: \(error)\n".utf8))
             exit(2)

@@ -334,3 +334,28 @@ def test_restore_installs_a_backup_and_refuses_anything_else(node_factory, tmp_p
     assert restored.json()["origin"] == "explicit"
     assert outcome(run(node, "app", "SELECT x FROM t"))[1] == [[{"type": "text", "value": "kept"}]]
     assert not list((node.data_dir / "_state" / "tmp").glob("restore-*"))
+
+
+def test_command_line_is_parsed_with_generated_help_and_clear_errors(tmp_path):
+    from conftest import SYNC_BIN
+
+    def cli(*args, binary=SERVER_BIN):
+        return subprocess.run([str(binary), *args], capture_output=True, timeout=30, env={"PATH": os.environ["PATH"]})
+
+    helped = cli("--help")
+    assert helped.returncode == 0
+    for word in ["certs", "membership-agent", "--sync-server", "TURSO_DATA_DIR", "TURSO_JOIN"]:
+        assert word in helped.stdout.decode(), word
+    assert cli("version").stdout.decode().strip() == "turso-server 0.1.0"
+    assert cli("--version").stdout.decode().strip() == "0.1.0"
+    for bad in [("bogus",), ("certs", "ca"), ("certs", "node", "--ca-dir", str(tmp_path), "--name", "n1", "--out",
+                                              str(tmp_path), "--days", "999999999999999999999"),
+                ("--sync-server", "127.0.0.1:1")]:
+        result = cli(*bad)
+        assert result.returncode == 64, bad
+        assert b"Error:" in result.stderr and b"Usage:" in result.stderr, (bad, result.stderr)
+    assert cli("certs", "ca", "--out", str(tmp_path / "pki")).returncode == 0
+    assert (tmp_path / "pki" / "ca.pem").exists()
+    backend_help = cli("--help", binary=SYNC_BIN)
+    assert backend_help.returncode == 0 and b"--sync-server" in backend_help.stdout
+    assert cli("--sync-server", "not-an-address", str(tmp_path / "x.db"), binary=SYNC_BIN).returncode == 2

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import Membership
@@ -10,6 +11,25 @@ import MembershipTransport
 /// Environment: `TURSO_NODE_ID`, `TURSO_GOSSIP_ADDR` (listen, default `:7946`), `TURSO_ADVERTISE_HOST`,
 /// `TURSO_JOIN`, `TURSO_TLS_CA`, `TURSO_TLS_CERT`, `TURSO_TLS_KEY`, `TURSO_INSECURE_CLUSTER`,
 /// `TURSO_MEMBERSHIP_PRESET` (`lan`, `wan`, `local-testing`).
+public struct MembershipAgentCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "membership-agent",
+        abstract: "Run only the membership layer and print member changes as JSON lines.",
+        discussion: """
+            Environment: TURSO_NODE_ID, TURSO_GOSSIP_ADDR, TURSO_ADVERTISE_HOST, TURSO_JOIN, TURSO_TLS_CA, \
+            TURSO_TLS_CERT, TURSO_TLS_KEY, TURSO_INSECURE_CLUSTER, TURSO_MEMBERSHIP_PRESET.
+            """
+    )
+
+    public init() {}
+
+    public func run() async throws {
+        let status = await MembershipAgent.run(environment: ProcessInfo.processInfo.environment)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// The agent itself, configured from the environment.
 public enum MembershipAgent {
     public static func run(environment env: [String: String]) async -> Int32 {
         LoggingSystem.bootstrap { label in
