@@ -107,7 +107,7 @@ extension Cluster {
             self.finishHandoff(name, to: to)
             let fenced = ContinuousClock.now - fencedAt
             self.metrics.handoffsOut.increment()
-            self.metrics.handoffDuration.observe(fenced)
+            self.metrics.handoffDuration.record(fenced)
             self.logger.info(
                 "ownership changed",
                 metadata: [
@@ -229,7 +229,7 @@ extension Cluster {
             "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
             into: handle
         ).written
-        self.metrics.handoffBytes.increment(by: copied)
+        self.metrics.handoffBytes.increment(by: Int64(copied))
         return copied
     }
 

@@ -122,7 +122,7 @@ struct DataResponder: HTTPResponder {
                 retryAfter: error.status == 502 ? 1 : nil
             )
         }
-        self.service.metrics.proxyLatency.observe(ContinuousClock.now - started)
+        self.service.metrics.proxyLatency.record(ContinuousClock.now - started)
         var response = upstream
         let upstreamBody = upstream.body
         response.body = ResponseBody(contentLength: upstreamBody.contentLength) { writer in

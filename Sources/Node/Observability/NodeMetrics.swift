@@ -1,149 +1,131 @@
+import Prometheus
 import Synchronization
 
-/// The node's metrics, rendered in the Prometheus text exposition format by `/metrics`.
+/// The node's metrics, kept in a swift-prometheus registry (one per node, so several nodes in one
+/// process stay apart) and rendered in the Prometheus text exposition format by `/metrics`.
+///
+/// The prometheus types are swift-metrics handlers; code that wants the swift-metrics API can wrap
+/// them through `factory`.
 public final class NodeMetrics: Sendable {
-    public final class Counter: Sendable {
-        private let value = Atomic<Int>(0)
-        public func increment(by amount: Int = 1) { self.value.add(amount, ordering: .relaxed) }
-        public var current: Int { self.value.load(ordering: .relaxed) }
+    public let registry = PrometheusCollectorRegistry()
+    /// A swift-metrics factory that records into this node's registry.
+    public var factory: PrometheusMetricsFactory { PrometheusMetricsFactory(registry: self.registry) }
+
+    public let proxyLatency: DurationHistogram
+    public let coldStart: DurationHistogram
+    public let backendStarts: Counter
+    public let backendRestarts: Counter
+    public let backendCrashes: Counter
+    public let gcArchived: Counter
+    public let gcPurged: Counter
+    public let namespacesCreated: Counter
+    public let handoffsOut: Counter
+    public let handoffsIn: Counter
+    public let handoffsFailed: Counter
+    public let handoffBytes: Counter
+    public let handoffDuration: DurationHistogram
+    private let running: Gauge
+    private let registered: Gauge
+    /// Members by lifecycle/liveness as this node sees them, e.g. `active/alive`: every combination
+    /// seen so far, so a state nobody is in any more reads 0.
+    private let memberStates = Mutex<[String: Gauge]>([:])
+
+    private static func seconds(_ values: [Double]) -> [Duration] { values.map { .seconds($0) } }
+
+    public init() {
+        let r = self.registry
+        self.proxyLatency = r.makeDurationHistogram(
+            name: "turso_proxy_request_duration_seconds",
+            buckets: Self.seconds([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+            help: "Time to the backend's response head for data requests."
+        )
+        self.coldStart = r.makeDurationHistogram(
+            name: "turso_backend_cold_start_seconds",
+            buckets: Self.seconds([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+            help: "Time from spawning a backend to its port accepting."
+        )
+        self.running = r.makeGauge(name: "turso_namespaces_running", help: "Namespaces whose backend is running.")
+        self.registered = r.makeGauge(name: "turso_namespaces_registered", help: "Namespaces registered on this node.")
+        self.backendStarts = r.makeCounter(name: "turso_backend_starts_total", help: "Backend processes spawned.")
+        self.backendRestarts = r.makeCounter(
+            name: "turso_backend_restarts_total",
+            help: "Backends restarted after a crash."
+        )
+        self.backendCrashes = r.makeCounter(
+            name: "turso_backend_crashes_total",
+            help: "Backends that exited without being asked to."
+        )
+        self.namespacesCreated = r.makeCounter(
+            name: "turso_namespaces_created_total",
+            help: "Namespaces created (explicitly or on first use)."
+        )
+        let gcHelp = "Garbage-collection actions, by action."
+        self.gcArchived = r.makeCounter(name: "turso_gc_actions_total", labels: [("action", "archive")], help: gcHelp)
+        self.gcPurged = r.makeCounter(name: "turso_gc_actions_total", labels: [("action", "purge")], help: gcHelp)
+        let handoffHelp = "Namespace handoffs, by direction and result."
+        self.handoffsOut = r.makeCounter(
+            name: "turso_handoffs_total",
+            labels: [("direction", "out"), ("result", "ok")],
+            help: handoffHelp
+        )
+        self.handoffsFailed = r.makeCounter(
+            name: "turso_handoffs_total",
+            labels: [("direction", "out"), ("result", "failed")],
+            help: handoffHelp
+        )
+        self.handoffsIn = r.makeCounter(
+            name: "turso_handoffs_total",
+            labels: [("direction", "in"), ("result", "ok")],
+            help: handoffHelp
+        )
+        self.handoffBytes = r.makeCounter(
+            name: "turso_handoff_bytes_total",
+            help: "Bytes of database and WAL copied to this node by handoffs."
+        )
+        self.handoffDuration = r.makeDurationHistogram(
+            name: "turso_handoff_duration_seconds",
+            buckets: Self.seconds([0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]),
+            help: "Time a namespace was fenced while handed off."
+        )
     }
 
-    /// A histogram with fixed bucket bounds, in seconds.
-    public final class Histogram: Sendable {
-        let bounds: [Double]
-        private let state: Mutex<(counts: [Int], sum: Double, count: Int)>
-
-        init(bounds: [Double]) {
-            self.bounds = bounds
-            self.state = Mutex((Array(repeating: 0, count: bounds.count), 0, 0))
-        }
-
-        public func observe(_ duration: Duration) {
-            let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-            self.state.withLock { state in
-                if let index = self.bounds.firstIndex(where: { seconds <= $0 }) { state.counts[index] += 1 }
-                state.sum += seconds
-                state.count += 1
-            }
-        }
-
-        func render(_ name: String, into out: inout String) {
-            let (counts, sum, count) = self.state.withLock { ($0.counts, $0.sum, $0.count) }
-            var cumulative = 0
-            for (bound, n) in zip(self.bounds, counts) {
-                cumulative += n
-                out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
-            }
-            out += "\(name)_bucket{le=\"+Inf\"} \(count)\n\(name)_sum \(sum)\n\(name)_count \(count)\n"
-        }
+    /// Counts a request this node forwarded to another member, by outcome (`ok`, `retried`, `failed`).
+    public func countForwarded(_ outcome: String) {
+        self.registry.makeCounter(
+            name: "turso_forwarded_requests_total",
+            labels: [("outcome", outcome)],
+            help: "Requests forwarded to the owning member, by outcome."
+        ).increment()
     }
 
-    private let requests = Mutex<[String: Int]>([:])
-    private let running = Atomic<Int>(0)
-    public let proxyLatency = Histogram(bounds: [
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-    ])
-    public let coldStart = Histogram(bounds: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
-    public let backendStarts = Counter()
-    public let backendRestarts = Counter()
-    public let backendCrashes = Counter()
-    public let gcArchived = Counter()
-    public let gcPurged = Counter()
-    public let namespacesCreated = Counter()
-    /// Requests this node forwarded to another member, by outcome (`ok`, `retried`, `failed`).
-    private let forwarded = Mutex<[String: Int]>([:])
-    public let handoffsOut = Counter()
-    public let handoffsIn = Counter()
-    public let handoffsFailed = Counter()
-    public let handoffBytes = Counter()
-    public let handoffDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
-    /// Members by lifecycle/liveness as this node sees them, e.g. `active/alive`.
-    private let memberStates = Mutex<[String: Int]>([:])
-
-    public init() {}
-
-    public func countForwarded(_ outcome: String) { self.forwarded.withLock { $0[outcome, default: 0] += 1 } }
-
-    public func forwardedCount(_ outcome: String) -> Int { self.forwarded.withLock { $0[outcome] ?? 0 } }
-
-    public func setMemberStates(_ counts: [String: Int]) { self.memberStates.withLock { $0 = counts } }
-
-    /// Counts a finished request on `listener` ("data" or "admin") with its status.
+    /// Counts a finished request on `listener` ("data", "admin" or "peer") with its status.
     public func countRequest(listener: String, status: Int) {
-        self.requests.withLock { $0["\(listener)|\(status)", default: 0] += 1 }
+        self.registry.makeCounter(
+            name: "turso_http_requests_total",
+            labels: [("listener", listener), ("status", String(status))],
+            help: "HTTP requests answered, by listener and status."
+        ).increment()
     }
 
-    public func setRunning(_ count: Int) { self.running.store(count, ordering: .relaxed) }
-
-    public func requestCount(listener: String, status: Int) -> Int {
-        self.requests.withLock { $0["\(listener)|\(status)"] ?? 0 }
+    public func setMemberStates(_ counts: [String: Int]) {
+        self.memberStates.withLock { gauges in
+            for key in counts.keys where gauges[key] == nil {
+                let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+                gauges[key] = self.registry.makeGauge(
+                    name: "turso_cluster_members",
+                    labels: [("state", parts.first ?? ""), ("liveness", parts.count > 1 ? parts[1] : "")],
+                    help: "Members this node knows, by lifecycle state and liveness."
+                )
+            }
+            for (key, gauge) in gauges { gauge.set(Double(counts[key] ?? 0)) }
+        }
     }
 
+    public func setRunning(_ count: Int) { self.running.set(Double(count)) }
+
+    /// The exposition text, with the registered-namespace count as of now.
     public func render(registered: Int) -> String {
-        var out = ""
-        out += "# HELP turso_http_requests_total HTTP requests answered, by listener and status.\n"
-        out += "# TYPE turso_http_requests_total counter\n"
-        for (key, count) in self.requests.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "|")
-            out += "turso_http_requests_total{listener=\"\(parts[0])\",status=\"\(parts[1])\"} \(count)\n"
-        }
-        out += "# HELP turso_proxy_request_duration_seconds Time to the backend's response head for data requests.\n"
-        out += "# TYPE turso_proxy_request_duration_seconds histogram\n"
-        self.proxyLatency.render("turso_proxy_request_duration_seconds", into: &out)
-        out += "# HELP turso_backend_cold_start_seconds Time from spawning a backend to its port accepting.\n"
-        out += "# TYPE turso_backend_cold_start_seconds histogram\n"
-        self.coldStart.render("turso_backend_cold_start_seconds", into: &out)
-        let gauges: [(String, String, Int)] = [
-            ("turso_namespaces_running", "Namespaces whose backend is running.", self.running.load(ordering: .relaxed)),
-            ("turso_namespaces_registered", "Namespaces registered on this node.", registered),
-        ]
-        for (name, help, value) in gauges {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(value)\n"
-        }
-        let counters: [(String, String, Int)] = [
-            ("turso_backend_starts_total", "Backend processes spawned.", self.backendStarts.current),
-            ("turso_backend_restarts_total", "Backends restarted after a crash.", self.backendRestarts.current),
-            (
-                "turso_backend_crashes_total", "Backends that exited without being asked to.",
-                self.backendCrashes.current
-            ),
-            (
-                "turso_namespaces_created_total", "Namespaces created (explicitly or on first use).",
-                self.namespacesCreated.current
-            ),
-        ]
-        for (name, help, value) in counters {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
-        }
-        out +=
-            "# HELP turso_gc_actions_total Garbage-collection actions, by action.\n# TYPE turso_gc_actions_total counter\n"
-        out += "turso_gc_actions_total{action=\"archive\"} \(self.gcArchived.current)\n"
-        out += "turso_gc_actions_total{action=\"purge\"} \(self.gcPurged.current)\n"
-        self.renderCluster(into: &out)
-        return out
-    }
-
-    private func renderCluster(into out: inout String) {
-        out += "# HELP turso_forwarded_requests_total Requests forwarded to the owning member, by outcome.\n"
-        out += "# TYPE turso_forwarded_requests_total counter\n"
-        for (outcome, count) in self.forwarded.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
-            out += "turso_forwarded_requests_total{outcome=\"\(outcome)\"} \(count)\n"
-        }
-        out += "# HELP turso_handoffs_total Namespace handoffs, by direction and result.\n"
-        out += "# TYPE turso_handoffs_total counter\n"
-        out += "turso_handoffs_total{direction=\"out\",result=\"ok\"} \(self.handoffsOut.current)\n"
-        out += "turso_handoffs_total{direction=\"out\",result=\"failed\"} \(self.handoffsFailed.current)\n"
-        out += "turso_handoffs_total{direction=\"in\",result=\"ok\"} \(self.handoffsIn.current)\n"
-        out += "# HELP turso_handoff_bytes_total Bytes of database and WAL copied to this node by handoffs.\n"
-        out += "# TYPE turso_handoff_bytes_total counter\nturso_handoff_bytes_total \(self.handoffBytes.current)\n"
-        out += "# HELP turso_handoff_duration_seconds Time a namespace was fenced while handed off.\n"
-        out += "# TYPE turso_handoff_duration_seconds histogram\n"
-        self.handoffDuration.render("turso_handoff_duration_seconds", into: &out)
-        out += "# HELP turso_cluster_members Members this node knows, by lifecycle state and liveness.\n"
-        out += "# TYPE turso_cluster_members gauge\n"
-        for (key, count) in self.memberStates.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "/")
-            out += "turso_cluster_members{state=\"\(parts[0])\",liveness=\"\(parts[1])\"} \(count)\n"
-        }
+        self.registered.set(Double(registered))
+        return self.registry.emitToString()
     }
 }

@@ -197,7 +197,7 @@ public actor Supervisor {
     private func ready(_ name: String, process: BackendProcess, startedAt: ContinuousClock.Instant) {
         guard self.processes[name] === process else { return }
         let elapsed = ContinuousClock.now - startedAt
-        self.metrics.coldStart.observe(elapsed)
+        self.metrics.coldStart.record(elapsed)
         self.logger.info(
             "namespace running",
             metadata: [
