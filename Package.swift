@@ -118,6 +118,16 @@ let package = Package(
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node"]),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: ["Node", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "Proxy", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
     ]
 )

@@ -4,7 +4,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case invalidConfiguration, stateUnreadable, stateTooNew, io
-            case unauthorized, invalidName, notFound, exists, limitReached, badRequest
+            case unauthorized, invalidName, notFound, exists, limitReached, badRequest, methodNotAllowed
             case backendUnavailable, backendFailed, shuttingDown, payloadTooLarge
             case ownerUnavailable, misdirected, peerFailed
         }
@@ -20,6 +20,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         public static let exists = Code(base: .exists)
         public static let limitReached = Code(base: .limitReached)
         public static let badRequest = Code(base: .badRequest)
+        public static let methodNotAllowed = Code(base: .methodNotAllowed)
         public static let backendUnavailable = Code(base: .backendUnavailable)
         public static let backendFailed = Code(base: .backendFailed)
         public static let shuttingDown = Code(base: .shuttingDown)
@@ -40,6 +41,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case .exists: "NAMESPACE_EXISTS"
             case .limitReached: "LIMIT_REACHED"
             case .badRequest: "BAD_REQUEST"
+            case .methodNotAllowed: "METHOD_NOT_ALLOWED"
             case .backendUnavailable: "BACKEND_UNAVAILABLE"
             case .backendFailed: "BACKEND_FAILED"
             case .shuttingDown: "SHUTTING_DOWN"
@@ -53,8 +55,8 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
-    /// The HTTP status this error answers with.
-    public var status: Int
+    /// The HTTP status code this error answers with.
+    public var statusCode: Int
     /// Seconds for a `Retry-After` header, when retrying makes sense.
     public var retryAfter: Int?
     /// The member that owns the namespace, when the error is about reaching it (JSON `owner`, header
@@ -66,7 +68,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
     init(_ code: Code, _ message: String, status: Int = 500, retryAfter: Int? = nil, owner: String? = nil) {
         self.code = code
         self.message = message
-        self.status = status
+        self.statusCode = status
         self.retryAfter = retryAfter
         self.owner = owner
     }

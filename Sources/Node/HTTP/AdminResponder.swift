@@ -212,7 +212,7 @@ struct AdminResponder: HTTPResponder {
     }
 
     static func methodNotAllowed(_ method: HTTPRequest.Method, _ path: String) -> NodeError {
-        NodeError(.badRequest, "\(method) is not allowed on \(path)", status: 405)
+        NodeError(.methodNotAllowed, "\(method) is not allowed on \(path)", status: 405)
     }
 
     /// The TTLs a namespace accepts: a millisecond to 100 years.

@@ -17,10 +17,10 @@ enum HTTPHelpers {
     static func error(_ error: NodeError) -> Response {
         var body: [String: Any] = ["message": error.message, "code": error.code.description]
         if let owner = error.owner { body["owner"] = owner }
-        var response = self.json(HTTPResponse.Status(code: error.status), ["error": body])
+        var response = self.json(error.status, ["error": body])
         if let retryAfter = error.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
         if let owner = error.owner { response.headers[ClusterHeaders.owner] = owner }
-        if error.status == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
+        if error.statusCode == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
         return response
     }
 
@@ -54,5 +54,15 @@ enum HTTPHelpers {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+}
+
+/// A `NodeError` thrown anywhere under Hummingbird answers with its status and JSON body, decided in
+/// one place (`HTTPHelpers.error`).
+extension NodeError: HTTPResponseError {
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: self.statusCode) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        HTTPHelpers.error(self)
     }
 }

@@ -1,0 +1,224 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import MembershipTransport
+import NIOCore
+import Proxy
+import ServiceLifecycle
+
+/// A node built in-process from its configuration: its parts, its listeners as Hummingbird
+/// applications, and the service group that runs them. `NodeMain` runs one; tests drive the
+/// applications with HummingbirdTesting without starting a process or binding a port.
+public struct NodeAssembly: Sendable {
+    public let configuration: NodeConfiguration
+    public let service: NamespaceService
+    public let lifecycle: NodeLifecycle
+    let cluster: Cluster
+    let logger: Logger
+    let client: HTTPClient
+    let peers: PeerClient?
+    let tls: TLSMaterial?
+    let dataResponder: DataResponder
+    let adminResponder: AdminResponder
+    let http1: HTTP1Channel.Configuration
+
+    /// Prepares the data directory, loads the registry, reaps backends a previous run left behind and
+    /// wires the node's parts. Nothing listens yet.
+    public init(configuration: NodeConfiguration, logger: Logger) throws {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: configuration.dataDirectory,
+                withIntermediateDirectories: true
+            )
+            try FileManager.default.createDirectory(
+                atPath: configuration.archiveDirectory,
+                withIntermediateDirectories: true
+            )
+        } catch {
+            throw NodeError.io("cannot create \(configuration.dataDirectory): \(error.localizedDescription)")
+        }
+        let registry = try NamespaceRegistry(directory: configuration.stateDirectory)
+        for name in PIDFile.reapOrphans(
+            stateDirectory: configuration.stateDirectory,
+            databasePath: configuration.databasePath
+        ) {
+            logger.warning("stopped a backend left over from a previous run", metadata: ["namespace": "\(name)"])
+        }
+        try? FileManager.default.removeItem(atPath: configuration.stateDirectory + "/tmp")
+        let metrics = NodeMetrics()
+        let supervisor = Supervisor(configuration: configuration, metrics: metrics, logger: logger) { name in
+            registry.record(name) != nil
+        }
+        let service = NamespaceService(
+            configuration: configuration,
+            registry: registry,
+            supervisor: supervisor,
+            metrics: metrics,
+            logger: logger
+        )
+        service.removeAbandonedCopies(idleSeconds: 0)
+        let lifecycle = NodeLifecycle()
+        let (membership, tls) = try NodeMain.makeMembership(configuration, logger: logger)
+        let peers = configuration.isClustered ? PeerClient(tls: tls) : nil
+        let cluster = Cluster(
+            configuration: configuration,
+            service: service,
+            membership: membership,
+            peers: peers,
+            logger: logger
+        )
+        if configuration.authToken.isEmpty {
+            logger.warning("TURSO_AUTH_TOKEN is empty: the data port accepts requests without authentication")
+        }
+        if configuration.adminToken.isEmpty {
+            logger.warning("TURSO_ADMIN_TOKEN is empty: the admin port accepts requests without authentication")
+        }
+        logger.info(
+            "turso-server starting",
+            metadata: [
+                "data.addr": "\(configuration.dataAddress)", "admin.addr": "\(configuration.adminAddress)",
+                "data.dir": "\(configuration.dataDirectory)", "backend": "\(supervisor.backendDescription)",
+                "namespaces.registered": "\(registry.count)", "max.running": "\(configuration.maxRunning)",
+            ]
+        )
+        if let ephemeral = NodeMain.ephemeralPortRange(), ephemeral.overlaps(configuration.backendPorts) {
+            logger.warning(
+                "backend ports overlap the kernel's ephemeral port range: outgoing connections can take a backend's port (the backend then moves to another port); prefer a range outside it",
+                metadata: ["backend.ports": "\(configuration.backendPorts)", "ephemeral.ports": "\(ephemeral)"]
+            )
+        }
+        let client = ReverseProxy.makeClient()
+        self.configuration = configuration
+        self.service = service
+        self.lifecycle = lifecycle
+        self.cluster = cluster
+        self.logger = logger
+        self.client = client
+        self.peers = peers
+        self.tls = tls
+        self.http1 = HTTP1Channel.Configuration(
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 16 << 10,
+                maxHeaderListSize: 64 << 10,
+                maxHeaderFieldCount: 100
+            )
+        )
+        self.dataResponder = DataResponder(
+            service: service,
+            cluster: cluster,
+            proxy: ReverseProxy(client: client),
+            lifecycle: lifecycle,
+            logger: logger
+        )
+        self.adminResponder = AdminResponder(service: service, cluster: cluster, lifecycle: lifecycle, logger: logger)
+    }
+
+    /// Hummingbird logs only warnings and worse; the node logs what it does itself.
+    private var quietLogger: Logger {
+        var logger = self.logger
+        logger.logLevel = max(self.logger.logLevel, .warning)
+        return logger
+    }
+
+    /// The data listener: `/<namespace>/...` proxied to the namespace's backend.
+    public var dataApplication: some ApplicationProtocol {
+        let logger = self.logger
+        return Application(
+            responder: self.dataResponder,
+            server: .http1(configuration: self.http1),
+            configuration: .init(
+                address: .hostname(self.configuration.dataAddress.host, port: self.configuration.dataAddress.port),
+                serverName: nil,
+                backlog: 1024
+            ),
+            onServerRunning: { channel in
+                logger.info("data listener ready", metadata: ["data.port": "\(channel.localAddress?.port ?? 0)"])
+            },
+            logger: self.quietLogger
+        )
+    }
+
+    /// The admin listener: namespace lifecycle, cluster, `/metrics`, `/healthz`, `/readyz`.
+    public var adminApplication: some ApplicationProtocol {
+        let logger = self.logger
+        return Application(
+            responder: self.adminResponder,
+            server: .http1(configuration: self.http1),
+            configuration: .init(
+                address: .hostname(self.configuration.adminAddress.host, port: self.configuration.adminAddress.port),
+                serverName: nil
+            ),
+            onServerRunning: { channel in
+                logger.info("admin listener ready", metadata: ["admin.port": "\(channel.localAddress?.port ?? 0)"])
+            },
+            logger: self.quietLogger
+        )
+    }
+
+    /// The peer listener of a clustered node (mutual TLS unless insecure): forwarded requests and
+    /// the cluster's own calls.
+    var peerApplication: some ApplicationProtocol {
+        let logger = self.logger
+        let cluster = self.cluster
+        let secured = self.tls != nil
+        let server: HTTPServerBuilder =
+            if let tls = self.tls { .mutualTLS(self.http1, material: tls) } else { .http1(configuration: self.http1) }
+        return Application(
+            responder: PeerResponder(cluster: cluster, data: self.dataResponder, admin: self.adminResponder),
+            server: server,
+            configuration: .init(
+                address: .hostname(self.configuration.peerAddress.host, port: self.configuration.peerAddress.port),
+                serverName: nil,
+                backlog: 1024
+            ),
+            onServerRunning: { channel in
+                cluster.peerPort.withLock { $0 = channel.localAddress?.port }
+                logger.info(
+                    "peer listener ready",
+                    metadata: ["peer.port": "\(channel.localAddress?.port ?? 0)", "peer.tls": "\(secured)"]
+                )
+            },
+            logger: self.quietLogger
+        )
+    }
+
+    /// Everything that runs the node, in start order (stopped in reverse): background work, the
+    /// listeners, the shutdown switch, and last the cluster, so a leaving node hands its namespaces
+    /// off while the listeners still serve and forward. With `handlingSignals`, SIGTERM and SIGINT
+    /// shut it down gracefully (a process); without, only `lifecycle.requestShutdown()` does (tests).
+    public func serviceGroup(handlingSignals: Bool) -> ServiceGroup {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: NodeCoreService(service: self.service, logger: self.logger))
+        ]
+        if self.configuration.isClustered { services.append(.init(service: self.peerApplication)) }
+        services += [
+            .init(service: self.dataApplication),
+            .init(service: self.adminApplication),
+            .init(service: ShutdownSignalService(lifecycle: self.lifecycle, logger: self.logger)),
+        ]
+        if self.configuration.isClustered {
+            services.append(.init(service: ClusterService(cluster: self.cluster, logger: self.logger)))
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services,
+            gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
+            logger: self.quietLogger
+        )
+        let leaveTime = self.configuration.isClustered ? self.configuration.leaveTimeout : 0
+        groupConfiguration.maximumGracefulShutdownDuration = Duration.milliseconds(
+            Int64((self.configuration.shutdownTimeout + leaveTime) * 1000) + 15_000
+        )
+        let group = ServiceGroup(configuration: groupConfiguration)
+        self.lifecycle.onShutdownRequest { Task { await group.triggerGracefulShutdown() } }
+        return group
+    }
+
+    /// Closes the node's outgoing HTTP clients (after the group stopped, or when it was never run).
+    public func shutdownClients() async {
+        try? await self.client.shutdown()
+        await self.peers?.shutdown()
+    }
+}
