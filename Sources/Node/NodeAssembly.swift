@@ -20,8 +20,8 @@ public struct NodeAssembly: Sendable {
     let client: HTTPClient
     let peers: PeerClient?
     let tls: TLSMaterial?
-    let dataResponder: DataResponder
-    let adminResponder: AdminResponder
+    let dataRoutes: DataRoutes
+    let adminRoutes: AdminRoutes
     let http1: HTTP1Channel.Configuration
 
     /// Prepares the data directory, loads the registry, reaps backends a previous run left behind and
@@ -106,14 +106,14 @@ public struct NodeAssembly: Sendable {
                 maxHeaderFieldCount: 100
             )
         )
-        self.dataResponder = DataResponder(
+        self.dataRoutes = DataRoutes(
             service: service,
             cluster: cluster,
             proxy: ReverseProxy(client: client),
             lifecycle: lifecycle,
             logger: logger
         )
-        self.adminResponder = AdminResponder(service: service, cluster: cluster, lifecycle: lifecycle, logger: logger)
+        self.adminRoutes = AdminRoutes(service: service, cluster: cluster, lifecycle: lifecycle, logger: logger)
     }
 
     /// Hummingbird logs only warnings and worse; the node logs what it does itself.
@@ -123,11 +123,20 @@ public struct NodeAssembly: Sendable {
         return logger
     }
 
+    /// A router for one listener: errors become JSON and every answer is counted under `listener`.
+    private func router(_ listener: String) -> Router<NodeRequestContext> {
+        let router = Router(context: NodeRequestContext.self)
+        router.add(middleware: RequestOutcomeMiddleware(listener: listener, metrics: self.service.metrics))
+        return router
+    }
+
     /// The data listener: `/<namespace>/...` proxied to the namespace's backend.
     public var dataApplication: some ApplicationProtocol {
         let logger = self.logger
+        let router = self.router("data")
+        self.dataRoutes.register(on: router)
         return Application(
-            responder: self.dataResponder,
+            router: router,
             server: .http1(configuration: self.http1),
             configuration: .init(
                 address: .hostname(self.configuration.dataAddress.host, port: self.configuration.dataAddress.port),
@@ -144,8 +153,10 @@ public struct NodeAssembly: Sendable {
     /// The admin listener: namespace lifecycle, cluster, `/metrics`, `/healthz`, `/readyz`.
     public var adminApplication: some ApplicationProtocol {
         let logger = self.logger
+        let router = self.router("admin")
+        self.adminRoutes.register(on: router)
         return Application(
-            responder: self.adminResponder,
+            router: router,
             server: .http1(configuration: self.http1),
             configuration: .init(
                 address: .hostname(self.configuration.adminAddress.host, port: self.configuration.adminAddress.port),
@@ -166,8 +177,10 @@ public struct NodeAssembly: Sendable {
         let secured = self.tls != nil
         let server: HTTPServerBuilder =
             if let tls = self.tls { .mutualTLS(self.http1, material: tls) } else { .http1(configuration: self.http1) }
+        let router = self.router("peer")
+        PeerRoutes(cluster: cluster, data: self.dataRoutes, admin: self.adminRoutes).register(on: router)
         return Application(
-            responder: PeerResponder(cluster: cluster, data: self.dataResponder, admin: self.adminResponder),
+            router: router,
             server: server,
             configuration: .init(
                 address: .hostname(self.configuration.peerAddress.host, port: self.configuration.peerAddress.port),

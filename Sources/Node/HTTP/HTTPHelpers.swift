@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import ServerSupport
 
 /// Response builders and request parsing shared by the data and admin listeners.
 enum HTTPHelpers {
@@ -22,32 +21,6 @@ enum HTTPHelpers {
         if let owner = error.owner { response.headers[ClusterHeaders.owner] = owner }
         if error.statusCode == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
         return response
-    }
-
-    /// Answers a request with `handle`, turning a `NodeError` into its JSON response, and counts the
-    /// status for `listener`.
-    static func respond(
-        listener: String,
-        metrics: NodeMetrics,
-        _ handle: () async throws(NodeError) -> Response
-    ) async -> Response {
-        let response: Response
-        do {
-            response = try await handle()
-        } catch {
-            response = self.error(error)
-        }
-        metrics.countRequest(listener: listener, status: response.status.code)
-        return response
-    }
-
-    /// Checks `Authorization: Bearer <token>` in constant time. An empty `token` disables auth.
-    static func authorize(_ request: Request, token: String) throws(NodeError) {
-        guard !token.isEmpty else { return }
-        guard let header = request.headers[.authorization], header.count > 7,
-            header.prefix(7).lowercased() == "bearer "
-        else { throw .unauthorized() }
-        guard constantTimeEquals(String(header.dropFirst(7)), token) else { throw .unauthorized() }
     }
 
     static func iso8601(_ milliseconds: Int64) -> String {

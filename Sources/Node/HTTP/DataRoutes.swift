@@ -9,18 +9,20 @@ import Synchronization
 
 /// The data port: `/<namespace>/<rest>` is proxied to the namespace's backend with the prefix
 /// stripped, after the bearer token and the name are checked.
-struct DataResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
-
+struct DataRoutes: Sendable {
     let service: NamespaceService
     let cluster: Cluster
     let proxy: ReverseProxy
     let lifecycle: NodeLifecycle
     let logger: Logger
 
-    func respond(to request: Request, context: Context) async throws -> Response {
-        await HTTPHelpers.respond(listener: "data", metrics: self.service.metrics) { () async throws(NodeError) in
-            try await self.handle(request)
+    /// Every method under `/<namespace>/`, once the node accepts requests and the token matches.
+    func register(on router: some RouterMethods<NodeRequestContext>) {
+        let group = router.group()
+            .add(middleware: AcceptingMiddleware(lifecycle: self.lifecycle))
+            .add(middleware: BearerTokenMiddleware(token: self.service.configuration.authToken))
+        for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .head, .options] {
+            group.on("/**", method: method) { request, _ in try await self.handle(request) }
         }
     }
 
@@ -41,10 +43,6 @@ struct DataResponder: HTTPResponder {
     ) async throws(NodeError)
         -> Response
     {
-        guard self.lifecycle.isAccepting else {
-            throw NodeError(.shuttingDown, "the node is shutting down", status: 503, retryAfter: 1)
-        }
-        try HTTPHelpers.authorize(request, token: self.service.configuration.authToken)
         guard let (segment, rest) = Self.route(request.uri.description), !segment.isEmpty else {
             throw .notFound("no namespace in the path; use /<namespace>/...")
         }

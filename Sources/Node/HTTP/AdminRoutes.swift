@@ -5,30 +5,19 @@ import Logging
 import Membership
 import NIOCore
 
-/// The admin port: namespace lifecycle (`/v1/namespaces…`), `/metrics`, and the token-free probes
-/// `/healthz` and `/readyz`.
-struct AdminResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
-
+/// The admin port: namespace lifecycle (`/v1/namespaces…`), cluster membership, `/metrics`, and the
+/// token-free probes `/healthz` and `/readyz`. The same routes serve admin requests another member
+/// forwarded (under `/_peer/admin` on the peer listener, `context.forwarded` set).
+struct AdminRoutes: Sendable {
     let service: NamespaceService
     let cluster: Cluster
     let lifecycle: NodeLifecycle
     let logger: Logger
 
-    func respond(to request: Request, context: Context) async throws -> Response {
-        await HTTPHelpers.respond(listener: "admin", metrics: self.service.metrics) { () async throws(NodeError) in
-            try await self.handle(request, target: request.uri.description, forwarded: false)
-        }
-    }
-
-    /// `forwarded`: another member's admin port routed it here (through the peer listener).
-    func handle(_ request: Request, target: String, forwarded: Bool) async throws(NodeError) -> Response {
-        let path = String(target.prefix { $0 != "?" })
-        let method = request.method
-        switch path {
-        case "/healthz":
-            return HTTPHelpers.json(.ok, ["status": "ok"])
-        case "/readyz":
+    /// The probes, then every authenticated route.
+    func register(on router: some RouterMethods<NodeRequestContext>) {
+        router.on("/healthz", methods: [.get]) { _, _ in HTTPHelpers.json(.ok, ["status": "ok"]) }
+        router.on("/readyz", methods: [.get]) { _, _ in
             guard self.lifecycle.isAccepting else {
                 throw NodeError(.shuttingDown, "the node is shutting down", status: 503)
             }
@@ -36,73 +25,73 @@ struct AdminResponder: HTTPResponder {
                 throw NodeError(.ownerUnavailable, "the node has not joined the cluster yet", status: 503)
             }
             return HTTPHelpers.json(.ok, ["status": "ready"])
-        default:
-            break
         }
-        try HTTPHelpers.authorize(request, token: self.service.configuration.adminToken)
-        if path == "/metrics" {
-            guard method == .get else { throw Self.methodNotAllowed(method, path) }
+        let authenticated = router.group()
+            .add(middleware: BearerTokenMiddleware(token: self.service.configuration.adminToken))
+        authenticated.on("/metrics", methods: [.get]) { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             self.cluster.publishMemberMetrics()
             let text = self.service.metrics.render(registered: self.service.registry.count)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
-        if path == "/v1/cluster/members" {
-            guard method == .get else { throw Self.methodNotAllowed(method, path) }
-            return await self.members()
+        authenticated.on("/v1/cluster/members", methods: [.get]) { _, _ in await self.members() }
+        authenticated.on("/v1/cluster/members/:id/forget", methods: [.post]) { _, context in
+            try await self.forget(try context.parameters.require("id"))
         }
-        if path.hasPrefix("/v1/cluster/members/") && path.hasSuffix("/forget") {
-            guard method == .post else { throw Self.methodNotAllowed(method, path) }
-            let id = String(path.dropFirst("/v1/cluster/members/".count).dropLast("/forget".count))
-            return try await self.forget(id)
-        }
-        if path == "/v1/cluster/leave" {
-            guard method == .post else { throw Self.methodNotAllowed(method, path) }
+        authenticated.on("/v1/cluster/leave", methods: [.post]) { _, _ in
             self.logger.info("leave requested through the admin API")
             self.lifecycle.requestShutdown()
             return HTTPHelpers.json(.accepted, ["status": "leaving", "id": self.cluster.selfID])
         }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        // ["", "v1", "namespaces", name?, action?]
-        guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "namespaces" else {
-            throw .notFound("no route for \(method) \(path)")
+        authenticated.on("/v1/namespaces", methods: [.get]) { _, context in
+            try await self.list(merged: self.cluster.isClustered && !context.forwarded)
         }
-        if parts.count == 3 || (parts.count == 4 && parts[3].isEmpty) {
-            guard method == .get else { throw Self.methodNotAllowed(method, path) }
-            return try await self.list(merged: self.cluster.isClustered && !forwarded)
+        authenticated.on("/v1/namespaces/:name", methods: [.get, .delete]) { request, context in
+            try await self.namespace(request, context: context, action: "")
         }
-        let name = parts[3]
+        for action in ["create", "lock", "unlock", "ttl", "access", "restore"] {
+            authenticated.on("/v1/namespaces/:name/\(action)", methods: [.post]) { request, context in
+                try await self.namespace(request, context: context, action: action)
+            }
+        }
+        authenticated.on("/v1/namespaces/:name/backup", methods: [.get]) { request, context in
+            try await self.namespace(request, context: context, action: "backup")
+        }
+    }
+
+    /// A namespace action: served here when this node holds the namespace, created here when it is
+    /// absent (create, restore), otherwise forwarded to the member that holds or owns it.
+    private func namespace(
+        _ request: Request,
+        context: NodeRequestContext,
+        action: String
+    ) async throws(NodeError) -> Response {
+        let name = context.parameters.get("name") ?? ""
         guard NamespaceName.isValid(name) else { throw .invalidName(name) }
-        let action = parts.count > 4 ? parts[4] : ""
-        guard parts.count <= 5 else { throw .notFound("no route for \(method) \(path)") }
-        switch (method, action) {
-        case (.get, ""), (.delete, ""), (.post, "create"), (.post, "lock"), (.post, "unlock"), (.post, "ttl"),
-            (.post, "access"), (.get, "backup"), (.post, "restore"):
-            break
-        case (_, ""), (_, "create"), (_, "lock"), (_, "unlock"), (_, "ttl"), (_, "access"), (_, "backup"),
-            (_, "restore"):
-            throw Self.methodNotAllowed(method, path)
-        default:
-            throw .notFound("no route for \(method) \(path)")
-        }
-        switch try await self.cluster.resolve(String(name), forwarded: forwarded, handedOver: false) {
+        let method = request.method
+        switch try await self.cluster.resolve(name, forwarded: context.forwarded, handedOver: false) {
         case .local:
-            defer { self.cluster.gate.exit(String(name)) }
-            return try await self.perform(request, name: String(name), action: String(action))
+            defer { self.cluster.gate.exit(name) }
+            return try await self.perform(request, name: name, action: action)
         case .absent:
             guard method == .post && (action == "create" || action == "restore") else {
                 throw .notFound("namespace \(name) does not exist")
             }
-            let record = try await self.cluster.locks.withLock(String(name)) { () async throws(NodeError) in
-                if action == "create" { return try await self.service.create(String(name)) }
-                let file = try await self.receive(request, name: String(name))
+            let record = try await self.cluster.locks.withLock(name) { () async throws(NodeError) in
+                if action == "create" { return try await self.service.create(name) }
+                let file = try await self.receive(request, name: name)
                 defer { try? FileManager.default.removeItem(atPath: file) }
-                return try await self.service.restore(String(name), file: file)
+                return try await self.service.restore(name, file: file)
             }
             return HTTPHelpers.json(.created, await self.json(record))
         case .forward(let member, _):
-            return try await self.forward(request, target: target, to: member, streamed: action == "restore")
+            return try await self.forward(
+                request,
+                target: request.uri.description,
+                to: member,
+                streamed: action == "restore"
+            )
         }
     }
 
@@ -172,25 +161,25 @@ struct AdminResponder: HTTPResponder {
         let method = request.method
         switch (method, action) {
         case (.get, ""):
-            return try await self.describe(String(name))
+            return try await self.describe(name)
         case (.delete, ""):
-            let folder = try await self.service.archive(String(name), reason: "deleted through the admin API")
-            return HTTPHelpers.json(.ok, ["name": String(name), "archived": true, "archive": folder])
+            let folder = try await self.service.archive(name, reason: "deleted through the admin API")
+            return HTTPHelpers.json(.ok, ["name": name, "archived": true, "archive": folder])
         case (.post, "create"):
-            let record = try await self.service.create(String(name))
+            let record = try await self.service.create(name)
             return HTTPHelpers.json(.created, await self.json(record))
         case (.post, "restore"):
             throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
         case (.post, "lock"), (.post, "unlock"):
             let locked = action == "lock"
-            guard let record = try self.service.registry.update(String(name), { $0.locked = locked }) else {
+            guard let record = try self.service.registry.update(name, { $0.locked = locked }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
             self.logger.info(locked ? "namespace locked" : "namespace unlocked", metadata: ["namespace": "\(name)"])
             return HTTPHelpers.json(.ok, await self.json(record))
         case (.post, "ttl"):
             let ttl = try await self.ttl(from: request)
-            guard let record = try self.service.registry.update(String(name), { $0.ttlSeconds = ttl }) else {
+            guard let record = try self.service.registry.update(name, { $0.ttlSeconds = ttl }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
             self.logger.info(
@@ -200,19 +189,15 @@ struct AdminResponder: HTTPResponder {
             return HTTPHelpers.json(.ok, await self.json(record))
         case (.post, "access"):
             let now = NamespaceService.nowMilliseconds()
-            guard let record = try self.service.registry.update(String(name), { $0.lastAccessAt = now }) else {
+            guard let record = try self.service.registry.update(name, { $0.lastAccessAt = now }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
             return HTTPHelpers.json(.ok, await self.json(record))
         case (.get, "backup"):
-            return try await self.backup(String(name))
+            return try await self.backup(name)
         default:
-            throw Self.methodNotAllowed(method, "/v1/namespaces/\(name)/\(action)")
+            preconditionFailure("no admin route registers \(method) for action \(action)")
         }
-    }
-
-    static func methodNotAllowed(_ method: HTTPRequest.Method, _ path: String) -> NodeError {
-        NodeError(.methodNotAllowed, "\(method) is not allowed on \(path)", status: 405)
     }
 
     /// The TTLs a namespace accepts: a millisecond to 100 years.

@@ -1,0 +1,120 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The peer listener (mutual TLS): requests other members forward (`/<namespace>/…` data requests,
+/// `/_peer/admin/…` admin requests) and the cluster's own calls under `/_peer/v1/…` (namespace
+/// lists, claims, handoff copies and commits).
+struct PeerRoutes: Sendable {
+    let cluster: Cluster
+    let data: DataRoutes
+    let admin: AdminRoutes
+
+    func register(on router: some RouterMethods<NodeRequestContext>) {
+        let peer = router.group().add(middleware: ForwardedMiddleware())
+        self.admin.register(on: peer.group("/_peer/admin"))
+        self.registerCalls(on: peer.group("/_peer/v1"))
+        let forwarded = peer.group()
+            .add(middleware: AcceptingMiddleware(lifecycle: self.data.lifecycle))
+            .add(middleware: BearerTokenMiddleware(token: self.cluster.configuration.authToken))
+        for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .head, .options] {
+            forwarded.on("/**", method: method) { request, _ in
+                try await self.data.handle(
+                    request,
+                    forwarded: true,
+                    handedOver: request.headers[ClusterHeaders.handedOver] != nil
+                )
+            }
+        }
+    }
+
+    /// The cluster's own calls between members.
+    private func registerCalls(on calls: some RouterMethods<NodeRequestContext>) {
+        calls.on("/status", methods: [.get]) { _, _ in
+            HTTPHelpers.json(
+                .ok,
+                [
+                    "id": self.cluster.selfID, "namespaces": self.cluster.service.registry.count,
+                    "running": await self.cluster.service.supervisor.runningCount,
+                ]
+            )
+        }
+        calls.on("/namespaces", methods: [.get]) { _, _ in
+            var items: [[String: Any]] = []
+            for record in self.cluster.service.registry.all() where self.cluster.holds(record.name) {
+                items.append(await self.admin.json(record))
+            }
+            return HTTPHelpers.json(.ok, ["namespaces": items])
+        }
+        calls.on("/namespaces/:name/held", methods: [.get]) { _, context in
+            let name = try Self.name(context)
+            return HTTPHelpers.json(.ok, ["held": self.cluster.holds(name)])
+        }
+        calls.on("/namespaces/:name/claim", methods: [.post]) { request, context in
+            let name = try Self.name(context)
+            let claimer = request.headers[ClusterHeaders.node] ?? ""
+            return HTTPHelpers.json(.ok, await self.cluster.answerClaim(name, claimer: claimer))
+        }
+        calls.on("/namespaces/:name/precopy", methods: [.post]) { request, context in
+            let name = try Self.name(context)
+            let body = try await Self.jsonBody(request)
+            guard let from = body["from"] as? String else { throw NodeError.badRequest("precopy needs from") }
+            let copied = try await self.cluster.precopy(name, from: from)
+            return HTTPHelpers.json(.ok, ["copied": copied])
+        }
+        calls.on("/namespaces/:name/commit", methods: [.post]) { request, context in
+            let name = try Self.name(context)
+            let body = try await Self.jsonBody(request)
+            guard let from = body["from"] as? String else { throw NodeError.badRequest("commit needs from") }
+            try await self.cluster.commit(name, from: from, body: body)
+            return HTTPHelpers.json(.ok, ["held": true])
+        }
+        calls.on("/namespaces/:name/files/:kind", methods: [.get]) { request, context in
+            let name = try Self.name(context)
+            let kindText = context.parameters.get("kind") ?? ""
+            guard let kind = NamespaceFiles.Kind(rawValue: kindText) else {
+                throw NodeError.notFound("no file \(kindText)")
+            }
+            guard self.cluster.service.registry.record(name) != nil else {
+                throw NodeError.notFound("namespace \(name) is not held here")
+            }
+            let text = request.uri.queryParameters.get("offset") ?? "0"
+            guard let offset = Int(text), offset >= 0 else {
+                throw NodeError.badRequest("offset=\(text) is not an integer between 0 and \(Int.max)")
+            }
+            return try Self.file(self.cluster.files.livePath(name, kind), offset: offset)
+        }
+    }
+
+    static func name(_ context: NodeRequestContext) throws(NodeError) -> String {
+        try Self.name(context.parameters.get("name") ?? "")
+    }
+
+    static func name(_ text: String) throws(NodeError) -> String {
+        guard NamespaceName.isValid(text) else { throw .invalidName(text) }
+        return text
+    }
+
+    static func jsonBody(_ request: Request) async throws(NodeError) -> [String: Any] {
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: 1 << 20),
+            let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+        else { throw .badRequest("body must be a JSON object") }
+        return object
+    }
+
+    /// Streams `path` from `offset` up to its size when the request arrived (a missing file is empty).
+    static func file(_ path: String, offset: Int) throws(NodeError) -> Response {
+        let size = NamespaceFiles.size(path)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[ClusterHeaders.fileSize] = String(size)
+        let length = max(0, size - offset)
+        guard length > 0, let file = StreamedFile(path: path, removeWhenClosed: false) else {
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer()))
+        }
+        return Response(status: .ok, headers: headers, body: file.body(offset: offset, length: length))
+    }
+}
