@@ -6,7 +6,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case invalidConfiguration, stateUnreadable, stateTooNew, io
             case unauthorized, invalidName, notFound, exists, limitReached, badRequest, methodNotAllowed
             case backendUnavailable, backendFailed, shuttingDown, payloadTooLarge
-            case ownerUnavailable, misdirected, peerFailed
+            case ownerUnavailable, misdirected, peerFailed, peerProtocol
         }
 
         private let base: Base
@@ -28,6 +28,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         public static let ownerUnavailable = Code(base: .ownerUnavailable)
         public static let misdirected = Code(base: .misdirected)
         public static let peerFailed = Code(base: .peerFailed)
+        public static let peerProtocol = Code(base: .peerProtocol)
 
         public var description: String {
             switch self.base {
@@ -49,6 +50,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case .ownerUnavailable: "OWNER_UNAVAILABLE"
             case .misdirected: "MISDIRECTED_REQUEST"
             case .peerFailed: "PEER_FAILED"
+            case .peerProtocol: "PEER_PROTOCOL"
             }
         }
     }

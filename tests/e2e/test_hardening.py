@@ -109,6 +109,11 @@ def test_peer_file_offsets_are_checked(node_factory):
     whole = http("GET", f"{base}/db?offset=0")
     assert whole.status == 200 and len(whole.body) >= 4096
     assert http("GET", f"{base}/db?offset=9223372036854775807").body == b""
+    # A member that speaks another peer protocol version is refused clearly, not misread.
+    future = http("GET", f"http://127.0.0.1:{peer}/_peer/v1/status", headers={"x-turso-peer-protocol": "2"})
+    assert_error(future, 400, "PEER_PROTOCOL", "version 2")
+    status = http("GET", f"http://127.0.0.1:{peer}/_peer/v1/status", headers={"x-turso-peer-protocol": "1"})
+    assert status.status == 200 and status.json() == {"id": "solo", "namespaces": 1, "running": 1}
     assert http("GET", node.admin_url + "/healthz").status == 200
 
 

@@ -21,7 +21,10 @@ extension Cluster {
         var target = member
         var retried = false
         while true {
-            var headers = [(ClusterHeaders.forwarded.rawName, self.selfID)]
+            var headers = [
+                (ClusterHeaders.forwarded.rawName, self.selfID),
+                (PeerProtocol.header.rawName, String(PeerProtocol.version)),
+            ]
             if handedOver { headers.append((ClusterHeaders.handedOver.rawName, "1")) }
             let response: Response
             do {

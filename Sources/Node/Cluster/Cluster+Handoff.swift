@@ -27,9 +27,10 @@ extension Cluster {
                         .POST,
                         address,
                         "/_peer/v1/namespaces/\(name)/precopy",
-                        body: ["from": self.advertisedPeerAddress],
+                        body: PrecopyRequest(from: self.advertisedPeerAddress),
                         headers: headers,
-                        timeout: .seconds(600)
+                        timeout: .seconds(600),
+                        answer: PrecopyAnswer.self
                     ).status
                     if status != 200 {
                         self.logger.warning(
@@ -56,15 +57,20 @@ extension Cluster {
                     }
                     action = machine.sealed(sealed != nil)
                 case .commit:
-                    var body: [String: Any] = ["from": self.advertisedPeerAddress, "record": Self.json(sealed!.record)]
-                    for (kind, digest) in sealed!.digests { body[kind.rawValue] = digest.json }
+                    let body = CommitRequest(
+                        from: self.advertisedPeerAddress,
+                        record: sealed!.record,
+                        db: sealed!.digests[.db]!,
+                        wal: sealed!.digests[.wal]!
+                    )
                     let status = try? await peers.call(
                         .POST,
                         address,
                         "/_peer/v1/namespaces/\(name)/commit",
                         body: body,
                         headers: headers,
-                        timeout: .seconds(600)
+                        timeout: .seconds(600),
+                        answer: HeldAnswer.self
                     ).status
                     if status == 409 {
                         self.logger.error(
@@ -160,14 +166,15 @@ extension Cluster {
     /// Asks `member` whether it holds `name`: true/false, or nil when it does not answer.
     func askHeld(_ name: String, on member: MemberState) async -> Bool? {
         guard let peers,
-            let (status, object) = try? await peers.call(
+            let (_, answer) = try? await peers.call(
                 .GET,
                 member.metadata.peerAddress,
                 "/_peer/v1/namespaces/\(name)/held",
-                timeout: .seconds(5)
-            ), status == 200
+                timeout: .seconds(5),
+                answer: HeldAnswer.self
+            )
         else { return nil }
-        return object["held"] as? Bool
+        return answer?.held
     }
 
     /// Settles handoffs whose outcome is unknown (after a crash or a lost answer) by asking their
@@ -235,14 +242,15 @@ extension Cluster {
 
     /// Completes a handoff to this node: copies the tail, verifies the digests (copying a file again
     /// whole if its prefix differs), installs the files and registers the namespace.
-    func commit(_ name: String, from: String, body: [String: Any]) async throws(NodeError) {
-        guard self.isClustered, let recordJSON = body["record"] as? [String: Any], let record = Self.record(recordJSON),
-            record.name == name
-        else { throw .badRequest("commit needs a record") }
+    func commit(_ name: String, request body: CommitRequest) async throws(NodeError) {
+        let record = body.record
+        let from = body.from
+        guard self.isClustered, record.name == name else { throw .badRequest("commit needs the namespace's record") }
         var expected: [NamespaceFiles.Kind: NamespaceFiles.Digest] = [:]
         for kind in NamespaceFiles.Kind.allCases {
-            guard let digest = NamespaceFiles.Digest(json: body[kind.rawValue]) else {
-                throw .badRequest("commit needs the \(kind.rawValue) digest")
+            let digest = body.digest(kind)
+            guard digest.size >= 0, digest.sha256.utf8.count == 64 else {
+                throw .badRequest("commit needs a valid \(kind.rawValue) digest")
             }
             expected[kind] = digest
         }
@@ -290,12 +298,12 @@ extension Cluster {
 
     /// A member that owns `name` (in its view) asks for it. Hands it over when this node holds it and
     /// agrees; otherwise says who it thinks owns it, or that it does not hold it.
-    func answerClaim(_ name: String, claimer: String) async -> [String: Any] {
+    func answerClaim(_ name: String, claimer: String) async -> ClaimAnswer {
         if !self.holds(name) {
             // A handoff of it may be running: let it finish first.
             await self.locks.withLock(name) {}
-            if self.unresolved.withLock({ $0[name] }) != nil { return ["state": "held", "owner": NSNull()] }
-            return self.holds(name) ? ["state": "held", "owner": self.selfID] : ["state": "absent"]
+            if self.unresolved.withLock({ $0[name] }) != nil { return ClaimAnswer(state: .held, owner: nil) }
+            return self.holds(name) ? ClaimAnswer(state: .held, owner: self.selfID) : ClaimAnswer(state: .absent)
         }
         let view = ClusterView(
             selfID: self.selfID,
@@ -304,10 +312,12 @@ extension Cluster {
         )
         let owner = view.owner(of: name)
         guard let owner, owner.id.rawValue == claimer else {
-            return ["state": "held", "owner": owner?.id.rawValue ?? NSNull()]
+            return ClaimAnswer(state: .held, owner: owner?.id.rawValue)
         }
-        if await self.handOff(name, to: owner) || self.gate.movedTo(name) == claimer { return ["state": "handed-off"] }
-        return self.holds(name) ? ["state": "held", "owner": self.selfID] : ["state": "absent"]
+        if await self.handOff(name, to: owner) || self.gate.movedTo(name) == claimer {
+            return ClaimAnswer(state: .handedOff)
+        }
+        return self.holds(name) ? ClaimAnswer(state: .held, owner: self.selfID) : ClaimAnswer(state: .absent)
     }
 
     var advertisedPeerAddress: String {
@@ -316,25 +326,6 @@ extension Cluster {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
-    static func json(_ record: NamespaceRecord) -> [String: Any] {
-        [
-            "name": record.name, "origin": record.origin.rawValue, "locked": record.locked,
-            "ttlSeconds": record.ttlSeconds.map { $0 as Any } ?? NSNull(), "createdAt": record.createdAt,
-            "lastAccessAt": record.lastAccessAt,
-        ]
-    }
-
-    static func record(_ json: [String: Any]) -> NamespaceRecord? {
-        guard let name = json["name"] as? String, NamespaceName.isValid(name),
-            let origin = (json["origin"] as? String).flatMap(NamespaceOrigin.init(rawValue:)),
-            let created = (json["createdAt"] as? NSNumber)?.int64Value
-        else { return nil }
-        var record = NamespaceRecord(name: name, origin: origin, createdAt: created)
-        record.locked = json["locked"] as? Bool ?? record.locked
-        record.ttlSeconds = (json["ttlSeconds"] as? NSNumber)?.doubleValue
-        record.lastAccessAt = (json["lastAccessAt"] as? NSNumber)?.int64Value ?? created
-        return record
-    }
 }
 
 extension Duration {

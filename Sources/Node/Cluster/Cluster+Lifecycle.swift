@@ -88,15 +88,17 @@ extension Cluster {
         var bytes = 0
         for member in view.receivers {
             guard let peers,
-                let (status, object) = try? await peers.call(
+                let (_, answer) = try? await peers.call(
                     .GET,
                     member.metadata.peerAddress,
                     "/_peer/v1/namespaces",
-                    timeout: .seconds(30)
-                ), status == 200, let items = object["namespaces"] as? [[String: Any]]
+                    timeout: .seconds(30),
+                    answer: PeerNamespaces.self
+                ), let items = answer?.namespaces
             else { continue }
             for item in items {
-                guard let name = item["name"] as? String, view.isOwner(name) else { continue }
+                let name = item.name
+                guard NamespaceName.isValid(name), view.isOwner(name) else { continue }
                 do {
                     bytes += try await self.precopy(name, from: member.metadata.peerAddress)
                     copied += 1

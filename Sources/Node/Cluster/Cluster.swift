@@ -208,18 +208,19 @@ public final class Cluster: Sendable {
                 group.addTask {
                     guard member.status != .dead else { return .unknown(member: member.id.rawValue) }
                     do {
-                        let (status, object) = try await peers.call(
+                        let (_, answer) = try await peers.call(
                             .POST,
                             member.metadata.peerAddress,
                             "/_peer/v1/namespaces/\(name)/claim",
                             headers: [(ClusterHeaders.node.rawName, selfID)],
-                            timeout: .seconds(120)
+                            timeout: .seconds(120),
+                            answer: ClaimAnswer.self
                         )
-                        guard status == 200 else { return .unknown(member: member.id.rawValue) }
-                        switch object["state"] as? String {
-                        case "handed-off": return .received
-                        case "absent": return .nobody
-                        default: return .heldElsewhere(owner: object["owner"] as? String)
+                        guard let answer else { return .unknown(member: member.id.rawValue) }
+                        switch answer.state {
+                        case .handedOff: return .received
+                        case .absent: return .nobody
+                        case .held: return .heldElsewhere(owner: answer.owner)
                         }
                     } catch {
                         return .unknown(member: member.id.rawValue)

@@ -10,16 +10,20 @@ final class KnownMembers: Sendable {
     /// What the file holds (read once, then kept in step), so an unchanged list costs no I/O.
     private let saved = Mutex<[String]?>(nil)
 
+    /// The file's format.
+    struct File: Codable {
+        var gossipAddresses: [String]
+    }
+
     init(stateDirectory: String) {
         self.path = stateDirectory + "/members.json"
     }
 
     func load() -> [String] {
         guard let data = FileManager.default.contents(atPath: self.path),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let addresses = object["gossipAddresses"] as? [String]
+            let file = try? JSONDecoder().decode(File.self, from: data)
         else { return [] }
-        return addresses
+        return file.gossipAddresses
     }
 
     /// Writes the list atomically when it changed.
@@ -30,8 +34,9 @@ final class KnownMembers: Sendable {
             return saved == sorted
         }
         guard !unchanged else { return }
-        let object: [String: Any] = ["gossipAddresses": sorted]
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        guard let data = try? encoder.encode(File(gossipAddresses: sorted)),
             (try? data.write(to: URL(fileURLWithPath: self.path), options: .atomic)) != nil
         else { return }
         self.saved.withLock { $0 = sorted }

@@ -14,23 +14,9 @@ struct NamespaceFiles: Sendable {
     }
 
     /// Size and SHA-256 (hex) of one file; a missing file is size 0 with the digest of nothing.
-    struct Digest: Equatable, Sendable {
+    struct Digest: Equatable, Sendable, Codable {
         var size: Int
         var sha256: String
-
-        var json: [String: Any] { ["size": self.size, "sha256": self.sha256] }
-
-        init(size: Int, sha256: String) {
-            self.size = size
-            self.sha256 = sha256
-        }
-
-        init?(json: Any?) {
-            guard let object = json as? [String: Any], let size = object["size"] as? Int,
-                let sha = object["sha256"] as? String
-            else { return nil }
-            self.init(size: size, sha256: sha)
-        }
     }
 
     let configuration: NodeConfiguration

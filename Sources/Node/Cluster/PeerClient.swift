@@ -48,28 +48,31 @@ final class PeerClient: Sendable {
 
     func shutdown() async { try? await self.current.withLock { $0.client }.shutdown() }
 
-    /// A JSON call. Throws `NodeError` with code `peerFailed` when the member cannot be reached.
-    func call(
+    /// A JSON call in the peer protocol: `body` encoded, the answer decoded as `Answer` when the member
+    /// answered 200 (nil otherwise). Throws `NodeError` with code `peerFailed` when the member cannot
+    /// be reached.
+    func call<Answer: Decodable>(
         _ method: HTTPMethod,
         _ peerAddress: String,
         _ path: String,
-        body: [String: Any]? = nil,
+        body: (any Encodable)? = nil,
         headers: [(String, String)] = [],
-        timeout: Duration = .seconds(10)
-    ) async throws(NodeError) -> (status: Int, object: [String: Any]) {
+        timeout: Duration = .seconds(10),
+        answer: Answer.Type
+    ) async throws(NodeError) -> (status: Int, answer: Answer?) {
         var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
         request.method = method
+        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body, let data = try? JSONSerialization.data(withJSONObject: body) {
+        if let body, let data = try? JSONEncoder().encode(body) {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: data))
         }
         do {
             let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
             let buffer = try await response.body.collect(upTo: 64 << 20)
-            let object =
-                (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
-            return (Int(response.status.code), object)
+            guard response.status == .ok else { return (Int(response.status.code), nil) }
+            return (Int(response.status.code), try? JSONDecoder().decode(Answer.self, from: buffer))
         } catch {
             throw NodeError(.peerFailed, "member at \(peerAddress) did not answer \(path): \(error)", status: 503)
         }
@@ -85,6 +88,7 @@ final class PeerClient: Sendable {
     ) async throws(NodeError) -> (written: Int, size: Int?) {
         var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
         request.method = .GET
+        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
         do {
             let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
             guard response.status == .ok else {
@@ -113,10 +117,4 @@ extension Duration {
     var nanoseconds: Double {
         Double(self.components.seconds) * 1e9 + Double(self.components.attoseconds) / 1e9
     }
-}
-
-/// A decoded JSON object handed between tasks (it is never mutated after decoding).
-struct JSONPayload: @unchecked Sendable {
-    let object: [String: Any]
-    init(_ object: [String: Any]) { self.object = object }
 }

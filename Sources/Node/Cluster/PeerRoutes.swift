@@ -13,7 +13,7 @@ struct PeerRoutes: Sendable {
     let admin: AdminRoutes
 
     func register(on router: some RouterMethods<NodeRequestContext>) {
-        let peer = router.group().add(middleware: ForwardedMiddleware())
+        let peer = router.group().add(middleware: PeerProtocolMiddleware()).add(middleware: ForwardedMiddleware())
         self.admin.register(on: peer.group("/_peer/admin"))
         self.registerCalls(on: peer.group("/_peer/v1"))
         let forwarded = peer.group()
@@ -35,22 +35,23 @@ struct PeerRoutes: Sendable {
         calls.on("/status", methods: [.get]) { _, _ in
             HTTPHelpers.json(
                 .ok,
-                [
-                    "id": self.cluster.selfID, "namespaces": self.cluster.service.registry.count,
-                    "running": await self.cluster.service.supervisor.runningCount,
-                ]
+                PeerStatus(
+                    id: self.cluster.selfID,
+                    namespaces: self.cluster.service.registry.count,
+                    running: await self.cluster.service.supervisor.runningCount
+                )
             )
         }
         calls.on("/namespaces", methods: [.get]) { _, _ in
-            var items: [[String: Any]] = []
+            var items: [NamespaceInfo] = []
             for record in self.cluster.service.registry.all() where self.cluster.holds(record.name) {
-                items.append(await self.admin.json(record))
+                items.append(await self.admin.info(record))
             }
-            return HTTPHelpers.json(.ok, ["namespaces": items])
+            return HTTPHelpers.json(.ok, PeerNamespaces(namespaces: items))
         }
         calls.on("/namespaces/:name/held", methods: [.get]) { _, context in
             let name = try Self.name(context)
-            return HTTPHelpers.json(.ok, ["held": self.cluster.holds(name)])
+            return HTTPHelpers.json(.ok, HeldAnswer(held: self.cluster.holds(name)))
         }
         calls.on("/namespaces/:name/claim", methods: [.post]) { request, context in
             let name = try Self.name(context)
@@ -59,17 +60,14 @@ struct PeerRoutes: Sendable {
         }
         calls.on("/namespaces/:name/precopy", methods: [.post]) { request, context in
             let name = try Self.name(context)
-            let body = try await Self.jsonBody(request)
-            guard let from = body["from"] as? String else { throw NodeError.badRequest("precopy needs from") }
-            let copied = try await self.cluster.precopy(name, from: from)
-            return HTTPHelpers.json(.ok, ["copied": copied])
+            let body = try await Self.decode(PrecopyRequest.self, from: request)
+            let copied = try await self.cluster.precopy(name, from: body.from)
+            return HTTPHelpers.json(.ok, PrecopyAnswer(copied: copied))
         }
         calls.on("/namespaces/:name/commit", methods: [.post]) { request, context in
             let name = try Self.name(context)
-            let body = try await Self.jsonBody(request)
-            guard let from = body["from"] as? String else { throw NodeError.badRequest("commit needs from") }
-            try await self.cluster.commit(name, from: from, body: body)
-            return HTTPHelpers.json(.ok, ["held": true])
+            try await self.cluster.commit(name, request: try await Self.decode(CommitRequest.self, from: request))
+            return HTTPHelpers.json(.ok, HeldAnswer(held: true))
         }
         calls.on("/namespaces/:name/files/:kind", methods: [.get]) { request, context in
             let name = try Self.name(context)
@@ -97,12 +95,18 @@ struct PeerRoutes: Sendable {
         return text
     }
 
-    static func jsonBody(_ request: Request) async throws(NodeError) -> [String: Any] {
+    /// Decodes a peer message from a request body (at most 1 MiB).
+    static func decode<Message: Decodable>(
+        _ type: Message.Type,
+        from request: Request
+    ) async throws(NodeError)
+        -> Message
+    {
         var request = request
         guard let buffer = try? await request.collectBody(upTo: 1 << 20),
-            let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
-        else { throw .badRequest("body must be a JSON object") }
-        return object
+            let message = try? JSONDecoder().decode(Message.self, from: buffer)
+        else { throw .badRequest("the body is not a valid \(Message.self)") }
+        return message
     }
 
     /// Streams `path` from `offset` up to its size when the request arrived (a missing file is empty).

@@ -16,7 +16,7 @@ struct AdminRoutes: Sendable {
 
     /// The probes, then every authenticated route.
     func register(on router: some RouterMethods<NodeRequestContext>) {
-        router.on("/healthz", methods: [.get]) { _, _ in HTTPHelpers.json(.ok, ["status": "ok"]) }
+        router.on("/healthz", methods: [.get]) { _, _ in HTTPHelpers.json(.ok, StatusBody(status: "ok")) }
         router.on("/readyz", methods: [.get]) { _, _ in
             guard self.lifecycle.isAccepting else {
                 throw NodeError(.shuttingDown, "the node is shutting down", status: 503)
@@ -24,7 +24,7 @@ struct AdminRoutes: Sendable {
             guard self.cluster.isReady else {
                 throw NodeError(.ownerUnavailable, "the node has not joined the cluster yet", status: 503)
             }
-            return HTTPHelpers.json(.ok, ["status": "ready"])
+            return HTTPHelpers.json(.ok, StatusBody(status: "ready"))
         }
         let authenticated = router.group()
             .add(middleware: BearerTokenMiddleware(token: self.service.configuration.adminToken))
@@ -42,7 +42,7 @@ struct AdminRoutes: Sendable {
         authenticated.on("/v1/cluster/leave", methods: [.post]) { _, _ in
             self.logger.info("leave requested through the admin API")
             self.lifecycle.requestShutdown()
-            return HTTPHelpers.json(.accepted, ["status": "leaving", "id": self.cluster.selfID])
+            return HTTPHelpers.json(.accepted, StatusBody(status: "leaving", id: self.cluster.selfID))
         }
         authenticated.on("/v1/namespaces", methods: [.get]) { _, context in
             try await self.list(merged: self.cluster.isClustered && !context.forwarded)
@@ -84,7 +84,7 @@ struct AdminRoutes: Sendable {
                 defer { try? FileManager.default.removeItem(atPath: file) }
                 return try await self.service.restore(name, file: file)
             }
-            return HTTPHelpers.json(.created, await self.json(record))
+            return HTTPHelpers.json(.created, await self.info(record))
         case .forward(let member, _):
             return try await self.forward(
                 request,
@@ -164,10 +164,10 @@ struct AdminRoutes: Sendable {
             return try await self.describe(name)
         case (.delete, ""):
             let folder = try await self.service.archive(name, reason: "deleted through the admin API")
-            return HTTPHelpers.json(.ok, ["name": name, "archived": true, "archive": folder])
+            return HTTPHelpers.json(.ok, ArchivedNamespace(name: name, archived: true, archive: folder))
         case (.post, "create"):
             let record = try await self.service.create(name)
-            return HTTPHelpers.json(.created, await self.json(record))
+            return HTTPHelpers.json(.created, await self.info(record))
         case (.post, "restore"):
             throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
         case (.post, "lock"), (.post, "unlock"):
@@ -176,7 +176,7 @@ struct AdminRoutes: Sendable {
                 throw .notFound("namespace \(name) does not exist")
             }
             self.logger.info(locked ? "namespace locked" : "namespace unlocked", metadata: ["namespace": "\(name)"])
-            return HTTPHelpers.json(.ok, await self.json(record))
+            return HTTPHelpers.json(.ok, await self.info(record))
         case (.post, "ttl"):
             let ttl = try await self.ttl(from: request)
             guard let record = try self.service.registry.update(name, { $0.ttlSeconds = ttl }) else {
@@ -186,13 +186,13 @@ struct AdminRoutes: Sendable {
                 "namespace ttl set",
                 metadata: ["namespace": "\(name)", "ttl": "\(ttl.map(GoDuration.format) ?? "none")"]
             )
-            return HTTPHelpers.json(.ok, await self.json(record))
+            return HTTPHelpers.json(.ok, await self.info(record))
         case (.post, "access"):
             let now = NamespaceService.nowMilliseconds()
             guard let record = try self.service.registry.update(name, { $0.lastAccessAt = now }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
-            return HTTPHelpers.json(.ok, await self.json(record))
+            return HTTPHelpers.json(.ok, await self.info(record))
         case (.get, "backup"):
             return try await self.backup(name)
         default:
@@ -216,15 +216,27 @@ struct AdminRoutes: Sendable {
                 status: 413
             )
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any],
-            object.keys.contains("ttl")
-        else {
+        /// `{"ttl": "30d"}`, `{"ttl": null}`: the key must be there, its value a string or null.
+        struct TTLBody: Decodable {
+            var ttl: String?
+            var present: Bool
+            enum CodingKeys: String, CodingKey { case ttl }
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.present = container.contains(.ttl)
+                self.ttl = try container.decodeIfPresent(String.self, forKey: .ttl)
+            }
+        }
+        let body: TTLBody
+        do {
+            body = try JSONDecoder().decode(TTLBody.self, from: buffer)
+        } catch DecodingError.typeMismatch {
+            throw .badRequest("ttl must be a duration string like \"30d\"")
+        } catch {
             throw .badRequest("body must be a JSON object like {\"ttl\":\"30d\"}")
         }
-        if object["ttl"] is NSNull { return nil }
-        guard let text = object["ttl"] as? String else {
-            throw .badRequest("ttl must be a duration string like \"30d\"")
-        }
+        guard body.present else { throw .badRequest("body must be a JSON object like {\"ttl\":\"30d\"}") }
+        guard let text = body.ttl else { return nil }
         if text.isEmpty || text == "0" { return nil }
         switch GoDuration.parse(text, field: "ttl", range: Self.ttlRange) {
         case .success(let seconds): return seconds
@@ -237,19 +249,19 @@ struct AdminRoutes: Sendable {
     private func members() async -> Response {
         let configuration = self.service.configuration
         guard self.cluster.isClustered, let peers = self.cluster.peers else {
-            let member: [String: Any] = [
-                "id": configuration.nodeID,
-                "dataAddress": configuration.dataAddress.description,
-                "adminAddress": configuration.adminAddress.description,
-                "zone": configuration.zone,
-                "state": self.lifecycle.isAccepting ? "active" : "leaving",
-                "liveness": "alive",
-                "incarnation": self.lifecycle.startedAt,
-                "namespaces": self.service.registry.count,
-                "running": await self.service.supervisor.runningCount,
-                "self": true,
-            ]
-            return HTTPHelpers.json(.ok, ["members": [member]])
+            let member = MemberInfo(
+                id: configuration.nodeID,
+                dataAddress: configuration.dataAddress.description,
+                adminAddress: configuration.adminAddress.description,
+                zone: configuration.zone,
+                state: self.lifecycle.isAccepting ? "active" : "leaving",
+                liveness: "alive",
+                incarnation: UInt64(self.lifecycle.startedAt),
+                namespaces: self.service.registry.count,
+                running: await self.service.supervisor.runningCount,
+                isSelf: true
+            )
+            return HTTPHelpers.json(.ok, MemberList(members: [member]))
         }
         let view = self.cluster.view
         let counts = await withTaskGroup(of: (String, Int?).self) { group in
@@ -259,35 +271,34 @@ struct AdminRoutes: Sendable {
                         .GET,
                         member.metadata.peerAddress,
                         "/_peer/v1/status",
-                        timeout: .seconds(2)
+                        timeout: .seconds(2),
+                        answer: PeerStatus.self
                     )
-                    return (member.id.rawValue, answer?.object["namespaces"] as? Int)
+                    return (member.id.rawValue, answer?.answer?.namespaces)
                 }
             }
             var counts: [String: Int] = [:]
             for await (id, count) in group { if let count { counts[id] = count } }
             return counts
         }
-        var items: [[String: Any]] = []
-        for member in view.members {
+        let items = view.members.map { member in
             let isSelf = member.id.rawValue == self.cluster.selfID
-            let held = isSelf ? self.service.registry.count : counts[member.id.rawValue]
-            items.append([
-                "id": member.id.rawValue,
-                "gossipAddress": member.metadata.gossipAddress,
-                "peerAddress": member.metadata.peerAddress,
-                "dataAddress": member.metadata.dataAddress,
-                "zone": member.metadata.zone,
-                "weight": member.metadata.weight,
-                "version": member.metadata.version,
-                "state": "\(member.metadata.lifecycle)",
-                "liveness": "\(member.status)",
-                "incarnation": member.incarnation.value,
-                "namespaces": held.map { $0 as Any } ?? NSNull(),
-                "self": isSelf,
-            ])
+            return MemberInfo(
+                id: member.id.rawValue,
+                gossipAddress: member.metadata.gossipAddress,
+                peerAddress: member.metadata.peerAddress,
+                dataAddress: member.metadata.dataAddress,
+                zone: member.metadata.zone,
+                weight: Int(member.metadata.weight),
+                version: member.metadata.version,
+                state: "\(member.metadata.lifecycle)",
+                liveness: "\(member.status)",
+                incarnation: member.incarnation.value,
+                namespaces: isSelf ? self.service.registry.count : counts[member.id.rawValue],
+                isSelf: isSelf
+            )
         }
-        return HTTPHelpers.json(.ok, ["members": items])
+        return HTTPHelpers.json(.ok, MemberList(members: items))
     }
 
     /// `POST /v1/cluster/members/:id/forget`: declares a dead member gone for good. Its namespaces
@@ -307,82 +318,86 @@ struct AdminRoutes: Sendable {
             )
         }
         self.logger.warning("member forgotten by an operator", metadata: ["membership.peer": "\(id)"])
-        return HTTPHelpers.json(.ok, ["id": id, "liveness": "left"])
+        return HTTPHelpers.json(.ok, ForgottenMember(id: id, liveness: "left"))
     }
 
     /// `GET /v1/namespaces`: this node's namespaces, or with `merged` every live member's, each with
     /// its owner and holder; members that did not answer are listed under `unreachable`.
     private func list(merged: Bool) async throws(NodeError) -> Response {
-        var items: [[String: Any]] = []
+        var items: [NamespaceInfo] = []
         for record in self.service.registry.all() where self.cluster.holds(record.name) {
-            items.append(await self.json(record))
+            items.append(await self.info(record))
         }
-        guard merged, let peers = self.cluster.peers else { return HTTPHelpers.json(.ok, ["namespaces": items]) }
+        guard merged, let peers = self.cluster.peers else {
+            return HTTPHelpers.json(.ok, NamespaceList(namespaces: items))
+        }
         let view = self.cluster.view
-        var unreachable: [String] = []
-        let answers = await withTaskGroup(of: (String, JSONPayload?).self) { group in
+        let answers = await withTaskGroup(of: (String, PeerNamespaces?).self) { group in
             for member in view.others {
                 group.addTask {
                     guard member.status != .dead,
-                        let (status, object) = try? await peers.call(
+                        let (_, answer) = try? await peers.call(
                             .GET,
                             member.metadata.peerAddress,
                             "/_peer/v1/namespaces",
-                            timeout: .seconds(10)
-                        ), status == 200
+                            timeout: .seconds(10),
+                            answer: PeerNamespaces.self
+                        )
                     else { return (member.id.rawValue, nil) }
-                    return (member.id.rawValue, JSONPayload(object))
+                    return (member.id.rawValue, answer)
                 }
             }
-            var answers: [(String, JSONPayload?)] = []
+            var answers: [(String, PeerNamespaces?)] = []
             for await answer in group { answers.append(answer) }
             return answers
         }
-        for (id, payload) in answers {
-            guard let payload else {
+        var unreachable: [String] = []
+        for (id, answer) in answers {
+            guard let answer else {
                 unreachable.append(id)
                 continue
             }
-            items.append(contentsOf: payload.object["namespaces"] as? [[String: Any]] ?? [])
+            items.append(contentsOf: answer.namespaces)
         }
-        items.sort { ($0["name"] as? String ?? "") < ($1["name"] as? String ?? "") }
-        return HTTPHelpers.json(.ok, ["namespaces": items, "unreachable": unreachable.sorted()])
+        items.sort { $0.name < $1.name }
+        return HTTPHelpers.json(.ok, NamespaceList(namespaces: items, unreachable: unreachable.sorted()))
     }
 
     private func describe(_ name: String) async throws(NodeError) -> Response {
         guard let record = self.service.registry.record(name) else {
             throw .notFound("namespace \(name) does not exist")
         }
-        return HTTPHelpers.json(.ok, await self.json(record))
+        return HTTPHelpers.json(.ok, await self.info(record))
     }
 
-    func json(_ record: NamespaceRecord) async -> [String: Any] {
+    func info(_ record: NamespaceRecord) async -> NamespaceInfo {
         let state = await self.service.supervisor.state(of: record.name)
-        var object: [String: Any] = [
-            "name": record.name,
-            "origin": record.origin.rawValue,
-            "locked": record.locked,
-            "ttl": record.ttlSeconds.map { GoDuration.format($0) as Any } ?? NSNull(),
-            "createdAt": HTTPHelpers.iso8601(record.createdAt),
-            "lastAccessAt": HTTPHelpers.iso8601(record.lastAccessAt),
-            "expiresAt": record.expiresAt.map { HTTPHelpers.iso8601($0) as Any } ?? NSNull(),
-            "owner": self.cluster.view.owner(of: record.name)?.id.rawValue ?? NSNull(),
-            "holder": self.cluster.selfID,
-            "replicas": [String](),
-        ]
+        var info = NamespaceInfo(
+            name: record.name,
+            origin: record.origin.rawValue,
+            locked: record.locked,
+            ttl: record.ttlSeconds.map(GoDuration.format),
+            createdAt: HTTPHelpers.iso8601(record.createdAt),
+            lastAccessAt: HTTPHelpers.iso8601(record.lastAccessAt),
+            expiresAt: record.expiresAt.map(HTTPHelpers.iso8601),
+            owner: self.cluster.view.owner(of: record.name)?.id.rawValue,
+            holder: self.cluster.selfID,
+            replicas: [],
+            state: "dormant",
+            running: false
+        )
         switch state {
         case .running(let port, _):
-            object["state"] = "running"
-            object["running"] = true
-            object["port"] = port
-            if let pid = await self.service.supervisor.pid(of: record.name) { object["pid"] = Int(pid) }
-        case .starting: object["state"] = "starting"; object["running"] = false
-        case .stopping: object["state"] = "stopping"; object["running"] = false
-        case .backoff: object["state"] = "restarting"; object["running"] = false
-        case .queued: object["state"] = "starting"; object["running"] = false
-        case nil: object["state"] = "dormant"; object["running"] = false
+            info.state = "running"
+            info.running = true
+            info.port = port
+            info.pid = await self.service.supervisor.pid(of: record.name).map(Int.init)
+        case .starting, .queued: info.state = "starting"
+        case .stopping: info.state = "stopping"
+        case .backoff: info.state = "restarting"
+        case nil: break
         }
-        return object
+        return info
     }
 
     private func backup(_ name: String) async throws(NodeError) -> Response {

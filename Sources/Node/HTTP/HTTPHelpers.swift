@@ -5,8 +5,11 @@ import NIOCore
 
 /// Response builders and request parsing shared by the data and admin listeners.
 enum HTTPHelpers {
-    static func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    /// A JSON response (keys sorted, so answers are stable for clients and tests).
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -14,9 +17,8 @@ enum HTTPHelpers {
 
     /// `{"error":{"message","code"}}` with the error's status (and `Retry-After` when it has one).
     static func error(_ error: NodeError) -> Response {
-        var body: [String: Any] = ["message": error.message, "code": error.code.description]
-        if let owner = error.owner { body["owner"] = owner }
-        var response = self.json(error.status, ["error": body])
+        let body = ErrorBody(error: .init(message: error.message, code: error.code.description, owner: error.owner))
+        var response = self.json(error.status, body)
         if let retryAfter = error.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
         if let owner = error.owner { response.headers[ClusterHeaders.owner] = owner }
         if error.statusCode == 401 { response.headers[.wwwAuthenticate] = "Bearer" }

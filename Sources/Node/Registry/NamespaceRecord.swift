@@ -5,7 +5,7 @@ public enum NamespaceOrigin: String, Sendable, Codable {
 }
 
 /// A registered namespace's metadata. Times are milliseconds since the Unix epoch.
-public struct NamespaceRecord: Sendable, Equatable {
+public struct NamespaceRecord: Sendable, Equatable, Codable {
     public var name: String
     public var origin: NamespaceOrigin
     public var locked: Bool

@@ -1,0 +1,127 @@
+/// A namespace as the admin API (and the peer listener's namespace list) describes it. `ttl`,
+/// `expiresAt` and `owner` are written as null when unset; `port` and `pid` only while it runs.
+struct NamespaceInfo: Codable, Sendable {
+    var name: String
+    var origin: String
+    var locked: Bool
+    var ttl: String?
+    var createdAt: String
+    var lastAccessAt: String
+    var expiresAt: String?
+    var owner: String?
+    var holder: String
+    var replicas: [String]
+    /// running, dormant, starting, stopping or restarting.
+    var state: String
+    var running: Bool
+    var port: Int?
+    var pid: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case name, origin, locked, ttl, createdAt, lastAccessAt, expiresAt, owner, holder, replicas, state, running
+        case port, pid
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.name, forKey: .name)
+        try container.encode(self.origin, forKey: .origin)
+        try container.encode(self.locked, forKey: .locked)
+        try container.encode(self.ttl, forKey: .ttl)
+        try container.encode(self.createdAt, forKey: .createdAt)
+        try container.encode(self.lastAccessAt, forKey: .lastAccessAt)
+        try container.encode(self.expiresAt, forKey: .expiresAt)
+        try container.encode(self.owner, forKey: .owner)
+        try container.encode(self.holder, forKey: .holder)
+        try container.encode(self.replicas, forKey: .replicas)
+        try container.encode(self.state, forKey: .state)
+        try container.encode(self.running, forKey: .running)
+        try container.encodeIfPresent(self.port, forKey: .port)
+        try container.encodeIfPresent(self.pid, forKey: .pid)
+    }
+}
+
+/// `GET /v1/namespaces`: `unreachable` lists the members that did not answer a cluster-wide list.
+struct NamespaceList: Codable, Sendable {
+    var namespaces: [NamespaceInfo]
+    var unreachable: [String]?
+}
+
+/// One member in `GET /v1/cluster/members`. A one-node deployment reports its admin address and
+/// running backends; a clustered node reports every member's gossip and peer addresses, weight and
+/// version, and `namespaces` as null for a member that did not answer.
+struct MemberInfo: Codable, Sendable {
+    var id: String
+    var gossipAddress: String?
+    var peerAddress: String?
+    var dataAddress: String
+    var adminAddress: String?
+    var zone: String
+    var weight: Int?
+    var version: String?
+    var state: String
+    var liveness: String
+    var incarnation: UInt64
+    var namespaces: Int?
+    var running: Int?
+    var isSelf: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, gossipAddress, peerAddress, dataAddress, adminAddress, zone, weight, version, state, liveness
+        case incarnation, namespaces, running
+        case isSelf = "self"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.id, forKey: .id)
+        try container.encodeIfPresent(self.gossipAddress, forKey: .gossipAddress)
+        try container.encodeIfPresent(self.peerAddress, forKey: .peerAddress)
+        try container.encode(self.dataAddress, forKey: .dataAddress)
+        try container.encodeIfPresent(self.adminAddress, forKey: .adminAddress)
+        try container.encode(self.zone, forKey: .zone)
+        try container.encodeIfPresent(self.weight, forKey: .weight)
+        try container.encodeIfPresent(self.version, forKey: .version)
+        try container.encode(self.state, forKey: .state)
+        try container.encode(self.liveness, forKey: .liveness)
+        try container.encode(self.incarnation, forKey: .incarnation)
+        try container.encode(self.namespaces, forKey: .namespaces)
+        try container.encodeIfPresent(self.running, forKey: .running)
+        try container.encode(self.isSelf, forKey: .isSelf)
+    }
+}
+
+struct MemberList: Codable, Sendable {
+    var members: [MemberInfo]
+}
+
+/// `/healthz`, `/readyz` and `POST /v1/cluster/leave` (with the node's id).
+struct StatusBody: Codable, Sendable {
+    var status: String
+    var id: String?
+}
+
+/// `POST /v1/cluster/members/:id/forget`.
+struct ForgottenMember: Codable, Sendable {
+    var id: String
+    var liveness: String
+}
+
+/// `DELETE /v1/namespaces/:name`.
+struct ArchivedNamespace: Codable, Sendable {
+    var name: String
+    var archived: Bool
+    var archive: String
+}
+
+/// The body of every error answer: `{"error":{"message","code"}}`, plus `owner` when the error is
+/// about reaching the member that owns the namespace.
+struct ErrorBody: Codable, Sendable {
+    struct Detail: Codable, Sendable {
+        var message: String
+        var code: String
+        var owner: String?
+    }
+
+    var error: Detail
+}
