@@ -48,6 +48,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Pure: Raft consensus state machine (etcd-style tick/step/Ready/advance). No Foundation, no I/O.
+        .target(name: "Consensus", swiftSettings: optimizedInDebug),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
         .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
@@ -113,6 +115,7 @@ let package = Package(
         ),
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]

@@ -1,0 +1,22 @@
+/// SplitMix64 (Steele, Lea, Flood 2014): the module's only source of randomness, seeded from the
+/// configuration so that the randomized election timeouts are replayable.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) {
+        self.state = seed
+    }
+
+    public mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A value in `0..<bound` (`bound` > 0); the modulo bias is irrelevant for timeouts and tests.
+    public mutating func below(_ bound: UInt64) -> UInt64 {
+        self.next() % bound
+    }
+}

@@ -1,0 +1,146 @@
+import Testing
+
+@testable import Consensus
+
+/// The shell contract: what must be durable before a `Ready`'s messages go out, and what is handed
+/// out once or until acknowledged.
+@Suite("Ready and advance")
+struct ReadyTests {
+    static let n1 = ReplicaID(1)
+    static let n2 = ReplicaID(2)
+
+    static func follower() -> RaftNode {
+        let configuration = ClusterConfiguration(voters: [1, 2, 3].map { ReplicaID($0) })
+        return try! RaftNode(settings: RaftConfiguration(id: Self.n2), restoring: .bootstrap(configuration))
+    }
+
+    @Test func aVoteIsInTheSameReadyAsItsHardState() {
+        var node = Self.follower()
+        _ = node.ready()
+        node.step(
+            RaftMessage(
+                from: Self.n1,
+                to: Self.n2,
+                term: 1,
+                kind: .vote(lastLogIndex: 0, lastLogTerm: 0, transfer: false)
+            )
+        )
+        let ready = node.ready()
+        #expect(ready.hardState == HardState(term: 1, vote: Self.n1, commit: 0))
+        #expect(ready.messages.map(\.kind) == [.voteResponse(granted: true)])
+    }
+
+    @Test func anAcknowledgementIsInTheSameReadyAsTheEntriesItAcknowledges() {
+        var node = Self.follower()
+        _ = node.ready()
+        let entries = [
+            LogEntry(term: 1, index: 1, payload: .empty), LogEntry(term: 1, index: 2, payload: .command([7])),
+        ]
+        node.step(
+            RaftMessage(
+                from: Self.n1,
+                to: Self.n2,
+                term: 1,
+                kind: .append(prevLogIndex: 0, prevLogTerm: 0, entries: entries, commit: 1)
+            )
+        )
+        let ready = node.ready()
+        #expect(ready.entries == entries)
+        #expect(ready.messages.map(\.kind) == [.appendAccepted(index: 2)])
+        // Committed entries are applied only once persisted: none in the Ready that persists them.
+        #expect(ready.committedEntries.isEmpty)
+        node.advance(ready)
+        let next = node.ready()
+        #expect(next.entries.isEmpty)
+        #expect(next.committedEntries == [entries[0]])
+        #expect(next.messages.isEmpty)
+        node.advance(next)
+        #expect(!node.hasReady)
+        #expect(node.appliedIndex == 1)
+    }
+
+    @Test func unacknowledgedEntriesAreHandedOutAgainButMessagesOnce() {
+        var node = Self.follower()
+        _ = node.ready()
+        node.step(
+            RaftMessage(
+                from: Self.n1,
+                to: Self.n2,
+                term: 1,
+                kind: .append(
+                    prevLogIndex: 0,
+                    prevLogTerm: 0,
+                    entries: [LogEntry(term: 1, index: 1, payload: .empty)],
+                    commit: 0
+                )
+            )
+        )
+        let first = node.ready()
+        let second = node.ready()
+        #expect(second.entries == first.entries)
+        #expect(second.hardState == first.hardState)
+        #expect(!first.messages.isEmpty)
+        #expect(second.messages.isEmpty)
+    }
+
+    @Test func aSingleVoterLeaderCountsItsOwnEntriesOnlyOnceDurable() throws {
+        let configuration = ClusterConfiguration(voters: [Self.n1])
+        var node = try RaftNode(settings: RaftConfiguration(id: Self.n1), restoring: .bootstrap(configuration))
+        node.campaign(.preElection)
+        #expect(node.role == .leader)
+        #expect(node.commitIndex == 0)
+        let ready = node.ready()
+        #expect(ready.entries.count == 1)
+        node.advance(ready)
+        #expect(node.commitIndex == 1)
+    }
+
+    @Test func aDeposedLeaderLearnsTheNewTermFromAnyReplyAndStepsDown() {
+        var cluster = TestCluster(count: 3)
+        cluster.campaign(1)
+        cluster.isolate(1)
+        cluster.tickAll(times: 25)
+        let newLeader = [2, 3].first { cluster[$0].role == .leader }
+        #expect(newLeader != nil)
+        #expect(cluster[1].role == .follower)  // check-quorum already
+        cluster.heal()
+        // Even if it still believed it leads, an append in the old term is answered with the new term.
+        cluster[1].becomeLeaderForTesting(term: 1)
+        cluster.tick(1)
+        #expect(cluster[1].role == .follower)
+        #expect(cluster[1].term == cluster[newLeader ?? 2].term)
+    }
+
+    @Test func followersRefuseProposals() {
+        var cluster = TestCluster(count: 3)
+        cluster.campaign(1)
+        let error = #expect(throws: RaftError.self) { try cluster[2].propose([1]) }
+        #expect(error?.code == .notLeader)
+        #expect(error?.leader == Self.n1)
+    }
+
+    @Test func duelingCandidatesResolveToOneLeader() {
+        var cluster = TestCluster(count: 3) { $0.preVote = false }
+        cluster.cut = [(1, 3), (3, 1)]
+        cluster.campaign(1)
+        cluster.campaign(3)
+        #expect(cluster[1].role == .leader)
+        #expect(cluster[3].role == .candidate)
+        cluster.heal()
+        cluster.tickAll(times: 40)
+        let leaders = (1...3).filter { cluster[$0].role == .leader }
+        #expect(leaders.count == 1)
+        #expect((1...3).allSatisfy { cluster.log($0) == cluster.log(leaders[0]) })
+    }
+}
+
+extension RaftNode {
+    /// Forces a stale leadership, as a replica paused across an election would believe it holds.
+    mutating func becomeLeaderForTesting(term: UInt64) {
+        self.term = term
+        self.role = .leader
+        self.leader = self.id
+        self.progress = []
+        self.syncProgress()
+    }
+}
