@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "MembershipTransport",
             dependencies: [
-                "Membership",
+                "Membership", "ServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
         .testTarget(
             name: "NodeTests",
-            dependencies: ["Node", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["Node", "ServerSupport", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(
             name: "ProxyTests",

@@ -4,6 +4,7 @@ import Membership
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServerSupport
 import Synchronization
 
 /// Outbound connections to peers, one for control traffic (probes, acks, gossip) and one for bulk
@@ -72,13 +73,11 @@ final class PeerConnections: Sendable {
     }
 
     private func connect(_ key: Key) {
-        guard let colon = key.address.lastIndex(of: ":"),
-            let port = Int(key.address[key.address.index(after: colon)...])
-        else {
+        guard let address = HostPort(key.address), !address.host.isEmpty else {
             self.failed(key, error: MembershipTransportError.badFrame("invalid address \(key.address)"))
             return
         }
-        let host = String(key.address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let (host, port) = (address.host, address.port)
         let context = self.tls?.contexts.client
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(1))

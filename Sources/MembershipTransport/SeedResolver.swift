@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import ServerSupport
 
 /// Turns seed entries (`host:port`) into gossip addresses. A DNS name may stand for many members (a
 /// Kubernetes headless Service resolves to every pod), so names are resolved to all their addresses.
@@ -23,19 +24,15 @@ public enum SeedResolver {
             }
             let addresses = (try? await NIOThreadPool.singleton.runIfActive { Self.addresses(of: host) }) ?? []
             for address in addresses {
-                result.insert(address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)")
+                result.insert(HostPort(host: address, port: port).description)
             }
         }
         return result.sorted()
     }
 
     static func split(_ seed: String) -> (host: String, port: Int)? {
-        guard let colon = seed.lastIndex(of: ":"), let port = Int(seed[seed.index(after: colon)...]) else {
-            return nil
-        }
-        var host = String(seed[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
+        guard let parsed = HostPort(seed), !parsed.host.isEmpty else { return nil }
+        return (parsed.host, parsed.port)
     }
 
     static func isIPLiteral(_ host: String) -> Bool {

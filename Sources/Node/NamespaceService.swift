@@ -42,14 +42,14 @@ public final class NamespaceService: Sendable {
     }
 
     /// The record for a data request: registers it (origin auto) on first use when allowed.
-    func recordForDataRequest(_ name: String) throws(NodeError) -> NamespaceRecord {
+    func recordForDataRequest(_ name: String) async throws(NodeError) -> NamespaceRecord {
         try self.checkNotFenced(name)
         if let record = self.registry.record(name) { return record }
         guard self.configuration.allowAutoProvision else {
             throw .notFound("namespace \(name) does not exist (auto-provisioning is off)")
         }
         try self.archiveLeftovers(name)
-        if let record = try self.registry.create(
+        if let record = try await self.registry.create(
             name,
             origin: .auto,
             now: Self.nowMilliseconds(),
@@ -67,7 +67,7 @@ public final class NamespaceService: Sendable {
         try self.checkNotFenced(name)
         if self.registry.record(name) == nil { try self.archiveLeftovers(name) }
         guard
-            let record = try self.registry.create(
+            let record = try await self.registry.create(
                 name,
                 origin: .explicit,
                 now: Self.nowMilliseconds(),
@@ -141,7 +141,7 @@ public final class NamespaceService: Sendable {
         NamespaceFiles.syncDirectory(self.configuration.dataDirectory)
         let created: NamespaceRecord?
         do {
-            created = try self.registry.create(
+            created = try await self.registry.create(
                 name,
                 origin: .explicit,
                 now: Self.nowMilliseconds(),
@@ -202,7 +202,7 @@ public final class NamespaceService: Sendable {
                 files: [base, base + "-wal", base + "-shm", base + "-log"],
                 now: Self.nowMilliseconds()
             )
-            try self.registry.remove(name)
+            try await self.registry.remove(name)
         } catch {
             await self.supervisor.unhold(name)
             throw error
@@ -243,8 +243,8 @@ public final class NamespaceService: Sendable {
     func collectGarbage() async {
         self.removeAbandonedCopies(idleSeconds: 3600)
         let planner = GarbageCollectionPlanner(
-            autoIdleSeconds: self.configuration.autoIdleDuration,
-            archiveRetentionSeconds: self.configuration.archiveRetention
+            autoIdle: self.configuration.autoIdleDuration,
+            archiveRetention: self.configuration.archiveRetention
         )
         let decisions = planner.plan(
             records: self.registry.all(),

@@ -99,7 +99,7 @@ public struct NodeAssembly: Sendable {
         self.peers = peers
         self.tls = tls
         self.http1 = HTTP1Channel.Configuration(
-            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)),
+            idleTimeout: configuration.idleTimeout.timeAmount,
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: 16 << 10,
                 maxHeaderListSize: 64 << 10,
@@ -220,10 +220,9 @@ public struct NodeAssembly: Sendable {
             gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
             logger: self.quietLogger
         )
-        let leaveTime = self.configuration.isClustered ? self.configuration.leaveTimeout : 0
-        groupConfiguration.maximumGracefulShutdownDuration = Duration.milliseconds(
-            Int64((self.configuration.shutdownTimeout + leaveTime) * 1000) + 15_000
-        )
+        let leaveTime = self.configuration.isClustered ? self.configuration.leaveTimeout : .zero
+        groupConfiguration.maximumGracefulShutdownDuration =
+            self.configuration.shutdownTimeout + leaveTime + .seconds(15)
         let group = ServiceGroup(configuration: groupConfiguration)
         self.lifecycle.onShutdownRequest { Task { await group.triggerGracefulShutdown() } }
         return group

@@ -6,6 +6,7 @@ import Membership
 import MembershipTransport
 import NIOCore
 import Proxy
+import ServerSupport
 import ServiceLifecycle
 
 /// Starts a node from the environment and runs it until SIGTERM/SIGINT.
@@ -81,7 +82,7 @@ public enum NodeMain {
                     "TURSO_INSECURE_CLUSTER=true: gossip and peer traffic are NOT encrypted or authenticated; development only"
                 )
             }
-            let host = Cluster.hostForURL(configuration.advertisedHost)
+            let host = HostPort.bracketed(configuration.advertisedHost)
             var settings = MembershipServiceConfiguration(
                 nodeID: NodeID(configuration.nodeID),
                 advertisedGossipAddress: "\(host):\(configuration.gossipAddress.port)"

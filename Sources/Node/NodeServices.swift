@@ -13,15 +13,19 @@ struct NodeCoreService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(configuration.gcInterval))
+                    try? await Task.sleep(for: configuration.gcInterval)
                     if Task.isCancelled { break }
                     await self.service.collectGarbage()
                 }
             }
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(configuration.accessFlushInterval))
-                    self.flush()
+                    try? await Task.sleep(for: configuration.accessFlushInterval)
+                    do {
+                        try await self.service.registry.flushAccessTimes()
+                    } catch {
+                        self.logger.error("cannot persist access times", metadata: ["error": "\(error)"])
+                    }
                 }
             }
             try? await gracefulShutdown()
@@ -35,7 +39,7 @@ struct NodeCoreService: Service {
 
     private func flush() {
         do {
-            try self.service.registry.flushAccessTimes()
+            try self.service.registry.flushAccessTimesNow()
         } catch {
             self.logger.error("cannot persist access times", metadata: ["error": "\(error)"])
         }

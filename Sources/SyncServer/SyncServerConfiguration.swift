@@ -31,15 +31,11 @@ public struct SyncServerConfiguration: Sendable {
     /// `TURSO_SYNC_MAX_BODY_BYTES`, `TURSO_SYNC_NODE_SECRET`).
     public init(address: String, databasePath path: String, environment: [String: String]) throws(SyncServerError) {
         guard !path.isEmpty else { throw .usage("the database path must not be empty") }
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-            (0...65535).contains(port)
-        else {
+        guard let parsed = HostPort(address) else {
             throw .usage("invalid listen address \(address): expected host:port")
         }
-        let host = String(address[..<colon])
-        self.host = host.isEmpty ? "0.0.0.0" : host.trimmingPrefix("[").description
-        if self.host.hasSuffix("]") { self.host.removeLast() }
-        self.port = port
+        self.host = parsed.host.isEmpty ? "0.0.0.0" : parsed.host
+        self.port = parsed.port
         self.databasePath = path
         self.exitWithParent = environment["TURSO_SYNC_EXIT_WITH_PARENT"] == "1"
         if let mode = environment["TURSO_SYNC_SYNCHRONOUS"] {

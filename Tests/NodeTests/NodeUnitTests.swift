@@ -1,3 +1,5 @@
+import NIOCore
+import ServerSupport
 import Testing
 
 @testable import Node
@@ -75,7 +77,7 @@ struct NamespaceNameTests {
 
 @Suite("GC planner")
 struct GarbageCollectionPlannerTests {
-    let planner = GarbageCollectionPlanner(autoIdleSeconds: 3600, archiveRetentionSeconds: 86400)
+    let planner = GarbageCollectionPlanner(autoIdle: .seconds(3600), archiveRetention: .seconds(86400))
     let hour: Int64 = 3_600_000
 
     func record(_ name: String, _ origin: NamespaceOrigin, lastAccess: Int64, created: Int64 = 0) -> NamespaceRecord {
@@ -139,10 +141,10 @@ struct NodeConfigurationTests {
         #expect(c.maxNamespaces == 256)
         #expect(c.maxRunning == 256)
         #expect(c.allowAutoProvision)
-        #expect(c.startupTimeout == 5)
-        #expect(c.gcInterval == 3600)
-        #expect(c.autoIdleDuration == 168 * 3600)
-        #expect(c.archiveRetention == 720 * 3600)
+        #expect(c.startupTimeout == .seconds(5))
+        #expect(c.gcInterval == .seconds(3600))
+        #expect(c.autoIdleDuration == .seconds(168 * 3600))
+        #expect(c.archiveRetention == .seconds(720 * 3600))
     }
 
     @Test func readsTheEnvironment() throws {
@@ -151,7 +153,7 @@ struct NodeConfigurationTests {
             "TURSO_MAX_RUNNING": "16", "TURSO_DATA_DIR": "/tmp/x/",
         ])
         #expect(c.dataAddress == .init(host: "127.0.0.2", port: 7000))
-        #expect(c.gcInterval == 60)
+        #expect(c.gcInterval == .seconds(60))
         #expect(!c.allowAutoProvision)
         #expect(c.maxRunning == 16)
         #expect(c.dataDirectory == "/tmp/x")
@@ -195,5 +197,30 @@ struct NodeConfigurationTests {
         for (key, range) in NodeConfiguration.durationRanges {
             #expect(range.upperBound * 1e9 < Double(Int64.max), "\(key)")
         }
+    }
+}
+
+@Suite("host:port")
+struct HostPortTests {
+    @Test(arguments: [
+        (":8080", "", 8080), ("127.0.0.1:80", "127.0.0.1", 80), ("[::1]:7946", "::1", 7946),
+        ("node-1.svc:0", "node-1.svc", 0), ("h:65535", "h", 65535),
+    ])
+    func parses(_ text: String, _ host: String, _ port: Int) throws {
+        let parsed = try #require(HostPort(text))
+        #expect(parsed.host == host)
+        #expect(parsed.port == port)
+        #expect(HostPort(parsed.description) == parsed)
+    }
+
+    @Test(arguments: ["8080", "h:", "h:65536", "h:-1", "::1:80", "h:8080x", "", ":"])
+    func rejects(_ text: String) {
+        #expect(HostPort(text) == nil)
+    }
+
+    @Test func timeAmountsSaturateInsteadOfTrapping() {
+        #expect(Duration.seconds(1.5).timeAmount == .milliseconds(1500))
+        #expect(Duration.seconds(Int64.max).timeAmount == .nanoseconds(.max))
+        #expect(Duration.milliseconds(2500).milliseconds == 2500)
     }
 }

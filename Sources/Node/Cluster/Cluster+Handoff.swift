@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Membership
+import ServerSupport
 
 extension Cluster {
     /// Hands `name` to `target` (see `HandoffStateMachine` for the protocol): the target copies the
@@ -41,7 +42,7 @@ extension Cluster {
                     action = machine.precopied(status == 200)
                 case .fence:
                     fencedAt = .now
-                    let drain = Duration.seconds(self.configuration.handoffDrainTimeout)
+                    let drain = self.configuration.handoffDrainTimeout
                     let claimed = await self.gate.fence(name, drainTimeout: drain)
                     // Deleted or archived while its requests drained: nothing to hand over.
                     action = machine.fenced(claimed: claimed, stillHeld: self.service.registry.record(name) != nil)
@@ -49,8 +50,15 @@ extension Cluster {
                     await self.service.supervisor.stop(name)
                     do {
                         guard let record = self.service.registry.record(name) else { throw NodeError.io("gone") }
-                        let digests = try self.files.liveDigests(name)
-                        try self.service.registry.markHandoff(name, target: to, now: NamespaceService.nowMilliseconds())
+                        let files = self.files
+                        let digests = try await BlockingIO.run { () throws(NodeError) in
+                            do { return try files.liveDigests(name) } catch { throw NodeError.io("\(error)") }
+                        }
+                        try await self.service.registry.markHandoff(
+                            name,
+                            target: to,
+                            now: NamespaceService.nowMilliseconds()
+                        )
                         sealed = (record, digests)
                     } catch {
                         self.logger.error("handoff aborted", metadata: ["namespace": "\(name)", "error": "\(error)"])
@@ -88,7 +96,7 @@ extension Cluster {
                     }
                     action = machine.heldAnswered(await self.askHeld(name, on: target))
                 case .finish(let outcome):
-                    return self.finishHandoff(
+                    return await self.finishHandoff(
                         name,
                         to: to,
                         outcome: outcome,
@@ -107,10 +115,10 @@ extension Cluster {
         outcome: HandoffStateMachine.Outcome,
         fencedAt: ContinuousClock.Instant,
         bytes digests: [NamespaceFiles.Kind: NamespaceFiles.Digest]?
-    ) -> Bool {
+    ) async -> Bool {
         switch outcome {
         case .moved:
-            self.finishHandoff(name, to: to)
+            await self.finishHandoff(name, to: to)
             let fenced = ContinuousClock.now - fencedAt
             self.metrics.handoffsOut.increment()
             self.metrics.handoffDuration.record(fenced)
@@ -124,7 +132,7 @@ extension Cluster {
             )
             return true
         case .kept:
-            try? self.service.registry.clearHandoff(name)
+            try? await self.service.registry.clearHandoff(name)
             self.gate.unfence(name, movedTo: nil)
             self.metrics.handoffsFailed.increment()
             self.logger.warning(
@@ -148,11 +156,11 @@ extension Cluster {
     }
 
     /// The namespace now lives on `to`: forget it here and send waiting requests there.
-    func finishHandoff(_ name: String, to: String) {
+    func finishHandoff(_ name: String, to: String) async {
         do {
-            try self.service.registry.remove(name)
+            try await self.service.registry.remove(name)
             self.files.removeLive(name)
-            try self.service.registry.clearHandoff(name)
+            try await self.service.registry.clearHandoff(name)
         } catch {
             self.logger.error(
                 "cannot clean up after a handoff",
@@ -189,10 +197,10 @@ extension Cluster {
             guard let member = self.view.member(target) else { continue }
             switch await self.askHeld(name, on: member) {
             case true?:
-                self.finishHandoff(name, to: target)
+                await self.finishHandoff(name, to: target)
                 self.logger.info("handoff confirmed", metadata: ["namespace": "\(name)", "handoff.to": "\(target)"])
             case false?:
-                try? self.service.registry.clearHandoff(name)
+                try? await self.service.registry.clearHandoff(name)
                 self.unresolved.withLock { $0[name] = nil }
                 self.logger.info("handoff did not complete; serving here again", metadata: ["namespace": "\(name)"])
             case nil:
@@ -269,7 +277,10 @@ extension Cluster {
                     {
                         _ = try await self.stage(name, kind, from: from, truncate: truncate)
                     }
-                    if (try? NamespaceFiles.digest(path)) == want {
+                    let digest = try? await BlockingIO.run { () throws(NodeError) in
+                        do { return try NamespaceFiles.digest(path) } catch { throw NodeError.io("\(error)") }
+                    }
+                    if digest == want {
                         verified = true
                         break
                     }
@@ -285,7 +296,7 @@ extension Cluster {
             }
             do {
                 try self.files.install(name, archives: self.service.archives, now: NamespaceService.nowMilliseconds())
-                try self.service.registry.install(record)
+                try await self.service.registry.install(record)
             } catch let error as NodeError {
                 throw error
             } catch {
@@ -321,13 +332,10 @@ extension Cluster {
     }
 
     var advertisedPeerAddress: String {
-        "\(Self.hostForURL(self.configuration.advertisedHost)):\(self.boundPeerPort ?? self.configuration.peerAddress.port)"
+        HostPort(
+            host: self.configuration.advertisedHost,
+            port: self.boundPeerPort ?? self.configuration.peerAddress.port
+        ).description
     }
 
-    static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
-
-}
-
-extension Duration {
-    var milliseconds: Int64 { self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000 }
 }

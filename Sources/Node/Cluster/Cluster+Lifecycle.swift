@@ -159,7 +159,7 @@ extension Cluster {
         await membership.setLifecycle(.leaving)
         self.logger.info("leaving the cluster", metadata: ["namespaces.held": "\(self.service.registry.count)"])
         try? await Task.sleep(for: .milliseconds(500))
-        let deadline = started + .seconds(self.configuration.leaveTimeout)
+        let deadline = started + self.configuration.leaveTimeout
         while self.service.registry.count > 0 && ContinuousClock.now < deadline {
             if self.view.receivers.isEmpty { break }
             if await self.rebalance() == 0 { break }

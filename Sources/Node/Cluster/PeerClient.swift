@@ -69,7 +69,7 @@ final class PeerClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: data))
         }
         do {
-            let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            let response = try await self.client.execute(request, timeout: timeout.timeAmount)
             let buffer = try await response.body.collect(upTo: 64 << 20)
             guard response.status == .ok else { return (Int(response.status.code), nil) }
             return (Int(response.status.code), try? JSONDecoder().decode(Answer.self, from: buffer))
@@ -90,7 +90,7 @@ final class PeerClient: Sendable {
         request.method = .GET
         request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
         do {
-            let response = try await self.client.execute(request, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            let response = try await self.client.execute(request, timeout: timeout.timeAmount)
             guard response.status == .ok else {
                 throw NodeError(
                     .peerFailed,
@@ -101,7 +101,9 @@ final class PeerClient: Sendable {
             let size = response.headers.first(name: ClusterHeaders.fileSize.rawName).flatMap(Int.init)
             var written = 0
             for try await chunk in response.body {
-                try file.write(contentsOf: chunk.readableBytesView)
+                try await BlockingIO.run { () throws(NodeError) in
+                    do { try file.write(contentsOf: chunk.readableBytesView) } catch { throw NodeError.io("\(error)") }
+                }
                 written += chunk.readableBytes
             }
             return (written, size)
@@ -110,11 +112,5 @@ final class PeerClient: Sendable {
         } catch {
             throw NodeError(.peerFailed, "cannot copy \(path) from \(peerAddress): \(error)", status: 503)
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Double {
-        Double(self.components.seconds) * 1e9 + Double(self.components.attoseconds) / 1e9
     }
 }

@@ -82,7 +82,7 @@ struct PeerRoutes: Sendable {
             guard let offset = Int(text), offset >= 0 else {
                 throw NodeError.badRequest("offset=\(text) is not an integer between 0 and \(Int.max)")
             }
-            return try Self.file(self.cluster.files.livePath(name, kind), offset: offset)
+            return try await Self.file(self.cluster.files.livePath(name, kind), offset: offset, context: context)
         }
     }
 
@@ -110,15 +110,12 @@ struct PeerRoutes: Sendable {
     }
 
     /// Streams `path` from `offset` up to its size when the request arrived (a missing file is empty).
-    static func file(_ path: String, offset: Int) throws(NodeError) -> Response {
+    static func file(_ path: String, offset: Int, context: NodeRequestContext) async throws(NodeError) -> Response {
         let size = NamespaceFiles.size(path)
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[ClusterHeaders.fileSize] = String(size)
-        let length = max(0, size - offset)
-        guard length > 0, let file = StreamedFile(path: path, removeWhenClosed: false) else {
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer()))
-        }
-        return Response(status: .ok, headers: headers, body: file.body(offset: offset, length: length))
+        let body = try await FileResponse.body(path, offset: offset, length: max(0, size - offset), context: context)
+        return Response(status: .ok, headers: headers, body: body)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MembershipTransport
+import ServerSupport
 
 /// Everything a node is configured with. Loaded from the environment (`init(environment:)`, the
 /// ancestor's variable names and defaults), validated in one place (`validate()`).
@@ -31,26 +32,26 @@ public struct NodeConfiguration: Sendable {
     public var maxRunning = 256
     /// Create namespaces on their first data request. `TURSO_ALLOW_AUTO_PROVISION`, default true.
     public var allowAutoProvision = true
-    /// Time for a backend to accept connections, in seconds. `TURSO_STARTUP_TIMEOUT`, default 5s.
-    public var startupTimeout = 5.0
-    /// GC sweep period, seconds. `TURSO_GC_INTERVAL`, default 1h.
-    public var gcInterval = 3600.0
-    /// Auto-created namespaces idle longer than this are archived, seconds. `TURSO_AUTO_IDLE_DURATION`, 168h.
-    public var autoIdleDuration = 168 * 3600.0
-    /// Archives older than this are deleted, seconds. `TURSO_ARCHIVE_RETENTION`, default 720h.
-    public var archiveRetention = 720 * 3600.0
-    /// How often lastAccessAt is flushed to disk, seconds. `TURSO_ACCESS_FLUSH_INTERVAL`, default 60s.
-    public var accessFlushInterval = 60.0
+    /// Time for a backend to accept connections. `TURSO_STARTUP_TIMEOUT`, default 5s.
+    public var startupTimeout: Duration = .seconds(5)
+    /// GC sweep period. `TURSO_GC_INTERVAL`, default 1h.
+    public var gcInterval: Duration = .seconds(3600)
+    /// Auto-created namespaces idle longer than this are archived. `TURSO_AUTO_IDLE_DURATION`, 168h.
+    public var autoIdleDuration: Duration = .seconds(168 * 3600)
+    /// Archives older than this are deleted. `TURSO_ARCHIVE_RETENTION`, default 720h.
+    public var archiveRetention: Duration = .seconds(720 * 3600)
+    /// How often lastAccessAt is flushed to disk. `TURSO_ACCESS_FLUSH_INTERVAL`, default 60s.
+    public var accessFlushInterval: Duration = .seconds(60)
     /// Largest request body on the data port, bytes. `TURSO_MAX_BODY_BYTES`, default 128 MiB.
     public var maxBodyBytes = 128 << 20
     /// Largest admin request body, bytes. Fixed at 64 KiB (admin bodies are tiny JSON).
     public var maxAdminBodyBytes = 64 << 10
-    /// Time a backend may take to answer (covers long-polls), seconds. `TURSO_UPSTREAM_TIMEOUT`, default 330s.
-    public var upstreamTimeout = 330.0
-    /// Idle time after which a client connection is closed, seconds. `TURSO_IDLE_TIMEOUT`, default 75s.
-    public var idleTimeout = 75.0
-    /// Time to drain in-flight requests on shutdown, seconds. `TURSO_SHUTDOWN_TIMEOUT`, default 25s.
-    public var shutdownTimeout = 25.0
+    /// Time a backend may take to answer (covers long-polls). `TURSO_UPSTREAM_TIMEOUT`, default 330s.
+    public var upstreamTimeout: Duration = .seconds(330)
+    /// Idle time after which a client connection is closed. `TURSO_IDLE_TIMEOUT`, default 75s.
+    public var idleTimeout: Duration = .seconds(75)
+    /// Time to drain in-flight requests on shutdown. `TURSO_SHUTDOWN_TIMEOUT`, default 25s.
+    public var shutdownTimeout: Duration = .seconds(25)
     /// Log level: trace, debug, info, notice, warning, error, critical. `TURSO_LOG_LEVEL`, default info.
     public var logLevel = "info"
     /// Gossip listeners of other members (`host:port` or DNS names resolving to several). `TURSO_JOIN`;
@@ -78,12 +79,12 @@ public struct NodeConfiguration: Sendable {
     public var replicas = 2
     /// Membership timing: `lan`, `wan` or `local-testing`. `TURSO_MEMBERSHIP_PRESET`, default lan.
     public var membershipPreset = "lan"
-    /// Longest wait for a namespace's in-flight requests when it is handed off, seconds.
+    /// Longest wait for a namespace's in-flight requests when it is handed off.
     /// `TURSO_HANDOFF_DRAIN_TIMEOUT`, default 5s.
-    public var handoffDrainTimeout = 5.0
-    /// Longest time a leaving node spends handing off its namespaces, seconds. `TURSO_LEAVE_TIMEOUT`,
+    public var handoffDrainTimeout: Duration = .seconds(5)
+    /// Longest time a leaving node spends handing off its namespaces. `TURSO_LEAVE_TIMEOUT`,
     /// default 120s.
-    public var leaveTimeout = 120.0
+    public var leaveTimeout: Duration = .seconds(120)
 
     /// The accepted range of every duration variable, in seconds. Bounded so that no timer or
     /// deadline computed from them can overflow, and so that a typo (`5h` for `5s`) stays plausible.
@@ -126,11 +127,11 @@ public struct NodeConfiguration: Sendable {
             guard let v = env[key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
             return v
         }
-        func duration(_ key: String, _ current: Double) throws(NodeError) -> Double {
+        func duration(_ key: String, _ current: Duration) throws(NodeError) -> Duration {
             guard let text = value(key) else { return current }
             switch GoDuration.parse(text, field: key, range: Self.durationRanges[key] ?? 0...GoDuration.maximumSeconds)
             {
-            case .success(let seconds): return seconds
+            case .success(let seconds): return .seconds(seconds)
             case .failure(let problem): throw .invalidConfiguration(problem.message)
             }
         }
@@ -211,7 +212,7 @@ public struct NodeConfiguration: Sendable {
         guard self.dataDirectory.hasPrefix("/") || !self.dataDirectory.isEmpty else {
             throw .invalidConfiguration("TURSO_DATA_DIR must not be empty")
         }
-        let durations: [(String, Double)] = [
+        let durations: [(String, Duration)] = [
             ("TURSO_STARTUP_TIMEOUT", self.startupTimeout), ("TURSO_GC_INTERVAL", self.gcInterval),
             ("TURSO_AUTO_IDLE_DURATION", self.autoIdleDuration), ("TURSO_ARCHIVE_RETENTION", self.archiveRetention),
             ("TURSO_ACCESS_FLUSH_INTERVAL", self.accessFlushInterval),
@@ -219,9 +220,9 @@ public struct NodeConfiguration: Sendable {
             ("TURSO_SHUTDOWN_TIMEOUT", self.shutdownTimeout),
             ("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout), ("TURSO_LEAVE_TIMEOUT", self.leaveTimeout),
         ]
-        for (key, seconds) in durations {
+        for (key, duration) in durations {
             let range = Self.durationRanges[key]!
-            guard range.contains(seconds) else {
+            guard range.contains(duration.seconds) else {
                 throw .invalidConfiguration(
                     "\(key) must be between \(GoDuration.format(range.lowerBound)) and \(GoDuration.format(range.upperBound))"
                 )
@@ -311,14 +312,8 @@ public struct NodeConfiguration: Sendable {
         SeedResolver.addresses(of: ProcessInfo.processInfo.hostName, ipv4Only: true).first { !$0.hasPrefix("127.") }
     }
 
-    /// Parses `:8080`, `host:8080`, `[::1]:8080`.
+    /// Parses `:8080` (every interface), `host:8080`, `[::1]:8080`.
     static func parseAddress(_ text: String) -> ListenAddress? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host.isEmpty { host = "0.0.0.0" }
-        return ListenAddress(host: host, port: port)
+        HostPort(text).map { ListenAddress(host: $0.host.isEmpty ? "0.0.0.0" : $0.host, port: $0.port) }
     }
 }

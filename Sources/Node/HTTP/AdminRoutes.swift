@@ -73,7 +73,7 @@ struct AdminRoutes: Sendable {
         switch try await self.cluster.resolve(name, forwarded: context.forwarded, handedOver: false) {
         case .local:
             defer { self.cluster.gate.exit(name) }
-            return try await self.perform(request, name: name, action: action)
+            return try await self.perform(request, context: context, name: name, action: action)
         case .absent:
             guard method == .post && (action == "create" || action == "restore") else {
                 throw .notFound("namespace \(name) does not exist")
@@ -157,7 +157,12 @@ struct AdminRoutes: Sendable {
     }
 
     /// One namespace action on this node, which holds the namespace.
-    private func perform(_ request: Request, name: String, action: String) async throws(NodeError) -> Response {
+    private func perform(
+        _ request: Request,
+        context: NodeRequestContext,
+        name: String,
+        action: String
+    ) async throws(NodeError) -> Response {
         let method = request.method
         switch (method, action) {
         case (.get, ""):
@@ -172,14 +177,14 @@ struct AdminRoutes: Sendable {
             throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
         case (.post, "lock"), (.post, "unlock"):
             let locked = action == "lock"
-            guard let record = try self.service.registry.update(name, { $0.locked = locked }) else {
+            guard let record = try await self.service.registry.update(name, { $0.locked = locked }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
             self.logger.info(locked ? "namespace locked" : "namespace unlocked", metadata: ["namespace": "\(name)"])
             return HTTPHelpers.json(.ok, await self.info(record))
         case (.post, "ttl"):
             let ttl = try await self.ttl(from: request)
-            guard let record = try self.service.registry.update(name, { $0.ttlSeconds = ttl }) else {
+            guard let record = try await self.service.registry.update(name, { $0.ttlSeconds = ttl }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
             self.logger.info(
@@ -189,12 +194,12 @@ struct AdminRoutes: Sendable {
             return HTTPHelpers.json(.ok, await self.info(record))
         case (.post, "access"):
             let now = NamespaceService.nowMilliseconds()
-            guard let record = try self.service.registry.update(name, { $0.lastAccessAt = now }) else {
+            guard let record = try await self.service.registry.update(name, { $0.lastAccessAt = now }) else {
                 throw .notFound("namespace \(name) does not exist")
             }
             return HTTPHelpers.json(.ok, await self.info(record))
         case (.get, "backup"):
-            return try await self.backup(name)
+            return try await self.backup(name, context: context)
         default:
             preconditionFailure("no admin route registers \(method) for action \(action)")
         }
@@ -400,15 +405,17 @@ struct AdminRoutes: Sendable {
         return info
     }
 
-    private func backup(_ name: String) async throws(NodeError) -> Response {
+    private func backup(_ name: String, context: NodeRequestContext) async throws(NodeError) -> Response {
         let path = try await self.service.backup(name)
-        guard let file = StreamedFile(path: path, removeWhenClosed: true) else {
-            try? FileManager.default.removeItem(atPath: path)
-            throw NodeError(.io, "cannot read the backup of \(name)", status: 500)
-        }
+        let body = try await FileResponse.body(
+            path,
+            length: NamespaceFiles.size(path),
+            temporary: true,
+            context: context
+        )
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.sqlite3"
         headers[.contentDisposition] = "attachment; filename=\"\(name).db\""
-        return Response(status: .ok, headers: headers, body: file.body(offset: 0, length: NamespaceFiles.size(path)))
+        return Response(status: .ok, headers: headers, body: body)
     }
 }

@@ -53,8 +53,8 @@ struct DataRoutes: Sendable {
             case .local:
                 return try await self.serveLocally(request, name: name, rest: rest)
             case .absent:
-                try await self.cluster.locks.withLock(name) { () throws(NodeError) in
-                    _ = try self.service.recordForDataRequest(name)
+                try await self.cluster.locks.withLock(name) { () async throws(NodeError) in
+                    _ = try await self.service.recordForDataRequest(name)
                 }
             case .forward(let member, let passedOn):
                 let body: ByteBuffer?
@@ -73,7 +73,7 @@ struct DataRoutes: Sendable {
                     handedOver: passedOn,
                     body: body,
                     maxBodyBytes: self.service.configuration.maxBodyBytes,
-                    timeout: .seconds(self.service.configuration.upstreamTimeout)
+                    timeout: self.service.configuration.upstreamTimeout
                 )
             }
         }
@@ -103,7 +103,7 @@ struct DataRoutes: Sendable {
                 upstream: "http://127.0.0.1:\(port)",
                 path: rest,
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
-                timeout: .seconds(self.service.configuration.upstreamTimeout),
+                timeout: self.service.configuration.upstreamTimeout,
                 extraHeaders: self.service.supervisor.backendHeaders,
                 removingHeaders: ClusterHeaders.internalNames
             )

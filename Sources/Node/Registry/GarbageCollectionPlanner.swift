@@ -10,17 +10,18 @@ public struct GarbageCollectionPlanner: Sendable {
         case purge(archive: String)
     }
 
-    /// Idle time after which an auto-created namespace is archived, in seconds.
-    public var autoIdleSeconds: Double
-    /// Age after which an archive is deleted, in seconds.
-    public var archiveRetentionSeconds: Double
+    /// Idle time after which an auto-created namespace is archived.
+    public var autoIdle: Duration
+    /// Age after which an archive is deleted.
+    public var archiveRetention: Duration
 
-    public init(autoIdleSeconds: Double, archiveRetentionSeconds: Double) {
-        self.autoIdleSeconds = autoIdleSeconds
-        self.archiveRetentionSeconds = archiveRetentionSeconds
+    public init(autoIdle: Duration, archiveRetention: Duration) {
+        self.autoIdle = autoIdle
+        self.archiveRetention = archiveRetention
     }
 
-    /// `archives` are (directory name, archived-at ms). Decisions are sorted by name for determinism.
+    /// `archives` are (directory name, archived-at ms) and `now` is ms since the epoch, as the
+    /// registry keeps them. Decisions are sorted by name for determinism.
     public func plan(
         records: [NamespaceRecord],
         archives: [(name: String, archivedAt: Int64)],
@@ -32,17 +33,17 @@ public struct GarbageCollectionPlanner: Sendable {
                 decisions.append(
                     .archive(name: record.name, reason: "ttl \(GoDuration.format(record.ttlSeconds!)) expired")
                 )
-            } else if record.origin == .auto, Double(now - record.lastAccessAt) / 1000 > self.autoIdleSeconds {
+            } else if record.origin == .auto, now - record.lastAccessAt > self.autoIdle.milliseconds {
                 decisions.append(
                     .archive(
                         name: record.name,
-                        reason: "auto-created idle > \(GoDuration.format(self.autoIdleSeconds))"
+                        reason: "auto-created idle > \(GoDuration.format(self.autoIdle.seconds))"
                     )
                 )
             }
         }
         for archive in archives.sorted(by: { $0.name < $1.name })
-        where Double(now - archive.archivedAt) / 1000 > self.archiveRetentionSeconds {
+        where now - archive.archivedAt > self.archiveRetention.milliseconds {
             decisions.append(.purge(archive: archive.name))
         }
         return decisions

@@ -18,6 +18,8 @@ public final class NamespaceRegistry: Sendable {
     }
 
     private let connection: Mutex<SQLiteConnection>
+    /// Serialises changes (taken before `connection`, never while `state` is held).
+    private let writer = Mutex(())
     private let state: Mutex<State>
     public let path: String
 
@@ -117,12 +119,11 @@ public final class NamespaceRegistry: Sendable {
         origin: NamespaceOrigin,
         now: Int64,
         maxNamespaces: Int
-    ) throws(NodeError)
-        -> NamespaceRecord?
-    {
-        try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
-            if state.records[name] != nil { return nil }
-            if maxNamespaces > 0 && state.records.count >= maxNamespaces {
+    ) async throws(NodeError) -> NamespaceRecord? {
+        try await self.mutate { () throws(NodeError) -> NamespaceRecord? in
+            let (exists, count) = self.state.withLock { ($0.records[name] != nil, $0.records.count) }
+            if exists { return nil }
+            if maxNamespaces > 0 && count >= maxNamespaces {
                 throw NodeError(
                     .limitReached,
                     "namespace limit reached: \(maxNamespaces) namespaces are registered (TURSO_MAX_NAMESPACES)",
@@ -131,30 +132,34 @@ public final class NamespaceRegistry: Sendable {
             }
             let record = NamespaceRecord(name: name, origin: origin, createdAt: now)
             try self.write(record)
-            state.records[name] = record
+            self.state.withLock { $0.records[name] = record }
             return record
         }
     }
 
     /// Registers a namespace received from another member with its metadata (a handoff).
-    public func install(_ record: NamespaceRecord) throws(NodeError) {
-        try self.state.withLock { state throws(NodeError) in
+    public func install(_ record: NamespaceRecord) async throws(NodeError) {
+        try await self.mutate { () throws(NodeError) in
             try self.write(record)
-            state.records[record.name] = record
+            self.state.withLock { $0.records[record.name] = record }
         }
     }
 
     /// Records, durably, that `name` is being handed to `target`: until cleared, this node does not
     /// serve it (after a crash the node first asks `target` whether the handoff completed).
-    public func markHandoff(_ name: String, target: String, now: Int64) throws(NodeError) {
-        try self.execute(
-            "INSERT OR REPLACE INTO handoffs(name, target, started_at) VALUES (?, ?, ?)",
-            [.text(name), .text(target), .integer(now)]
-        )
+    public func markHandoff(_ name: String, target: String, now: Int64) async throws(NodeError) {
+        try await self.mutate { () throws(NodeError) in
+            try self.execute(
+                "INSERT OR REPLACE INTO handoffs(name, target, started_at) VALUES (?, ?, ?)",
+                [.text(name), .text(target), .integer(now)]
+            )
+        }
     }
 
-    public func clearHandoff(_ name: String) throws(NodeError) {
-        try self.execute("DELETE FROM handoffs WHERE name = ?", [.text(name)])
+    public func clearHandoff(_ name: String) async throws(NodeError) {
+        try await self.mutate { () throws(NodeError) in
+            try self.execute("DELETE FROM handoffs WHERE name = ?", [.text(name)])
+        }
     }
 
     /// Handoffs started and not known to be finished: namespace → target member.
@@ -171,6 +176,20 @@ public final class NamespaceRegistry: Sendable {
         }
     }
 
+    /// Runs one change of the database on the blocking-I/O threads. Changes are serialised by the
+    /// connection's lock; the in-memory records are locked only to read and publish, so lookups on
+    /// the request path never wait for an fsync.
+    private func mutate<T: Sendable>(
+        _ body: @escaping @Sendable () throws(NodeError) -> T
+    ) async throws(NodeError)
+        -> T
+    {
+        try await BlockingIO.run { () throws(NodeError) -> T in
+            try self.writer.withLock { _ throws(NodeError) -> T in try body() }
+        }
+    }
+
+    /// Only inside `mutate`.
     private func execute(_ sql: String, _ values: [SQLiteValue]) throws(NodeError) {
         do {
             try self.connection.withLock { try $0.run(sql, values) }
@@ -180,30 +199,35 @@ public final class NamespaceRegistry: Sendable {
     }
 
     /// Changes a namespace's metadata transactionally. Returns the updated record, or nil if unknown.
-    public func update(_ name: String, _ change: (inout NamespaceRecord) -> Void) throws(NodeError) -> NamespaceRecord?
-    {
-        try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
-            guard var record = state.records[name] else { return nil }
+    public func update(
+        _ name: String,
+        _ change: @escaping @Sendable (inout NamespaceRecord) -> Void
+    ) async throws(NodeError) -> NamespaceRecord? {
+        try await self.mutate { () throws(NodeError) -> NamespaceRecord? in
+            guard var record = self.state.withLock({ $0.records[name] }) else { return nil }
             change(&record)
             try self.write(record)
-            state.records[name] = record
-            state.dirtyAccess.remove(name)
-            return record
+            return self.state.withLock { state in
+                // A request may have touched it meanwhile: keep the newer access time in memory.
+                let touched = state.records[name]?.lastAccessAt ?? record.lastAccessAt
+                if touched <= record.lastAccessAt { state.dirtyAccess.remove(name) }
+                record.lastAccessAt = max(record.lastAccessAt, touched)
+                state.records[name] = record
+                return record
+            }
         }
     }
 
     /// Removes a namespace from the registry. Returns the removed record.
     @discardableResult
-    public func remove(_ name: String) throws(NodeError) -> NamespaceRecord? {
-        try self.state.withLock { state throws(NodeError) -> NamespaceRecord? in
-            guard let record = state.records[name] else { return nil }
-            do {
-                try self.connection.withLock { try $0.run("DELETE FROM namespaces WHERE name = ?", [.text(name)]) }
-            } catch {
-                throw NodeError.io("cannot update the state database: \(error)")
+    public func remove(_ name: String) async throws(NodeError) -> NamespaceRecord? {
+        try await self.mutate { () throws(NodeError) -> NamespaceRecord? in
+            guard let record = self.state.withLock({ $0.records[name] }) else { return nil }
+            try self.execute("DELETE FROM namespaces WHERE name = ?", [.text(name)])
+            self.state.withLock { state in
+                state.records[name] = nil
+                state.dirtyAccess.remove(name)
             }
-            state.records[name] = nil
-            state.dirtyAccess.remove(name)
             return record
         }
     }
@@ -218,7 +242,16 @@ public final class NamespaceRegistry: Sendable {
     }
 
     /// Writes the access times changed since the last flush, in one transaction.
-    public func flushAccessTimes() throws(NodeError) {
+    public func flushAccessTimes() async throws(NodeError) {
+        try await BlockingIO.run { () throws(NodeError) in try self.flushAccessTimesNow() }
+    }
+
+    /// The flush on the calling thread, for shutdown (when the thread pool may be stopping).
+    public func flushAccessTimesNow() throws(NodeError) {
+        try self.writer.withLock { _ throws(NodeError) in try self.flushDirtyAccessTimes() }
+    }
+
+    private func flushDirtyAccessTimes() throws(NodeError) {
         let dirty = self.state.withLock { state -> [(String, Int64)] in
             defer { state.dirtyAccess.removeAll() }
             return state.dirtyAccess.compactMap { name in state.records[name].map { (name, $0.lastAccessAt) } }

@@ -171,7 +171,7 @@ public actor Supervisor {
         self.startedAt[name] = started
         let command = self.command
         let path = self.configuration.databasePath(name)
-        let timeout = Duration.seconds(self.configuration.startupTimeout)
+        let timeout = self.configuration.startupTimeout
         let logger = self.logger
         Task {
             let reason = await process.run(
