@@ -11,15 +11,20 @@ enum HopByHopHeaders {
 
     /// The end-to-end headers of `fields` as (name, value) pairs.
     static func endToEnd(_ fields: HTTPFields) -> [(String, String)] {
+        self.endToEnd(fields.map { ($0.name.rawName, $0.value) })
+    }
+
+    /// The end-to-end headers among `headers`: neither hop-by-hop nor named by a `Connection` header.
+    static func endToEnd(_ headers: some Sequence<(name: String, value: String)>) -> [(String, String)] {
         var listed = Set<String>()
-        for field in fields where field.name.canonicalName == "connection" {
-            for token in field.value.split(separator: ",") {
+        for (name, value) in headers where name.lowercased() == "connection" {
+            for token in value.split(separator: ",") {
                 listed.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
             }
         }
-        return fields.compactMap { field in
-            let name = field.name.canonicalName
-            return self.names.contains(name) || listed.contains(name) ? nil : (field.name.rawName, field.value)
+        return headers.compactMap { name, value in
+            let lower = name.lowercased()
+            return self.names.contains(lower) || listed.contains(lower) ? nil : (name, value)
         }
     }
 }

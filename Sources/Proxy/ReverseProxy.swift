@@ -116,10 +116,8 @@ public struct ReverseProxy: Sendable {
             throw .failed("upstream answered before the request body was sent")
         }
         var fields = HTTPFields()
-        for header in response.headers {
-            let lower = header.name.lowercased()
-            if HopByHopHeaders.names.contains(lower) { continue }
-            if let name = HTTPField.Name(header.name) { fields.append(HTTPField(name: name, value: header.value)) }
+        for (name, value) in HopByHopHeaders.endToEnd(response.headers.map { ($0.name, $0.value) }) {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
         }
         let contentLength = response.headers.first(name: "content-length").flatMap(Int.init)
         let body = response.body
