@@ -60,12 +60,14 @@ def require(tool: str):
         sys.exit(f"{tool} is not installed (apt-get install -y {tool})")
 
 
-def wrk(url: str, lua_body: str, duration=10, connections=16, threads=2) -> dict:
-    """Runs wrk with a POST body; returns requests/s and latency percentiles (ms)."""
+def wrk(url: str, lua_body: str, duration=10, connections=16, threads=2, headers=None) -> dict:
+    """Runs wrk with a POST body (and `headers`); returns requests/s and latency percentiles (ms)."""
     require("wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write('wrk.method = "POST"\n')
         f.write('wrk.headers["Content-Type"] = "application/json"\n')
+        for name, value in (headers or {}).items():
+            f.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
         f.write(f"wrk.body = {json.dumps(lua_body)}\n")
         f.write(
             "done = function(summary, latency, requests)\n"

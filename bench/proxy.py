@@ -16,12 +16,22 @@ from common import BIN, Process, free_port, percentile, post, pss_kib, require, 
 SELECT1 = '{"requests":[{"type":"execute","stmt":{"sql":"SELECT 1"}},{"type":"close"}]}'
 
 
-def nginx_in_front_of(port: int, workdir: Path, host: str = "127.0.0.1") -> tuple[Process, int]:
+def backend_headers(pid: int) -> dict:
+    """The header a node's built-in backend demands (its secret, read from the backend's environment,
+    which only the node's user can); empty for builds without it."""
+    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if entry.startswith(b"TURSO_SYNC_NODE_SECRET="):
+            return {"x-turso-backend-secret": entry.split(b"=", 1)[1].decode()}
+    return {}
+
+
+def nginx_in_front_of(port: int, workdir: Path, host: str = "127.0.0.1", headers=None) -> tuple[Process, int]:
     require("nginx")
     listen = free_port()
     conf = workdir / "nginx.conf"
     for d in ("body", "proxy", "fcgi", "uwsgi", "scgi"):
         (workdir / d).mkdir(exist_ok=True)
+    extra = " ".join(f'proxy_set_header {name} "{value}";' for name, value in (headers or {}).items())
     conf.write_text(f"""
 worker_processes 1; pid {workdir}/nginx.pid; error_log {workdir}/error.log; daemon off;
 events {{ worker_connections 1024; }}
@@ -31,7 +41,7 @@ http {{
   uwsgi_temp_path {workdir}/uwsgi; scgi_temp_path {workdir}/scgi;
   upstream up {{ server {host}:{port}; keepalive 32; }}
   server {{ listen 127.0.0.1:{listen};
-    location /bench/ {{ proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+    location /bench/ {{ proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; {extra} }} }}
 }}
 """)
     process = Process(["nginx", "-c", str(conf)])
@@ -54,17 +64,18 @@ def main():
     wait_port(data_port)
     info = post(f"http://127.0.0.1:{admin_port}/v1/namespaces/bench/create", {})
     backend_port, backend_pid = info["port"], info["pid"]
-    nginx, nginx_port = nginx_in_front_of(backend_port, work)
+    secret = backend_headers(backend_pid)
+    nginx, nginx_port = nginx_in_front_of(backend_port, work, headers=secret)
     print("## SELECT 1 pipelines, wrk -t2 -c16 -d10s (one run, same machine)\n")
     print("| path | requests/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|")
     results = {}
-    for label, url in [
-        ("direct to the backend", f"http://127.0.0.1:{backend_port}/v2/pipeline"),
-        ("through turso-server", f"http://127.0.0.1:{data_port}/bench/v2/pipeline"),
-        ("through nginx", f"http://127.0.0.1:{nginx_port}/bench/v2/pipeline"),
+    for label, url, headers in [
+        ("direct to the backend", f"http://127.0.0.1:{backend_port}/v2/pipeline", secret),
+        ("through turso-server", f"http://127.0.0.1:{data_port}/bench/v2/pipeline", {}),
+        ("through nginx", f"http://127.0.0.1:{nginx_port}/bench/v2/pipeline", {}),
     ]:
-        r = wrk(url, SELECT1)
+        r = wrk(url, SELECT1, headers=headers)
         results[label] = r
         print(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors'] + r['non2xx']} |")
     nginx.stop()
