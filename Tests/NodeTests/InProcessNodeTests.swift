@@ -173,3 +173,82 @@ struct InProcessNodeTests {
         }
     }
 }
+
+extension InProcessNodeTests {
+    @Test func dataErrorsLimitsAndShutdown() async throws {
+        try await Self.withNode(["TURSO_MAX_NAMESPACES": "1", "TURSO_MAX_BODY_BYTES": "2048"]) { node in
+            try await node.dataApplication.test(.router) { client in
+                let auth = Self.headers(Self.dataToken)
+                let pipeline = ByteBuffer(string: #"{"requests":[{"type":"close"}]}"#)
+                let first = try await client.execute(
+                    uri: "/one/v2/pipeline",
+                    method: .post,
+                    headers: auth,
+                    body: pipeline
+                )
+                #expect(first.status == .ok)
+                let capped = try await client.execute(
+                    uri: "/two/v2/pipeline",
+                    method: .post,
+                    headers: auth,
+                    body: pipeline
+                )
+                #expect(capped.status == .tooManyRequests)
+                #expect(try Self.error(capped).code == "LIMIT_REACHED")
+                let big = try await client.execute(
+                    uri: "/one/v2/pipeline",
+                    method: .post,
+                    headers: auth,
+                    body: ByteBuffer(string: String(repeating: " ", count: 4096) + #"{"requests":[]}"#)
+                )
+                #expect(big.status == .contentTooLarge)
+                #expect(try Self.error(big).code == "PAYLOAD_TOO_LARGE")
+                let root = try await client.execute(uri: "/", method: .get, headers: auth)
+                #expect(root.status == .notFound)
+                node.lifecycle.stopAccepting()
+                let late = try await client.execute(
+                    uri: "/one/v2/pipeline",
+                    method: .post,
+                    headers: auth,
+                    body: pipeline
+                )
+                #expect(late.status == .serviceUnavailable)
+                #expect(late.headers[.retryAfter] == "1")
+                #expect(try Self.error(late).code == "SHUTTING_DOWN")
+            }
+        }
+    }
+
+    @Test func peerRoutesCheckTheProtocolVersionAndOffsets() async throws {
+        try await Self.withNode(["TURSO_INSECURE_CLUSTER": "true", "TURSO_NODE_ID": "solo"]) { node in
+            _ = try await node.service.create("app")
+            try await node.peerApplication.test(.router) { client in
+                var future = HTTPFields()
+                future[PeerProtocol.header] = "7"
+                let refused = try await client.execute(uri: "/_peer/v1/status", method: .get, headers: future)
+                #expect(refused.status == .badRequest)
+                #expect(try Self.error(refused).code == "PEER_PROTOCOL")
+                let status = try await client.execute(uri: "/_peer/v1/status", method: .get)
+                let decoded = try JSONDecoder().decode(PeerStatus.self, from: status.body)
+                #expect(decoded.id == "solo" && decoded.namespaces == 1)
+                let negative = try await client.execute(
+                    uri: "/_peer/v1/namespaces/app/files/wal?offset=-1",
+                    method: .get
+                )
+                #expect(negative.status == .badRequest)
+                let database = try await client.execute(uri: "/_peer/v1/namespaces/app/files/db", method: .get)
+                #expect(database.status == .ok)
+                #expect(database.body.readableBytes >= 4096)
+                #expect(database.headers[ClusterHeaders.fileSize] == String(database.body.readableBytes))
+                let held = try await client.execute(uri: "/_peer/v1/namespaces/app/held", method: .get)
+                #expect(try JSONDecoder().decode(HeldAnswer.self, from: held.body).held)
+                let badCommit = try await client.execute(
+                    uri: "/_peer/v1/namespaces/app/commit",
+                    method: .post,
+                    body: ByteBuffer(string: #"{"from":"x"}"#)
+                )
+                #expect(badCommit.status == .badRequest)
+            }
+        }
+    }
+}
