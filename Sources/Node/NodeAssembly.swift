@@ -123,9 +123,11 @@ public struct NodeAssembly: Sendable {
         return logger
     }
 
-    /// A router for one listener: errors become JSON and every answer is counted under `listener`.
+    /// A router for one listener: errors become JSON, every answer is counted under `listener` and,
+    /// at debug level, logged.
     private func router(_ listener: String) -> Router<NodeRequestContext> {
         let router = Router(context: NodeRequestContext.self)
+        router.add(middleware: RequestLogMiddleware(listener: listener, logger: self.logger))
         router.add(middleware: RequestOutcomeMiddleware(listener: listener, metrics: self.service.metrics))
         return router
     }
