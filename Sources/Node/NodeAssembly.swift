@@ -132,71 +132,79 @@ public struct NodeAssembly: Sendable {
         return router
     }
 
-    /// The data listener: `/<namespace>/...` proxied to the namespace's backend.
-    public var dataApplication: some ApplicationProtocol {
+    /// A listener: `router` served at `address`, logging "<listener> listener ready" with its port
+    /// once bound (and telling `onBound`, for a port chosen by the system).
+    private func application(
+        _ listener: String,
+        router: Router<NodeRequestContext>,
+        server: HTTPServerBuilder,
+        address: NodeConfiguration.ListenAddress,
+        backlog: Int = 256,
+        metadata: Logger.Metadata = [:],
+        onBound: @escaping @Sendable (Int?) -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         let logger = self.logger
-        let router = self.router("data")
-        self.dataRoutes.register(on: router)
         return Application(
             router: router,
-            server: .http1(configuration: self.http1),
+            server: server,
             configuration: .init(
-                address: .hostname(self.configuration.dataAddress.host, port: self.configuration.dataAddress.port),
+                address: .hostname(address.host, port: address.port),
                 serverName: nil,
-                backlog: 1024
+                backlog: backlog
             ),
             onServerRunning: { channel in
-                logger.info("data listener ready", metadata: ["data.port": "\(channel.localAddress?.port ?? 0)"])
+                let port = channel.localAddress?.port
+                onBound(port)
+                logger.info(
+                    "\(listener) listener ready",
+                    metadata: metadata.merging(["\(listener).port": "\(port ?? 0)"]) { $1 }
+                )
             },
             logger: self.quietLogger
         )
     }
 
-    /// The admin listener: namespace lifecycle, cluster, `/metrics`, `/healthz`, `/readyz`.
-    public var adminApplication: some ApplicationProtocol {
-        let logger = self.logger
-        let router = self.router("admin")
-        self.adminRoutes.register(on: router)
-        return Application(
+    /// The data listener: `/<namespace>/...` proxied to the namespace's backend.
+    public var dataApplication: some ApplicationProtocol {
+        let router = self.router("data")
+        self.dataRoutes.register(on: router)
+        return self.application(
+            "data",
             router: router,
             server: .http1(configuration: self.http1),
-            configuration: .init(
-                address: .hostname(self.configuration.adminAddress.host, port: self.configuration.adminAddress.port),
-                serverName: nil
-            ),
-            onServerRunning: { channel in
-                logger.info("admin listener ready", metadata: ["admin.port": "\(channel.localAddress?.port ?? 0)"])
-            },
-            logger: self.quietLogger
+            address: self.configuration.dataAddress,
+            backlog: 1024
+        )
+    }
+
+    /// The admin listener: namespace lifecycle, cluster, `/metrics`, `/healthz`, `/readyz`.
+    public var adminApplication: some ApplicationProtocol {
+        let router = self.router("admin")
+        self.adminRoutes.register(on: router)
+        return self.application(
+            "admin",
+            router: router,
+            server: .http1(configuration: self.http1),
+            address: self.configuration.adminAddress
         )
     }
 
     /// The peer listener of a clustered node (mutual TLS unless insecure): forwarded requests and
     /// the cluster's own calls.
     var peerApplication: some ApplicationProtocol {
-        let logger = self.logger
         let cluster = self.cluster
-        let secured = self.tls != nil
         let server: HTTPServerBuilder =
             if let tls = self.tls { .mutualTLS(self.http1, material: tls) } else { .http1(configuration: self.http1) }
         let router = self.router("peer")
         PeerRoutes(cluster: cluster, data: self.dataRoutes, admin: self.adminRoutes).register(on: router)
-        return Application(
+        return self.application(
+            "peer",
             router: router,
             server: server,
-            configuration: .init(
-                address: .hostname(self.configuration.peerAddress.host, port: self.configuration.peerAddress.port),
-                serverName: nil,
-                backlog: 1024
-            ),
-            onServerRunning: { channel in
-                cluster.peerPort.withLock { $0 = channel.localAddress?.port }
-                logger.info(
-                    "peer listener ready",
-                    metadata: ["peer.port": "\(channel.localAddress?.port ?? 0)", "peer.tls": "\(secured)"]
-                )
-            },
-            logger: self.quietLogger
+            address: self.configuration.peerAddress,
+            backlog: 1024,
+            metadata: ["peer.tls": "\(self.tls != nil)"],
+            onBound: { port in cluster.peerPort.withLock { $0 = port } }
         )
     }
 
