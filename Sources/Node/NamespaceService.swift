@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOPosix
 import SQLiteSupport
 import Synchronization
 
@@ -117,28 +116,30 @@ public final class NamespaceService: Sendable {
         guard header[16] == 0x10 && header[17] == 0x00 else {
             throw .badRequest("the database must use 4096-byte pages (the sync protocol requires them)")
         }
-        do {
-            let check = try await NIOThreadPool.singleton.runIfActive {
+        try await BlockingIO.run { () throws(NodeError) in
+            let check: SQLiteValue?
+            do {
                 let connection = try SQLiteConnection(path: file, readOnly: true, create: false)
-                return try connection.query("PRAGMA quick_check").first?.first
+                check = try connection.query("PRAGMA quick_check").first?.first
+            } catch {
+                throw .badRequest("the database cannot be read: \(error)")
             }
-            guard case .text("ok") = check else { throw NodeError.badRequest("the database fails quick_check") }
-        } catch let error as NodeError {
-            throw error
-        } catch {
-            throw .badRequest("the database cannot be read: \(error)")
+            guard case .text("ok") = check else { throw .badRequest("the database fails quick_check") }
         }
         try self.archiveLeftovers(name)
         let path = self.configuration.databasePath(name)
-        do {
-            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: file))
-            try handle.synchronize()
-            try handle.close()
-            try FileManager.default.moveItem(atPath: file, toPath: path)
-        } catch {
-            throw .io("cannot install the restored database of \(name): \(error.localizedDescription)")
+        let dataDirectory = self.configuration.dataDirectory
+        try await BlockingIO.run { () throws(NodeError) in
+            do {
+                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: file))
+                try handle.synchronize()
+                try handle.close()
+                try FileManager.default.moveItem(atPath: file, toPath: path)
+            } catch {
+                throw .io("cannot install the restored database of \(name): \(error.localizedDescription)")
+            }
+            NamespaceFiles.syncDirectory(dataDirectory)
         }
-        NamespaceFiles.syncDirectory(self.configuration.dataDirectory)
         let created: NamespaceRecord?
         do {
             created = try await self.registry.create(
@@ -294,15 +295,15 @@ public final class NamespaceService: Sendable {
         let temporaryDirectory = self.configuration.stateDirectory + "/tmp"
         try? FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
         let target = "\(temporaryDirectory)/backup-\(name)-\(UUID().uuidString).db"
-        do {
-            try await NIOThreadPool.singleton.runIfActive {
+        try await BlockingIO.run { () throws(NodeError) in
+            do {
                 let connection = try SQLiteConnection(path: source, create: false, busyTimeoutMilliseconds: 10_000)
                 try connection.disableCheckpoints()
                 try connection.run("VACUUM INTO ?", [.text(target)])
+            } catch {
+                try? FileManager.default.removeItem(atPath: target)
+                throw NodeError(.io, "backup of \(name) failed: \(error)", status: 500)
             }
-        } catch {
-            try? FileManager.default.removeItem(atPath: target)
-            throw NodeError(.io, "backup of \(name) failed: \(error)", status: 500)
         }
         return target
     }
