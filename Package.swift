@@ -50,6 +50,8 @@ let package = Package(
         ),
         // Pure: Raft consensus state machine (etcd-style tick/step/Ready/advance). No Foundation, no I/O.
         .target(name: "Consensus", swiftSettings: optimizedInDebug),
+        // Pure: the cluster directory applied from the Raft log (namespaces, owners, epochs, members).
+        .target(name: "Directory"),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
         .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
@@ -116,6 +118,7 @@ let package = Package(
         .testTarget(name: "PlacementTests", dependencies: ["Placement"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
+        .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
         .testTarget(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]

@@ -1,0 +1,66 @@
+/// One change of the directory. Commands are proposed by nodes (the Raft leader places new
+/// namespaces), travel in the replicated log in batches (`DirectoryBatch`) and are applied in log
+/// order by `DirectoryState.apply`, identically on every node; a command that does not fit the
+/// state it meets is refused there, never half applied.
+public enum DirectoryCommand: Sendable, Equatable {
+    /// Registers a namespace owned by an active member (epoch 1). Refused when the name exists in any state.
+    case createNamespace(
+        name: String,
+        owner: String,
+        origin: NamespaceEntry.Origin,
+        locked: Bool,
+        ttlMilliseconds: UInt64?,
+        createdAt: UInt64
+    )
+    /// The owner at `epoch` starts archiving it.
+    case beginArchive(name: String, epoch: UInt64)
+    /// The owner at `epoch` archived its files: the name is free again.
+    case finishArchive(name: String, epoch: UInt64)
+    /// Compare-and-set: the namespace at `epoch` moves to `owner` (an active member) at `epoch + 1`.
+    case moveNamespace(name: String, epoch: UInt64, owner: String)
+    case setLocked(name: String, locked: Bool)
+    case setTTL(name: String, ttlMilliseconds: UInt64?)
+    /// A node registers (joining) with its storage id; again with the same one is a no-op.
+    case joinMember(id: String, storageID: String, zone: String)
+    /// The member (with that storage id) finished catching up.
+    case activateMember(id: String, storageID: String)
+    case leaveMember(id: String, storageID: String)
+    case leftMember(id: String, storageID: String)
+    /// Takes a member out for good (an operator, or a wiped disk detected).
+    case removeMember(id: String)
+    /// Raises the apply rules' format once every member supports it.
+    case raiseFormat(version: UInt32)
+}
+
+/// The payload of one log entry: commands applied together, in order, under a format version.
+public struct DirectoryBatch: Sendable, Equatable {
+    /// The apply rules the proposer expected; a node that does not know them stops applying.
+    public var format: UInt32
+    public var commands: [DirectoryCommand]
+
+    public init(format: UInt32 = DirectoryState.supportedFormat, commands: [DirectoryCommand]) {
+        self.format = format
+        self.commands = commands
+    }
+}
+
+/// What applying a command did.
+public enum DirectoryOutcome: Sendable, Equatable {
+    case applied
+    case refused(DirectoryRefusal)
+}
+
+/// Why a command was refused (deterministically, on every node alike).
+public enum DirectoryRefusal: Sendable, Equatable {
+    case namespaceExists(NamespaceEntry.State)
+    case noSuchNamespace
+    case epochMismatch(current: UInt64)
+    case namespaceNotActive
+    case invalidName
+    case noSuchMember
+    case memberNotActive
+    case storageMismatch
+    case memberRemoved
+    case invalidTransition
+    case formatNotRaised(current: UInt32)
+}

@@ -1,0 +1,63 @@
+/// The directory: which namespaces exist, who owns each at which epoch, and the members, as of the
+/// last applied log index. A value, changed only by `apply`, so every node that applies the same log
+/// holds the same directory (the node's shell persists it with the applied index in one transaction).
+public struct DirectoryState: Sendable, Equatable {
+    /// The newest apply rules this build knows.
+    public static let supportedFormat: UInt32 = 1
+
+    public internal(set) var namespaces: [String: NamespaceEntry] = [:]
+    public internal(set) var members: [String: MemberEntry] = [:]
+    /// The format the log has raised the rules to (only ever up).
+    public internal(set) var format: UInt32 = 1
+    public internal(set) var appliedIndex: UInt64 = 0
+    /// Set when a batch needed rules this build does not know: nothing more is applied (diverging
+    /// silently would be worse), and the node says so until it is upgraded.
+    public internal(set) var haltedAt: (index: UInt64, format: UInt32)?
+
+    public init() {}
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.namespaces == rhs.namespaces && lhs.members == rhs.members && lhs.format == rhs.format
+            && lhs.appliedIndex == rhs.appliedIndex && lhs.haltedAt?.index == rhs.haltedAt?.index
+            && lhs.haltedAt?.format == rhs.haltedAt?.format
+    }
+
+    public func owner(of name: String) -> (owner: String, epoch: UInt64)? {
+        guard let entry = self.namespaces[name], entry.state == .active else { return nil }
+        return (entry.owner, entry.epoch)
+    }
+
+    /// Active members sorted by id (the candidates for placement).
+    public var activeMembers: [MemberEntry] {
+        self.members.values.filter { $0.state == .active }.sorted { $0.id < $1.id }
+    }
+
+    /// `^[a-z0-9][a-z0-9_-]{0,62}$`, the names the node accepts (checked again here: the log decides).
+    public static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= 63 else { return false }
+        func lowerOrDigit(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) }
+        return lowerOrDigit(first) && bytes.dropFirst().allSatisfy { lowerOrDigit($0) || $0 == 0x5f || $0 == 0x2d }
+    }
+
+    /// Applies the batch of log entry `index` (entries arrive in order, each once; an index at or
+    /// below the applied one is ignored, so a replay after a crash is harmless). Returns one outcome
+    /// per command, or nil when the batch was not applied (already applied, or halted).
+    public mutating func apply(_ batch: DirectoryBatch, at index: UInt64) -> [DirectoryOutcome]? {
+        guard self.haltedAt == nil, index > self.appliedIndex else { return nil }
+        guard batch.format <= Self.supportedFormat else {
+            self.haltedAt = (index, batch.format)
+            return nil
+        }
+        let outcomes = batch.commands.map { self.apply($0) }
+        self.appliedIndex = index
+        return outcomes
+    }
+
+    /// Advances the applied index over a log entry that carries no directory batch (a no-op, a
+    /// configuration change).
+    public mutating func skip(to index: UInt64) {
+        guard self.haltedAt == nil, index > self.appliedIndex else { return }
+        self.appliedIndex = index
+    }
+}

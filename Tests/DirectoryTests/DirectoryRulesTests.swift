@@ -1,0 +1,129 @@
+import Testing
+
+@testable import Directory
+
+@Suite("Directory rules")
+struct DirectoryRulesTests {
+    /// A directory with active members `n1`, `n2` (storage ids `s1`, `s2`) at index 1.
+    static func directory() -> DirectoryState {
+        var state = DirectoryState()
+        let outcomes = state.apply(
+            DirectoryBatch(commands: [
+                .joinMember(id: "n1", storageID: "s1", zone: "a"), .activateMember(id: "n1", storageID: "s1"),
+                .joinMember(id: "n2", storageID: "s2", zone: "b"), .activateMember(id: "n2", storageID: "s2"),
+            ]),
+            at: 1
+        )
+        #expect(outcomes == Array(repeating: .applied, count: 4))
+        return state
+    }
+
+    static func create(_ name: String, owner: String = "n1") -> DirectoryCommand {
+        .createNamespace(name: name, owner: owner, origin: .explicit, locked: true, ttlMilliseconds: nil, createdAt: 7)
+    }
+
+    @Test func aNameExistsOnceInAnyState() {
+        var state = Self.directory()
+        #expect(
+            state.apply(DirectoryBatch(commands: [Self.create("app"), Self.create("app")]), at: 2)
+                == [.applied, .refused(.namespaceExists(.active))]
+        )
+        #expect(state.owner(of: "app")! == ("n1", 1))
+        #expect(state.apply(DirectoryBatch(commands: [.beginArchive(name: "app", epoch: 1)]), at: 3) == [.applied])
+        #expect(state.owner(of: "app") == nil)
+        #expect(
+            state.apply(DirectoryBatch(commands: [Self.create("app")]), at: 4)
+                == [.refused(.namespaceExists(.archiving))]
+        )
+        #expect(
+            state.apply(DirectoryBatch(commands: [.finishArchive(name: "app", epoch: 1), Self.create("app")]), at: 5)
+                == [.applied, .applied]
+        )
+    }
+
+    @Test func createsNeedAValidNameAndAnActiveOwner() {
+        var state = Self.directory()
+        let outcomes = state.apply(
+            DirectoryBatch(commands: [
+                Self.create("Bad.Name"), Self.create("_state"), Self.create(String(repeating: "a", count: 64)),
+                Self.create("x", owner: "ghost"), .joinMember(id: "n3", storageID: "s3", zone: "c"),
+                Self.create("y", owner: "n3"),
+            ]),
+            at: 2
+        )
+        #expect(
+            outcomes == [
+                .refused(.invalidName), .refused(.invalidName), .refused(.invalidName), .refused(.noSuchMember),
+                .applied,
+                .refused(.memberNotActive),
+            ]
+        )
+        #expect(state.namespaces.isEmpty)
+    }
+
+    @Test func movesAreCompareAndSetOnTheEpoch() {
+        var state = Self.directory()
+        _ = state.apply(DirectoryBatch(commands: [Self.create("app")]), at: 2)
+        let outcomes = state.apply(
+            DirectoryBatch(commands: [
+                .moveNamespace(name: "app", epoch: 1, owner: "n2"), .moveNamespace(name: "app", epoch: 1, owner: "n1"),
+                .moveNamespace(name: "app", epoch: 2, owner: "ghost"),
+            ]),
+            at: 3
+        )
+        #expect(outcomes == [.applied, .refused(.epochMismatch(current: 2)), .refused(.noSuchMember)])
+        #expect(state.owner(of: "app")! == ("n2", 2))
+    }
+
+    @Test func aWipedDiskIsNotItsOldSelfAndARemovedMemberNeverReturns() {
+        var state = Self.directory()
+        let outcomes = state.apply(
+            DirectoryBatch(commands: [
+                .joinMember(id: "n1", storageID: "s1", zone: "a"), .joinMember(id: "n1", storageID: "wiped", zone: "a"),
+                .activateMember(id: "n1", storageID: "wiped"), .removeMember(id: "n1"),
+                .joinMember(id: "n1", storageID: "s1", zone: "a"), .joinMember(id: "n1", storageID: "new", zone: "a"),
+            ]),
+            at: 2
+        )
+        #expect(
+            outcomes == [
+                .applied, .refused(.storageMismatch), .refused(.storageMismatch), .applied, .refused(.memberRemoved),
+                .refused(.memberRemoved),
+            ]
+        )
+        #expect(state.members["n1"]?.state == .removed)
+        #expect(state.activeMembers.map(\.id) == ["n2"])
+    }
+
+    @Test func aMemberLeavesOnlyOnceItOwnsNothing() {
+        var state = Self.directory()
+        _ = state.apply(DirectoryBatch(commands: [Self.create("app")]), at: 2)
+        let outcomes = state.apply(
+            DirectoryBatch(commands: [
+                .leaveMember(id: "n1", storageID: "s1"), Self.create("new", owner: "n1"),
+                .leftMember(id: "n1", storageID: "s1"), .moveNamespace(name: "app", epoch: 1, owner: "n2"),
+                .leftMember(id: "n1", storageID: "s1"), .joinMember(id: "n1", storageID: "s1", zone: "a"),
+            ]),
+            at: 3
+        )
+        #expect(
+            outcomes == [
+                .applied, .refused(.memberNotActive), .refused(.invalidTransition), .applied, .applied, .applied,
+            ]
+        )
+        #expect(state.members["n1"]?.state == .joining)
+    }
+
+    @Test func anUnknownFormatHaltsApplyingAndReplaysAreIgnored() {
+        var state = Self.directory()
+        #expect(state.apply(DirectoryBatch(commands: [Self.create("a")]), at: 1) == nil)  // replayed index
+        #expect(
+            state.apply(DirectoryBatch(commands: [.raiseFormat(version: 2)]), at: 2)
+                == [.refused(.formatNotRaised(current: 1))]
+        )
+        #expect(state.apply(DirectoryBatch(format: 2, commands: [Self.create("a")]), at: 3) == nil)
+        #expect(state.haltedAt?.index == 3 && state.haltedAt?.format == 2)
+        #expect(state.apply(DirectoryBatch(commands: [Self.create("b")]), at: 4) == nil)
+        #expect(state.namespaces.isEmpty && state.appliedIndex == 2)
+    }
+}
