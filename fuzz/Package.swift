@@ -16,6 +16,7 @@ let package = Package(
         .target(name: "SQLiteSupport", dependencies: ["CSQLite"]),
         .target(name: "ServerSupport"),
         .target(name: "Membership"),
+        .target(name: "Directory"),
         // Go durations (environment variables, TTLs).
         .executableTarget(name: "FuzzDuration", swiftSettings: library),
         // /pull-updates: protobuf request, revisions, RoaringBitmap page selector.
@@ -26,6 +27,8 @@ let package = Package(
             dependencies: ["CSQLite", "SQLiteSupport", "ServerSupport"],
             swiftSettings: library
         ),
+        // Directory log entries (the Raft log's commands).
+        .executableTarget(name: "FuzzDirectory", dependencies: ["Directory"], swiftSettings: library),
         // Membership frames between nodes.
         .executableTarget(
             name: "FuzzEnvelope",
