@@ -116,7 +116,7 @@ public struct ReverseProxy: Sendable {
             throw .failed("upstream answered before the request body was sent")
         }
         var fields = HTTPFields()
-        for (name, value) in HopByHopHeaders.endToEnd(response.headers.map { ($0.name, $0.value) }) {
+        for (name, value) in HopByHopHeaders.endToEnd(response.headers) {
             if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
         }
         let contentLength = response.headers.first(name: "content-length").flatMap(Int.init)

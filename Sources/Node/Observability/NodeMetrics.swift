@@ -29,6 +29,7 @@ public final class NodeMetrics: Sendable {
     /// Members by lifecycle/liveness as this node sees them, e.g. `active/alive`: every combination
     /// seen so far, so a state nobody is in any more reads 0.
     private let memberStates = Mutex<[String: Gauge]>([:])
+    private let requestCounters = Mutex<[RequestKey: Counter]>([:])
 
     private static func seconds(_ values: [Double]) -> [Duration] { values.map { .seconds($0) } }
 
@@ -98,13 +99,26 @@ public final class NodeMetrics: Sendable {
         ).increment()
     }
 
-    /// Counts a finished request on `listener` ("data", "admin" or "peer") with its status.
+    /// Counts a finished request on `listener` ("data", "admin" or "peer") with its status. On the
+    /// request path: the counter is looked up in a small cache, not the registry.
     public func countRequest(listener: String, status: Int) {
-        self.registry.makeCounter(
+        let key = RequestKey(listener: listener, status: status)
+        if let counter = self.requestCounters.withLock({ $0[key] }) {
+            counter.increment()
+            return
+        }
+        let counter = self.registry.makeCounter(
             name: "turso_http_requests_total",
             labels: [("listener", listener), ("status", String(status))],
             help: "HTTP requests answered, by listener and status."
-        ).increment()
+        )
+        self.requestCounters.withLock { $0[key] = counter }
+        counter.increment()
+    }
+
+    private struct RequestKey: Hashable {
+        var listener: String
+        var status: Int
     }
 
     public func setMemberStates(_ counts: [String: Int]) {
