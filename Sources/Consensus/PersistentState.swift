@@ -50,16 +50,36 @@ public struct PersistentState: Sendable, Equatable {
         self.entries = entries
     }
 
-    /// A founding member's first start: an empty log whose base carries the initial configuration.
+    /// A founding member's first start (what the shell persists before the first `RaftNode`). Like
+    /// etcd's `Bootstrap`, the initial configuration is written as log entries, not only into the
+    /// snapshot base: one single-server change per member (voters first, then learners, sorted) at
+    /// term 1 from index 1, all committed. Every founder writes the same entries, so they match the
+    /// leader's; a replica that joins with an empty log receives them like any other entry, and
+    /// every configuration (including that of a snapshot it takes at any index >= 1) is then a
+    /// function of the log. With the configuration only in the base at index 0, a joiner knew no
+    /// configuration before the first change entry and its snapshots there carried `voters()`.
     public static func bootstrap(_ configuration: ClusterConfiguration) -> PersistentState {
-        PersistentState(
-            hardState: HardState(),
-            snapshot: Snapshot(metadata: SnapshotMetadata(index: 0, term: 0, configuration: configuration)),
-            entries: []
+        precondition(!configuration.voters.isEmpty, "a group is founded by at least one voter (else use .joining)")
+        var entries: [LogEntry] = []
+        var grown = ClusterConfiguration.empty
+        func append(_ change: ConfigurationChange) {
+            grown = try! grown.applying(change)  // distinct members: every step is valid
+            entries.append(LogEntry(term: 1, index: UInt64(entries.count + 1), payload: .configuration(change, grown)))
+        }
+        configuration.voters.forEach { append(.addVoter($0)) }
+        configuration.learners.forEach { append(.addLearner($0)) }
+        return PersistentState(
+            hardState: HardState(term: 1, vote: nil, commit: UInt64(entries.count)),
+            snapshot: Snapshot(metadata: SnapshotMetadata(index: 0, term: 0, configuration: .empty)),
+            entries: entries
         )
     }
 
-    /// A replica that will join an existing group: it knows no configuration and never campaigns
-    /// until the leader's log (or snapshot) tells it that it is a voter.
-    public static let joining = PersistentState.bootstrap(.empty)
+    /// A replica that will join an existing group: an empty log, so it knows no configuration and
+    /// never campaigns until the leader's log (or snapshot) tells it that it is a voter.
+    public static let joining = PersistentState(
+        hardState: HardState(),
+        snapshot: Snapshot(metadata: SnapshotMetadata(index: 0, term: 0, configuration: .empty)),
+        entries: []
+    )
 }

@@ -52,7 +52,7 @@ extension RaftNode {
     /// entry we already hold just advances the commit index; otherwise it replaces the whole log.
     mutating func handleSnapshot(from leader: ReplicaID, _ snapshot: Snapshot) {
         let metadata = snapshot.metadata
-        if metadata.index <= self.log.committed {
+        if metadata.index <= self.log.committed || self.refuses(metadata) {
             self.send(to: leader, .appendAccepted(index: self.log.committed))
             return
         }
@@ -64,5 +64,15 @@ extension RaftNode {
         self.log.restore(metadata)
         self.unstableSnapshot = snapshot
         self.send(to: leader, .appendAccepted(index: self.log.lastIndex))
+    }
+
+    /// Like etcd, a member ignores a snapshot whose configuration leaves it out (it would stop
+    /// campaigning on the word of a snapshot that, since every configuration is in the log, should
+    /// never say so). Unlike etcd, a replica that is no member in its own view takes it: with
+    /// configurations in force on append, a leader can add a replica after its latest snapshot
+    /// (and a single voter adding a second one needs it to commit the change), so refusing would
+    /// leave the newcomer unable to catch up.
+    func refuses(_ metadata: SnapshotMetadata) -> Bool {
+        self.configuration.contains(self.id) && !metadata.configuration.contains(self.id)
     }
 }

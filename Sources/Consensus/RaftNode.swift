@@ -57,9 +57,13 @@ public struct RaftNode: Sendable {
             }
             expected += 1
         }
+        guard state.hardState.commit < expected else {
+            throw RaftError(.invalidConfiguration, "persisted commit \(state.hardState.commit) is beyond the log")
+        }
         self.settings = settings
         self.random = SplitMix64(seed: settings.randomSeed ^ (settings.id.rawValue &* 0x9E37_79B9_7F4A_7C15))
         self.log = RaftLog(base: state.snapshot.metadata, entries: state.entries, committed: state.hardState.commit)
+        self.log.toleratesViolations = !settings.mutations.isEmpty
         self.snapshot = state.snapshot
         self.term = state.hardState.term
         self.vote = state.hardState.vote

@@ -108,25 +108,23 @@ struct EdgeCaseTests {
         _ = try net[1].propose([9])
         net.drop = { _ in false }
         net.flush()
-        #expect(net[1].role == .leader && net[1].term == 1)  // stale, and told nothing
+        #expect(net[1].role == .leader && net[1].term == 2)  // stale, and told nothing
         #expect(net[1].commitIndex == committed)
         net[2].tick()
         net.flush()
         #expect(net[1].role == .follower && net[1].term == net[2].term)
     }
 
-    /// FINDING: a replica that joins with `PersistentState.joining` has an empty base configuration,
-    /// so when it receives the log from index 1 (the leader never compacted), its
-    /// Known issue (liveness, not safety): a replica that joined with an empty log knows no
-    /// configuration for the indices before the first configuration entry, so a snapshot it takes
-    /// there carries `voters()`. A founding voter that installs it (sent by the joiner once it
-    /// leads) believes it is no voter and never campaigns until a later configuration entry
-    /// arrives. The fix (etcd's bootstrap writes the initial configuration as log entries) belongs
-    /// to wiring the directory in; until then this records the correct expectations as a known issue.
+    /// A replica that joined with an empty log learns the founding configuration from the log
+    /// itself (bootstrap writes it as entries 1...3), so a snapshot it takes before the first
+    /// change it witnessed carries the configuration in force there. (When the founding
+    /// configuration was only in the founders' snapshot base, the joiner's snapshot carried
+    /// `voters()`, and a founding voter installing it never campaigned again.)
     @Test func aJoinersSnapshotCarriesTheConfigurationInForce() throws {
         let n3 = ReplicaID(3)
         let n4 = ReplicaID(4)
         var net = MiniNet(count: 4, voters: 3, maxBytes: 1)
+        #expect(net[1].commitIndex == 3)  // the bootstrap entries, committed from the start
         net.drop = { $0.to == n3 || $0.from == n3 }
         net[1].campaign(.preElection)
         net.flush()
@@ -134,31 +132,66 @@ struct EdgeCaseTests {
         _ = try net[1].propose([1])
         _ = try net[1].propose([2])
         net.flush()
-        #expect(net[1].commitIndex == 3)
-        // n4 joins; it receives entries one per append, the configuration entry (4) held back.
+        #expect(net[1].commitIndex == 6)
+        // n4 joins; it receives entries one per append, the configuration entry (7) held back.
         net.drop = { m in
             if m.to == n3 || m.from == n3 { return true }
-            if m.to == n4, case .append(_, _, let entries, _) = m.kind { return entries.contains { $0.index >= 4 } }
+            if m.to == n4, case .append(_, _, let entries, _) = m.kind { return entries.contains { $0.index >= 7 } }
             return false
         }
         let change = try net[1].proposeChange(.addLearner(n4))
-        #expect(change.index == 4)
-        for _ in 0..<3 {
+        #expect(change.index == 7)
+        for _ in 0..<6 {
             net[1].tick()
             net.flush()
         }
-        #expect(net[4].lastIndex == 3)
-        #expect(net[4].commitIndex == 3)
-        #expect(net[4].appliedIndex == 3)
-        let snapshot = try net[4].compact(through: 3, data: [])
-        // Every other replica says the configuration at index 3 is voters(n1,n2,n3).
+        #expect(net[4].lastIndex == 6)
+        #expect(net[4].commitIndex == 6)
+        #expect(net[4].appliedIndex == 6)
+        let snapshot = try net[4].compact(through: 6, data: [])
         let founding = ClusterConfiguration(voters: [1, 2, 3].map { ReplicaID($0) })
-        #expect(net[1].log.configuration(at: 3) == founding)
+        #expect(net[1].log.configuration(at: 6) == founding)
+        #expect(snapshot.metadata.configuration == founding)
         // n3 (a founding voter, cut off so far) installs that snapshot, as when n4 leads later.
         net[3].step(RaftMessage(from: n4, to: n3, term: net[1].term + 1, kind: .snapshot(snapshot)))
-        withKnownIssue("a joiner's snapshot before the first configuration entry carries an empty configuration") {
-            #expect(snapshot.metadata.configuration == founding)
-            #expect(net[3].isPromotable)
-        }
+        #expect(net[3].latestSnapshot == snapshot)
+        #expect(net[3].configuration == founding)
+        #expect(net[3].isPromotable)
+    }
+
+    /// Like etcd, a member ignores a snapshot whose configuration leaves it out (here, one from
+    /// before the fix: the configuration empty) and keeps its log, configuration and vote.
+    @Test func aMemberIgnoresASnapshotThatLeavesItOut() {
+        var net = MiniNet(count: 3, voters: 3)
+        let bogus = Snapshot(metadata: SnapshotMetadata(index: 9, term: 2, configuration: .empty))
+        net[3].step(RaftMessage(from: ReplicaID(1), to: ReplicaID(3), term: 2, kind: .snapshot(bogus)))
+        #expect(net[3].latestSnapshot != bogus)
+        #expect(net[3].lastIndex == 3)
+        #expect(net[3].isPromotable)
+        let ready = net[3].ready()
+        #expect(ready.snapshot == nil)
+        #expect(ready.messages.map(\.kind) == [.appendAccepted(index: 3)])
+    }
+
+    /// A single voter that compacted its log and then adds a second voter needs the newcomer to
+    /// commit the change, and can only send it a snapshot from before the change: the newcomer,
+    /// no member in its own view, must take it (etcd's rule, "ignore any snapshot that leaves the
+    /// receiver out", would deadlock here), then receives the change itself.
+    @Test func aNewVoterTakesASnapshotFromBeforeItsAddition() throws {
+        let n2 = ReplicaID(2)
+        var net = MiniNet(count: 2, voters: 1)
+        net[1].campaign(.preElection)
+        net.flush()
+        #expect(net[1].role == .leader)
+        _ = try net[1].propose([1])
+        net.flush()
+        let snapshot = try net[1].compact(through: net[1].appliedIndex, data: [])
+        #expect(!snapshot.metadata.configuration.contains(n2))
+        let change = try net[1].proposeChange(.addVoter(n2))
+        net.flush()
+        #expect(net[2].latestSnapshot == snapshot)
+        #expect(net[1].commitIndex == change.index)
+        #expect(net[2].commitIndex == change.index)
+        #expect(net[2].isPromotable)
     }
 }

@@ -8,14 +8,14 @@ struct ElectionTests {
         var cluster = TestCluster(count: 3)
         cluster.campaign(1)
         #expect(cluster[1].role == .leader)
-        #expect(cluster[1].term == 1)
+        #expect(cluster[1].term == 2)  // bootstrap starts the founders in term 1
         for raw in 2...3 {
             #expect(cluster[raw].role == .follower)
             #expect(cluster[raw].leader == ReplicaID(1))
-            #expect(cluster[raw].term == 1)
+            #expect(cluster[raw].term == 2)
         }
-        // The new leader's no-op is committed everywhere.
-        #expect((1...3).allSatisfy { cluster[$0].commitIndex == 1 })
+        // The new leader's no-op (after the three bootstrap entries) is committed everywhere.
+        #expect((1...3).allSatisfy { cluster[$0].commitIndex == 4 })
     }
 
     @Test func electionTimeoutStartsACampaignWithinTheRandomizedWindow() {
@@ -44,10 +44,10 @@ struct ElectionTests {
         cluster.isolate(1)
         cluster.campaign(1)
         #expect(cluster[1].role == .preCandidate)
-        #expect(cluster[1].term == 0)  // pre-vote: no term was burned
+        #expect(cluster[1].term == 1)  // pre-vote: no term was burned
         cluster.tick(1, times: 30)
         #expect(cluster[1].role != .leader)
-        #expect(cluster[1].term == 0)
+        #expect(cluster[1].term == 1)
     }
 
     @Test func aVoterRefusesACandidateWithAStaleLog() {
@@ -56,7 +56,7 @@ struct ElectionTests {
         cluster.cut = [(1, 3), (3, 1)]
         cluster.propose(1, "a")
         cluster.propose(1, "b")
-        #expect(cluster[1].commitIndex == 3)
+        #expect(cluster[1].commitIndex == 6)
         cluster.heal()
         cluster.isolate(1)
         // n3 lacks the entries n2 holds: n2 refuses, so n3 cannot win even in a later term.
@@ -75,11 +75,11 @@ struct ElectionTests {
             cluster.tick(1, times: 2)
             cluster.tick(2, times: 2)
         }
-        #expect(cluster[3].term == 1)
+        #expect(cluster[3].term == 2)
         cluster.heal()
         cluster.tickAll(times: 5)
         #expect(cluster[1].role == .leader)
-        #expect(cluster[1].term == 1)
+        #expect(cluster[1].term == 2)
         #expect(cluster[3].leader == ReplicaID(1))
     }
 
@@ -91,11 +91,11 @@ struct ElectionTests {
         cluster.campaign(1)
         cluster.isolate(3)
         cluster.tick(3, times: 25)
-        #expect(cluster[3].term > 1)
+        #expect(cluster[3].term > 2)
         cluster.heal()
         cluster.tickAll(times: 25)
         // The leader saw a higher term and stepped down.
-        #expect(cluster[1].term > 1)
+        #expect(cluster[1].term > 2)
     }
 
     @Test func checkQuorumMakesAnIsolatedLeaderStepDown() {
@@ -117,7 +117,7 @@ struct ElectionTests {
         cluster.tick(3, times: 25)
         cluster.tick(1)
         #expect(cluster[1].role == .leader)
-        #expect(cluster[2].term == 1)
+        #expect(cluster[2].term == 2)
         #expect(cluster[2].leader == ReplicaID(1))
     }
 
@@ -131,7 +131,7 @@ struct ElectionTests {
         #expect(throws: RaftError.self) { try cluster[1].propose([1]) }
         cluster.deliverAll()
         #expect(cluster[3].role == .leader)
-        #expect(cluster[3].term == 2)
+        #expect(cluster[3].term == 3)
         #expect(cluster[1].leader == ReplicaID(3))
         #expect(cluster[1].transferee == nil)
     }

@@ -11,7 +11,7 @@ struct MembershipChangeTests {
         cluster.drop = { if case .append = $0.kind { return true } else { return false } }
         cluster.campaign(1)
         #expect(cluster[1].role == .leader)
-        #expect(throws: RaftError(.leaderNotReady, "no entry of term 1 committed yet", leader: Self.n[0])) {
+        #expect(throws: RaftError(.leaderNotReady, "no entry of term 2 committed yet", leader: Self.n[0])) {
             try cluster[1].proposeChange(.addLearner(Self.n[3]))
         }
         cluster.heal()
@@ -54,7 +54,7 @@ struct MembershipChangeTests {
         cluster.isolate(1)
         cluster.tick(4, times: 50)
         #expect(cluster[4].role == .follower)
-        #expect(cluster[4].term == 1)
+        #expect(cluster[4].term == 2)
         // A candidate does not count a learner's vote: n2 plus the learner is not a quorum of 3.
         cluster.cut += [(2, 3), (3, 2)]
         cluster.campaign(2)

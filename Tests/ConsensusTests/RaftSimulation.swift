@@ -338,7 +338,8 @@ final class RaftSimulation {
             result = self.nodes[node].directory.apply(decoded.operation, key: decoded.key)
             operation = decoded.id
         case .configuration(let change, _):
-            if node == 0 { self.stats.configurationChanges += 1 }
+            // Term 1 holds only the bootstrap entries (the first election is for term 2).
+            if node == 0 && entry.term > 1 { self.stats.configurationChanges += 1 }
             self.log("n\(node + 1) applies \(change)")
         case .empty:
             break

@@ -9,9 +9,12 @@ struct ReadyTests {
     static let n1 = ReplicaID(1)
     static let n2 = ReplicaID(2)
 
+    /// A founder of {n1, n2, n3} that applied its bootstrap entries (1...3, term 1).
     static func follower() -> RaftNode {
         let configuration = ClusterConfiguration(voters: [1, 2, 3].map { ReplicaID($0) })
-        return try! RaftNode(settings: RaftConfiguration(id: Self.n2), restoring: .bootstrap(configuration))
+        var node = try! RaftNode(settings: RaftConfiguration(id: Self.n2), restoring: .bootstrap(configuration))
+        node.advance(node.ready())
+        return node
     }
 
     @Test func aVoteIsInTheSameReadyAsItsHardState() {
@@ -21,12 +24,12 @@ struct ReadyTests {
             RaftMessage(
                 from: Self.n1,
                 to: Self.n2,
-                term: 1,
-                kind: .vote(lastLogIndex: 0, lastLogTerm: 0, transfer: false)
+                term: 2,
+                kind: .vote(lastLogIndex: 3, lastLogTerm: 1, transfer: false)
             )
         )
         let ready = node.ready()
-        #expect(ready.hardState == HardState(term: 1, vote: Self.n1, commit: 0))
+        #expect(ready.hardState == HardState(term: 2, vote: Self.n1, commit: 3))
         #expect(ready.messages.map(\.kind) == [.voteResponse(granted: true)])
     }
 
@@ -34,19 +37,19 @@ struct ReadyTests {
         var node = Self.follower()
         _ = node.ready()
         let entries = [
-            LogEntry(term: 1, index: 1, payload: .empty), LogEntry(term: 1, index: 2, payload: .command([7])),
+            LogEntry(term: 2, index: 4, payload: .empty), LogEntry(term: 2, index: 5, payload: .command([7])),
         ]
         node.step(
             RaftMessage(
                 from: Self.n1,
                 to: Self.n2,
-                term: 1,
-                kind: .append(prevLogIndex: 0, prevLogTerm: 0, entries: entries, commit: 1)
+                term: 2,
+                kind: .append(prevLogIndex: 3, prevLogTerm: 1, entries: entries, commit: 4)
             )
         )
         let ready = node.ready()
         #expect(ready.entries == entries)
-        #expect(ready.messages.map(\.kind) == [.appendAccepted(index: 2)])
+        #expect(ready.messages.map(\.kind) == [.appendAccepted(index: 5)])
         // Committed entries are applied only once persisted: none in the Ready that persists them.
         #expect(ready.committedEntries.isEmpty)
         node.advance(ready)
@@ -56,7 +59,7 @@ struct ReadyTests {
         #expect(next.messages.isEmpty)
         node.advance(next)
         #expect(!node.hasReady)
-        #expect(node.appliedIndex == 1)
+        #expect(node.appliedIndex == 4)
     }
 
     @Test func unacknowledgedEntriesAreHandedOutAgainButMessagesOnce() {
@@ -66,12 +69,12 @@ struct ReadyTests {
             RaftMessage(
                 from: Self.n1,
                 to: Self.n2,
-                term: 1,
+                term: 2,
                 kind: .append(
-                    prevLogIndex: 0,
-                    prevLogTerm: 0,
-                    entries: [LogEntry(term: 1, index: 1, payload: .empty)],
-                    commit: 0
+                    prevLogIndex: 3,
+                    prevLogTerm: 1,
+                    entries: [LogEntry(term: 2, index: 4, payload: .empty)],
+                    commit: 3
                 )
             )
         )
@@ -88,11 +91,11 @@ struct ReadyTests {
         var node = try RaftNode(settings: RaftConfiguration(id: Self.n1), restoring: .bootstrap(configuration))
         node.campaign(.preElection)
         #expect(node.role == .leader)
-        #expect(node.commitIndex == 0)
+        #expect(node.commitIndex == 1)  // the bootstrap entry only: the no-op is not durable yet
         let ready = node.ready()
         #expect(ready.entries.count == 1)
         node.advance(ready)
-        #expect(node.commitIndex == 1)
+        #expect(node.commitIndex == 2)
     }
 
     @Test func aDeposedLeaderLearnsTheNewTermFromAnyReplyAndStepsDown() {

@@ -9,18 +9,18 @@ struct SnapshotTests {
         cluster.campaign(1)
         cluster.isolate(3)
         for index in 0..<10 { cluster.propose(1, "c\(index)") }
-        #expect(cluster[1].commitIndex == 11)
+        #expect(cluster[1].commitIndex == 14)  // 3 bootstrap entries, the no-op, 10 proposals
         cluster.compact(1)
-        #expect(cluster[1].firstIndex == 12)
+        #expect(cluster[1].firstIndex == 15)
         cluster.propose(1, "after")
         cluster.heal()
         cluster.tick(1, times: 3)
         #expect(cluster.snapshotsReceived[2] == 1)
-        #expect(cluster.storage[2].snapshot.data == Array("state@11".utf8))
-        #expect(cluster[3].firstIndex == 12)
-        #expect(cluster[3].lastIndex == 12)
-        #expect(cluster[3].commitIndex == 12)
-        #expect(cluster.applied[2].map(\.index) == [1, 12])
+        #expect(cluster.storage[2].snapshot.data == Array("state@14".utf8))
+        #expect(cluster[3].firstIndex == 15)
+        #expect(cluster[3].lastIndex == 15)
+        #expect(cluster[3].commitIndex == 15)
+        #expect(cluster.applied[2].map(\.index) == [1, 2, 3, 4, 15])
         #expect(cluster[1].replicationProgress.first { $0.id == ReplicaID(3) }?.state == .replicate)
     }
 
@@ -62,12 +62,18 @@ struct SnapshotTests {
         cluster.compact(2)
         #expect(throws: RaftError.self) { try cluster[2].compact(through: cluster[2].appliedIndex, data: []) }
         let restarted = try RaftNode(settings: cluster[2].settings, restoring: cluster.storage[1])
-        #expect(restarted.firstIndex == 6)
-        #expect(restarted.appliedIndex == 5)
+        #expect(restarted.firstIndex == 9)
+        #expect(restarted.appliedIndex == 8)
         #expect(restarted.configuration == ClusterConfiguration(voters: [1, 2, 3].map { ReplicaID($0) }))
         #expect(throws: RaftError.self) {
             var broken = cluster.storage[1]
-            broken.entries = [LogEntry(term: 1, index: 9, payload: .empty)]
+            broken.entries = [LogEntry(term: 2, index: 10, payload: .empty)]
+            _ = try RaftNode(settings: cluster[2].settings, restoring: broken)
+        }
+        // A commit index beyond the persisted log means lost writes: refused, not clamped.
+        #expect(throws: RaftError.self) {
+            var broken = cluster.storage[1]
+            broken.hardState.commit = cluster.storage[1].snapshot.metadata.index + 1
             _ = try RaftNode(settings: cluster[2].settings, restoring: broken)
         }
     }
@@ -79,9 +85,11 @@ struct SnapshotTests {
         let snapshot = cluster[1].latestSnapshot
         var stale = snapshot
         stale.metadata.index = 0
-        cluster[2].step(RaftMessage(from: ReplicaID(1), to: ReplicaID(2), term: 1, kind: .snapshot(stale)))
+        cluster[2].step(
+            RaftMessage(from: ReplicaID(1), to: ReplicaID(2), term: cluster[1].term, kind: .snapshot(stale))
+        )
         let ready = cluster[2].ready()
         #expect(ready.snapshot == nil)
-        #expect(ready.messages.first?.kind == .appendAccepted(index: 2))
+        #expect(ready.messages.first?.kind == .appendAccepted(index: 4))
     }
 }
