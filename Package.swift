@@ -84,6 +84,7 @@ let package = Package(
             name: "Node",
             dependencies: [
                 "SQLiteSupport", "ServerSupport", "Proxy", "Placement", "Membership", "MembershipTransport",
+                "Consensus", "Directory",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -108,6 +109,8 @@ let package = Package(
         ),
         // Benchmark: rendezvous placement vs a consistent-hash ring (swift run -c release placement-bench).
         .executableTarget(name: "placement-bench", dependencies: ["Placement"]),
+        // Benchmark: creates through the one-node cluster log, restart and size (swift run -c release directory-bench).
+        .executableTarget(name: "directory-bench", dependencies: ["Node"]),
         // Benchmark: membership cost per node in the simulator (swift run -c release membership-bench).
         .executableTarget(
             name: "membership-bench",

@@ -32,6 +32,28 @@ public enum DirectoryCommand: Sendable, Equatable {
     case raiseFormat(version: UInt32)
 }
 
+extension DirectoryCommand {
+    /// The namespace this command may change (what a shell persists after applying it).
+    public var namespaceName: String? {
+        switch self {
+        case .createNamespace(let name, _, _, _, _, _), .beginArchive(let name, _), .finishArchive(let name, _),
+            .moveNamespace(let name, _, _), .setLocked(let name, _), .setTTL(let name, _):
+            name
+        default: nil
+        }
+    }
+
+    /// The member this command may change.
+    public var memberID: String? {
+        switch self {
+        case .joinMember(let id, _, _), .activateMember(let id, _), .leaveMember(let id, _), .leftMember(let id, _),
+            .removeMember(let id):
+            id
+        default: nil
+        }
+    }
+}
+
 /// The payload of one log entry: commands applied together, in order, under a format version.
 public struct DirectoryBatch: Sendable, Equatable {
     /// The apply rules the proposer expected; a node that does not know them stops applying.

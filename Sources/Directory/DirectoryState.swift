@@ -16,6 +16,21 @@ public struct DirectoryState: Sendable, Equatable {
 
     public init() {}
 
+    /// A directory loaded back from storage (the shell persists every field after each batch).
+    public init(
+        namespaces: [String: NamespaceEntry],
+        members: [String: MemberEntry],
+        format: UInt32,
+        appliedIndex: UInt64,
+        haltedAt: (index: UInt64, format: UInt32)?
+    ) {
+        self.namespaces = namespaces
+        self.members = members
+        self.format = format
+        self.appliedIndex = appliedIndex
+        self.haltedAt = haltedAt
+    }
+
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.namespaces == rhs.namespaces && lhs.members == rhs.members && lhs.format == rhs.format
             && lhs.appliedIndex == rhs.appliedIndex && lhs.haltedAt?.index == rhs.haltedAt?.index

@@ -12,18 +12,23 @@ public final class NamespaceService: Sendable {
     public let metrics: NodeMetrics
     let archives: ArchiveStore
     let logger: Logger
+    /// The cluster directory, when this node decides through the log (a one-node cluster); nil for a
+    /// clustered node, which still settles ownership by claims until the log spans its members.
+    let directory: DirectoryService?
     /// Namespaces being deleted or archived: new requests are refused until it is done.
     private let fenced = Mutex<Set<String>>([])
     /// Serialises what changes where a namespace lives: creation, archiving, handoff and install.
     let locks = KeyedLock()
 
-    public init(
+    init(
         configuration: NodeConfiguration,
         registry: NamespaceRegistry,
         supervisor: Supervisor,
         metrics: NodeMetrics,
-        logger: Logger
+        logger: Logger,
+        directory: DirectoryService? = nil
     ) {
+        self.directory = directory
         self.configuration = configuration
         self.registry = registry
         self.supervisor = supervisor
@@ -35,7 +40,7 @@ public final class NamespaceService: Sendable {
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     func checkNotFenced(_ name: String) throws(NodeError) {
-        if self.fenced.withLock({ $0.contains(name) }) {
+        if self.fenced.withLock({ $0.contains(name) }) || self.directory?.entry(name)?.state == .archiving {
             throw NodeError(.backendUnavailable, "namespace \(name) is being archived", status: 503, retryAfter: 1)
         }
     }
@@ -47,32 +52,57 @@ public final class NamespaceService: Sendable {
         guard self.configuration.allowAutoProvision else {
             throw .notFound("namespace \(name) does not exist (auto-provisioning is off)")
         }
-        try self.archiveLeftovers(name)
-        if let record = try await self.registry.create(
-            name,
-            origin: .auto,
-            now: Self.nowMilliseconds(),
-            maxNamespaces: self.configuration.maxNamespaces
-        ) {
+        if let record = try await self.register(name, origin: .auto) {
             self.metrics.namespacesCreated.increment()
             self.logger.info("namespace created", metadata: ["namespace": "\(name)", "origin": "auto"])
             return record
         }
-        return self.registry.record(name)!
+        return try self.servedRecord(name)
+    }
+
+    /// Registers `name` (the caller holds its lock): through the cluster log when there is one,
+    /// else in the registry. Files left at its path are archived first, unless `keepingFiles` (a
+    /// restore put them there). Returns the new record, or
+    /// nil when the name already exists.
+    private func register(
+        _ name: String,
+        origin: NamespaceOrigin,
+        keepingFiles: Bool = false
+    ) async throws(NodeError) -> NamespaceRecord? {
+        let now = Self.nowMilliseconds()
+        guard let directory else {
+            if !keepingFiles && self.registry.record(name) == nil { try self.archiveLeftovers(name) }
+            return try await self.registry.create(
+                name,
+                origin: origin,
+                now: now,
+                maxNamespaces: self.configuration.maxNamespaces
+            )
+        }
+        if !keepingFiles && directory.entry(name) == nil { try self.archiveLeftovers(name) }
+        guard
+            try await directory.create(name, origin: origin, now: now, maxNamespaces: self.configuration.maxNamespaces)
+        else { return nil }
+        return try self.servedRecord(name)
+    }
+
+    /// The record of a namespace that exists; an error when this node does not serve it (the
+    /// directory names another owner that a one-node cluster cannot reach).
+    private func servedRecord(_ name: String) throws(NodeError) -> NamespaceRecord {
+        if let record = self.registry.record(name) { return record }
+        let owner = self.directory?.entry(name)?.owner ?? "another member"
+        throw NodeError(
+            .ownerUnavailable,
+            "namespace \(name) is owned by \(owner), which is not part of this cluster",
+            status: 503,
+            retryAfter: 5
+        )
     }
 
     /// `POST /v1/namespaces/:name/create`: registers it (explicit, locked) and starts its backend.
     func create(_ name: String) async throws(NodeError) -> NamespaceRecord {
         try self.checkNotFenced(name)
-        if self.registry.record(name) == nil { try self.archiveLeftovers(name) }
-        guard
-            let record = try await self.registry.create(
-                name,
-                origin: .explicit,
-                now: Self.nowMilliseconds(),
-                maxNamespaces: self.configuration.maxNamespaces
-            )
-        else {
+        guard let record = try await self.register(name, origin: .explicit) else {
             throw NodeError(.exists, "namespace \(name) already exists", status: 409)
         }
         self.metrics.namespacesCreated.increment()
@@ -103,7 +133,7 @@ public final class NamespaceService: Sendable {
     /// they do not know and resynchronise.
     func restore(_ name: String, file: String) async throws(NodeError) -> NamespaceRecord {
         try self.checkNotFenced(name)
-        guard self.registry.record(name) == nil else {
+        guard self.registry.record(name) == nil, self.directory?.entry(name) == nil else {
             throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
         }
         let header = FileHandle(forReadingAtPath: file).flatMap { handle in
@@ -142,12 +172,7 @@ public final class NamespaceService: Sendable {
         }
         let created: NamespaceRecord?
         do {
-            created = try await self.registry.create(
-                name,
-                origin: .explicit,
-                now: Self.nowMilliseconds(),
-                maxNamespaces: self.configuration.maxNamespaces
-            )
+            created = try await self.register(name, origin: .explicit, keepingFiles: true)
         } catch {
             try? FileManager.default.removeItem(atPath: path)
             throw error
@@ -177,6 +202,30 @@ public final class NamespaceService: Sendable {
         )
     }
 
+    /// `lock` / `unlock`: through the log when there is one. Returns the updated record.
+    func setLocked(_ name: String, _ locked: Bool) async throws(NodeError) -> NamespaceRecord {
+        guard let directory else {
+            guard let record = try await self.registry.update(name, { $0.locked = locked }) else {
+                throw .notFound("namespace \(name) does not exist")
+            }
+            return record
+        }
+        try await directory.setLocked(name, locked)
+        return try self.servedRecord(name)
+    }
+
+    /// `ttl`: nil clears it. Returns the updated record.
+    func setTTL(_ name: String, seconds: Double?) async throws(NodeError) -> NamespaceRecord {
+        guard let directory else {
+            guard let record = try await self.registry.update(name, { $0.ttlSeconds = seconds }) else {
+                throw .notFound("namespace \(name) does not exist")
+            }
+            return record
+        }
+        try await directory.setTTL(name, seconds: seconds)
+        return try self.servedRecord(name)
+    }
+
     /// Archives a namespace: fences it, stops its backend, moves its files to the archive and
     /// unregisters it. Returns the archive folder.
     func archive(_ name: String, reason: String) async throws(NodeError) -> String {
@@ -192,6 +241,9 @@ public final class NamespaceService: Sendable {
         }
         defer { _ = self.fenced.withLock { $0.remove(name) } }
         guard self.registry.record(name) != nil else { throw .notFound("namespace \(name) does not exist") }
+        // In the log first: from here on the namespace is refused everywhere, and a restart finishes
+        // the archive rather than serving it again.
+        let epoch = try await self.directory?.beginArchive(name)
         // Held stopped until it is unregistered: a request that passed the fence before it was set
         // must neither restart the backend nor recreate the files behind the archive.
         await self.supervisor.stop(name, hold: true)
@@ -203,7 +255,11 @@ public final class NamespaceService: Sendable {
                 files: [base, base + "-wal", base + "-shm", base + "-log"],
                 now: Self.nowMilliseconds()
             )
-            try await self.registry.remove(name)
+            if let directory = self.directory, let epoch {
+                try await directory.finishArchive(name, epoch: epoch)
+            } else {
+                try await self.registry.remove(name)
+            }
         } catch {
             await self.supervisor.unhold(name)
             throw error

@@ -51,12 +51,31 @@ public struct NodeAssembly: Sendable {
         let supervisor = Supervisor(configuration: configuration, metrics: metrics, logger: logger) { name in
             registry.record(name) != nil
         }
+        let identity = try StorageIdentity.load(stateDirectory: configuration.stateDirectory)
+        // A one-node cluster decides through its own log; clustered nodes keep settling ownership by
+        // claims until the log spans every member (the Raft transport is not in this build).
+        let directory: DirectoryService? =
+            configuration.isClustered
+            ? nil
+            : DirectoryService(
+                log: try DirectoryLog(
+                    stateDirectory: configuration.stateDirectory,
+                    identity: identity,
+                    metrics: metrics,
+                    logger: logger
+                ),
+                registry: registry,
+                nodeID: configuration.nodeID,
+                zone: configuration.zone,
+                logger: logger
+            )
         let service = NamespaceService(
             configuration: configuration,
             registry: registry,
             supervisor: supervisor,
             metrics: metrics,
-            logger: logger
+            logger: logger,
+            directory: directory
         )
         service.removeAbandonedCopies(idleSeconds: 0)
         let lifecycle = NodeLifecycle()
@@ -114,6 +133,23 @@ public struct NodeAssembly: Sendable {
             logger: logger
         )
         self.adminRoutes = AdminRoutes(service: service, cluster: cluster, lifecycle: lifecycle, logger: logger)
+    }
+
+    /// Brings the node's state up before anything listens: replays the cluster log into the
+    /// directory, registers this node, imports an older build's registry, and finishes archives a
+    /// crash interrupted.
+    public func start() async throws {
+        guard let directory = self.service.directory else { return }
+        let interrupted = try await directory.start()
+        for name in interrupted {
+            self.logger.notice("finishing an archive interrupted by a restart", metadata: ["namespace": "\(name)"])
+            _ = try await self.service.archive(name, reason: "archive interrupted by a restart")
+        }
+    }
+
+    /// Stops what `start` started (after the service group stopped).
+    public func stop() {
+        self.service.directory?.log.stop()
     }
 
     /// Hummingbird logs only warnings and worse; the node logs what it does itself.

@@ -50,6 +50,13 @@ public enum NodeMain {
 
     public static func run(configuration: NodeConfiguration, logger: Logger) async throws {
         let node = try NodeAssembly(configuration: configuration, logger: logger)
+        defer { node.stop() }
+        do {
+            try await node.start()
+        } catch {
+            await node.shutdownClients()
+            throw error
+        }
         let group = node.serviceGroup(handlingSignals: true)
         do {
             try await group.run()

@@ -34,7 +34,9 @@ struct InProcessNodeTests {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let node = try NodeAssembly(configuration: NodeConfiguration(environment: env), logger: logger)
+        defer { node.stop() }
         do {
+            try await node.start()
             try await body(node)
         } catch {
             await node.service.supervisor.stopAll(timeout: .seconds(5))

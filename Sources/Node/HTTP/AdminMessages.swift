@@ -42,9 +42,11 @@ struct NamespaceInfo: Codable, Sendable {
 }
 
 /// `GET /v1/namespaces`: `unreachable` lists the members that did not answer a cluster-wide list.
+/// With `limit`, `next` is the name to pass as `after` for the following page (absent on the last).
 struct NamespaceList: Codable, Sendable {
     var namespaces: [NamespaceInfo]
     var unreachable: [String]?
+    var next: String?
 }
 
 /// One member in `GET /v1/cluster/members`. A one-node deployment reports its admin address and
@@ -65,10 +67,17 @@ struct MemberInfo: Codable, Sendable {
     var namespaces: Int?
     var running: Int?
     var isSelf: Bool
+    /// The member's part in the cluster log, where this node knows it: voter or learner, whether it
+    /// leads, and (for this node) its term, commit and applied index.
+    var role: String?
+    var leader: Bool?
+    var term: UInt64?
+    var commitIndex: UInt64?
+    var appliedIndex: UInt64?
 
     enum CodingKeys: String, CodingKey {
         case id, gossipAddress, peerAddress, dataAddress, adminAddress, zone, weight, version, state, liveness
-        case incarnation, namespaces, running
+        case incarnation, namespaces, running, role, leader, term, commitIndex, appliedIndex
         case isSelf = "self"
     }
 
@@ -88,6 +97,11 @@ struct MemberInfo: Codable, Sendable {
         try container.encode(self.namespaces, forKey: .namespaces)
         try container.encodeIfPresent(self.running, forKey: .running)
         try container.encode(self.isSelf, forKey: .isSelf)
+        try container.encodeIfPresent(self.role, forKey: .role)
+        try container.encodeIfPresent(self.leader, forKey: .leader)
+        try container.encodeIfPresent(self.term, forKey: .term)
+        try container.encodeIfPresent(self.commitIndex, forKey: .commitIndex)
+        try container.encodeIfPresent(self.appliedIndex, forKey: .appliedIndex)
     }
 }
 

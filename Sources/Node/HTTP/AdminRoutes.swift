@@ -24,6 +24,9 @@ struct AdminRoutes: Sendable {
             guard self.cluster.isReady else {
                 throw NodeError(.ownerUnavailable, "the node has not joined the cluster yet", status: 503)
             }
+            if let failure = self.service.directory?.log.status.failure {
+                throw NodeError(.stateUnreadable, "the cluster log failed: \(failure)", status: 503)
+            }
             return HTTPHelpers.json(.ok, StatusBody(status: "ready"))
         }
         let authenticated = router.group()
@@ -44,8 +47,11 @@ struct AdminRoutes: Sendable {
             self.lifecycle.requestShutdown()
             return HTTPHelpers.json(.accepted, StatusBody(status: "leaving", id: self.cluster.selfID))
         }
-        authenticated.on("/v1/namespaces", methods: [.get]) { _, context in
-            try await self.list(merged: self.cluster.isClustered && !context.forwarded)
+        authenticated.on("/v1/namespaces", methods: [.get]) { request, context in
+            try await self.list(
+                merged: self.cluster.isClustered && !context.forwarded,
+                page: try Self.page(request.uri.queryParameters)
+            )
         }
         authenticated.on("/v1/namespaces/:name", methods: [.get, .delete]) { request, context in
             try await self.namespace(request, context: context, action: "")
@@ -177,16 +183,12 @@ struct AdminRoutes: Sendable {
             throw NodeError(.exists, "namespace \(name) already exists; delete it before restoring", status: 409)
         case (.post, "lock"), (.post, "unlock"):
             let locked = action == "lock"
-            guard let record = try await self.service.registry.update(name, { $0.locked = locked }) else {
-                throw .notFound("namespace \(name) does not exist")
-            }
+            let record = try await self.service.setLocked(name, locked)
             self.logger.info(locked ? "namespace locked" : "namespace unlocked", metadata: ["namespace": "\(name)"])
             return HTTPHelpers.json(.ok, await self.info(record))
         case (.post, "ttl"):
             let ttl = try await self.ttl(from: request)
-            guard let record = try await self.service.registry.update(name, { $0.ttlSeconds = ttl }) else {
-                throw .notFound("namespace \(name) does not exist")
-            }
+            let record = try await self.service.setTTL(name, seconds: ttl)
             self.logger.info(
                 "namespace ttl set",
                 metadata: ["namespace": "\(name)", "ttl": "\(ttl.map(GoDuration.format) ?? "none")"]
@@ -254,7 +256,7 @@ struct AdminRoutes: Sendable {
     private func members() async -> Response {
         let configuration = self.service.configuration
         guard self.cluster.isClustered, let peers = self.cluster.peers else {
-            let member = MemberInfo(
+            var member = MemberInfo(
                 id: configuration.nodeID,
                 dataAddress: configuration.dataAddress.description,
                 adminAddress: configuration.adminAddress.description,
@@ -266,6 +268,14 @@ struct AdminRoutes: Sendable {
                 running: await self.service.supervisor.runningCount,
                 isSelf: true
             )
+            if let log = self.service.directory?.log {
+                let status = log.status
+                member.role = status.voters.contains(log.identity.replicaID) ? "voter" : "learner"
+                member.leader = status.role == .leader
+                member.term = status.term
+                member.commitIndex = status.commitIndex
+                member.appliedIndex = status.appliedIndex
+            }
             return HTTPHelpers.json(.ok, MemberList(members: [member]))
         }
         let view = self.cluster.view
@@ -328,13 +338,27 @@ struct AdminRoutes: Sendable {
 
     /// `GET /v1/namespaces`: this node's namespaces, or with `merged` every live member's, each with
     /// its owner and holder; members that did not answer are listed under `unreachable`.
-    private func list(merged: Bool) async throws(NodeError) -> Response {
+    private func list(merged: Bool, page: Page?) async throws(NodeError) -> Response {
+        var records = self.service.registry.all()
+        if !merged, let page {
+            // Sorted by name: the page starts after `after` and takes at most limit + 1 (to know
+            // whether there is a next page) before any per-namespace work.
+            var start = 0
+            if let after = page.after {
+                var end = records.count
+                while start < end {
+                    let middle = (start + end) / 2
+                    if records[middle].name <= after { start = middle + 1 } else { end = middle }
+                }
+            }
+            records = Array(records[start..<min(records.count, start + page.limit + 1)])
+        }
         var items: [NamespaceInfo] = []
-        for record in self.service.registry.all() where self.cluster.holds(record.name) {
+        for record in records where self.cluster.holds(record.name) {
             items.append(await self.info(record))
         }
         guard merged, let peers = self.cluster.peers else {
-            return HTTPHelpers.json(.ok, NamespaceList(namespaces: items))
+            return HTTPHelpers.json(.ok, Self.paged(NamespaceList(namespaces: items), page))
         }
         let view = self.cluster.view
         let answers = await withTaskGroup(of: (String, PeerNamespaces?).self) { group in
@@ -365,7 +389,42 @@ struct AdminRoutes: Sendable {
             items.append(contentsOf: answer.namespaces)
         }
         items.sort { $0.name < $1.name }
-        return HTTPHelpers.json(.ok, NamespaceList(namespaces: items, unreachable: unreachable.sorted()))
+        if let after = page?.after { items.removeAll { $0.name <= after } }
+        return HTTPHelpers.json(
+            .ok,
+            Self.paged(NamespaceList(namespaces: items, unreachable: unreachable.sorted()), page)
+        )
+    }
+
+    /// `?limit=&after=` of `GET /v1/namespaces`.
+    struct Page: Sendable {
+        static let maximumLimit = 10_000
+        var limit: Int
+        var after: String?
+    }
+
+    static func page(_ query: Hummingbird.Parameters) throws(NodeError) -> Page? {
+        let limitText = query["limit"].map(String.init)
+        let after = query["after"].map(String.init)
+        guard limitText != nil || after != nil else { return nil }
+        var limit = Page.maximumLimit
+        if let limitText {
+            guard let value = Int(limitText), (1...Page.maximumLimit).contains(value) else {
+                throw .badRequest("limit must be an integer from 1 to \(Page.maximumLimit)")
+            }
+            limit = value
+        }
+        if let after, after.utf8.count > 253 { throw .badRequest("after must be a namespace name") }
+        return Page(limit: limit, after: after)
+    }
+
+    /// Cuts `list` to the page (items sorted by name) and sets `next` when more follow.
+    static func paged(_ list: NamespaceList, _ page: Page?) -> NamespaceList {
+        guard let page, list.namespaces.count > page.limit else { return list }
+        var list = list
+        list.namespaces = Array(list.namespaces.prefix(page.limit))
+        list.next = list.namespaces.last?.name
+        return list
     }
 
     private func describe(_ name: String) async throws(NodeError) -> Response {

@@ -24,6 +24,12 @@ public final class NodeMetrics: Sendable {
     public let handoffsFailed: Counter
     public let handoffBytes: Counter
     public let handoffDuration: DurationHistogram
+    public let raftTerm: Gauge
+    public let raftCommitIndex: Gauge
+    public let raftAppliedIndex: Gauge
+    public let raftLogEntries: Gauge
+    public let raftLeaderChanges: Counter
+    public let raftCommitLatency: DurationHistogram
     private let running: Gauge
     private let registered: Gauge
     /// Members by lifecycle/liveness as this node sees them, e.g. `active/alive`: every combination
@@ -44,6 +50,25 @@ public final class NodeMetrics: Sendable {
             name: "turso_backend_cold_start_seconds",
             buckets: Self.seconds([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
             help: "Time from spawning a backend to its port accepting."
+        )
+        self.raftTerm = r.makeGauge(name: "turso_raft_term", help: "This node's Raft term.")
+        self.raftCommitIndex = r.makeGauge(name: "turso_raft_commit_index", help: "Highest log index known committed.")
+        self.raftAppliedIndex = r.makeGauge(
+            name: "turso_raft_applied_index",
+            help: "Highest log index applied to this node's directory (commit - applied is the apply lag)."
+        )
+        self.raftLogEntries = r.makeGauge(
+            name: "turso_raft_log_entries",
+            help: "Log entries kept after the last compaction."
+        )
+        self.raftLeaderChanges = r.makeCounter(
+            name: "turso_raft_leader_changes_total",
+            help: "Times this node saw the Raft leader change."
+        )
+        self.raftCommitLatency = r.makeDurationHistogram(
+            name: "turso_raft_commit_seconds",
+            buckets: Self.seconds([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
+            help: "Time from proposing a directory change to applying it."
         )
         self.running = r.makeGauge(name: "turso_namespaces_running", help: "Namespaces whose backend is running.")
         self.registered = r.makeGauge(name: "turso_namespaces_registered", help: "Namespaces registered on this node.")

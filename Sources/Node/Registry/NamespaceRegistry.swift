@@ -145,6 +145,40 @@ public final class NamespaceRegistry: Sendable {
         }
     }
 
+    /// Makes the registry follow the cluster directory: `upserts` are written with their metadata
+    /// (a record already here keeps its access time), `removals` deleted, in one transaction.
+    public func mirror(upserts: [NamespaceRecord], removals: [String]) async throws(NodeError) {
+        guard !upserts.isEmpty || !removals.isEmpty else { return }
+        try await self.mutate { () throws(NodeError) in
+            let merged = self.state.withLock { state in
+                upserts.map { record in
+                    var record = record
+                    if let existing = state.records[record.name] { record.lastAccessAt = existing.lastAccessAt }
+                    return record
+                }
+            }
+            do {
+                try self.connection.withLock { connection throws(SQLiteError) in
+                    try connection.transaction { () throws(SQLiteError) in
+                        for record in merged { try Self.write(record, connection) }
+                        for name in removals {
+                            try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(name)])
+                        }
+                    }
+                }
+            } catch {
+                throw NodeError.io("cannot update the state database: \(error)")
+            }
+            self.state.withLock { state in
+                for record in merged { state.records[record.name] = record }
+                for name in removals {
+                    state.records[name] = nil
+                    state.dirtyAccess.remove(name)
+                }
+            }
+        }
+    }
+
     /// Records, durably, that `name` is being handed to `target`: until cleared, this node does not
     /// serve it (after a crash the node first asks `target` whether the handoff completed).
     public func markHandoff(_ name: String, target: String, now: Int64) async throws(NodeError) {
@@ -275,24 +309,26 @@ public final class NamespaceRegistry: Sendable {
 
     private func write(_ record: NamespaceRecord) throws(NodeError) {
         do {
-            try self.connection.withLock { connection throws(SQLiteError) in
-                try connection.run(
-                    """
-                    INSERT INTO namespaces(name, origin, locked, ttl_seconds, created_at, last_access_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, locked = excluded.locked,
-                        ttl_seconds = excluded.ttl_seconds, created_at = excluded.created_at,
-                        last_access_at = excluded.last_access_at
-                    """,
-                    [
-                        .text(record.name), .text(record.origin.rawValue), .integer(record.locked ? 1 : 0),
-                        record.ttlSeconds.map { .real($0) } ?? .null, .integer(record.createdAt),
-                        .integer(record.lastAccessAt),
-                    ]
-                )
-            }
+            try self.connection.withLock { connection throws(SQLiteError) in try Self.write(record, connection) }
         } catch {
             throw NodeError.io("cannot update the state database: \(error)")
         }
+    }
+
+    private static func write(_ record: NamespaceRecord, _ connection: SQLiteConnection) throws(SQLiteError) {
+        try connection.run(
+            """
+            INSERT INTO namespaces(name, origin, locked, ttl_seconds, created_at, last_access_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, locked = excluded.locked,
+                ttl_seconds = excluded.ttl_seconds, created_at = excluded.created_at,
+                last_access_at = excluded.last_access_at
+            """,
+            [
+                .text(record.name), .text(record.origin.rawValue), .integer(record.locked ? 1 : 0),
+                record.ttlSeconds.map { .real($0) } ?? .null, .integer(record.createdAt),
+                .integer(record.lastAccessAt),
+            ]
+        )
     }
 }

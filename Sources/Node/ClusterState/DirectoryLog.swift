@@ -1,0 +1,411 @@
+import Consensus
+import Directory
+import Foundation
+import Logging
+import SQLiteSupport
+import Synchronization
+
+/// This node's replica of the cluster log and the directory applied from it: the I/O shell around
+/// the pure `RaftNode` and `DirectoryState`.
+///
+/// One drain loop at a time takes a `Ready`, persists its entries and hard state (a synced SQLite
+/// transaction) before anything else, applies the committed entries to the directory, persists
+/// the changed rows with the applied index, lets the observer (the registry mirror) see what
+/// changed, answers the proposers whose entries were applied, and only then calls `advance`.
+/// Proposals that arrive while a Ready is being persisted join the next one, so one fsync covers
+/// many of them.
+final class DirectoryLog: Sendable {
+    /// One command as applied, with its outcome, in log order.
+    struct Applied: Sendable {
+        let index: UInt64
+        let command: DirectoryCommand
+        let outcome: DirectoryOutcome
+    }
+
+    typealias Observer = @Sendable ([Applied]) async -> Void
+
+    private struct Waiter {
+        let term: UInt64
+        let started: ContinuousClock.Instant
+        let continuation: CheckedContinuation<Result<[DirectoryOutcome], NodeError>, Never>
+    }
+
+    private struct Core {
+        var raft: RaftNode
+        var directory: DirectoryState
+        var waiters: [UInt64: Waiter] = [:]
+        var draining = false
+        var failure: NodeError?
+        var haltReported = false
+    }
+
+    /// The log length that triggers a compaction, and the entries kept after one (for followers
+    /// that lag a little).
+    struct Compaction: Sendable {
+        var threshold: UInt64 = 10_000
+        var retained: UInt64 = 1_000
+    }
+
+    static let tickInterval: Duration = .milliseconds(100)
+
+    let identity: StorageIdentity
+    let clusterID: String
+    private let compaction: Compaction
+    private let core: Mutex<Core>
+    private let raftStore: RaftStore
+    private let directoryStore: DirectoryStore
+    private let metrics: NodeMetrics
+    private let logger: Logger
+    private let observer = Mutex<Observer?>(nil)
+    private let ticker = Mutex<Task<Void, Never>?>(nil)
+
+    /// Opens this node's log and directory under `stateDirectory`. A node that was never part of a
+    /// group bootstraps a one-voter group of itself (the only case today; multi-voter bootstrap
+    /// needs the Raft transport). State of another cluster or of another data directory is refused.
+    init(
+        stateDirectory: String,
+        identity: StorageIdentity,
+        metrics: NodeMetrics,
+        logger: Logger,
+        compaction: Compaction = Compaction()
+    ) throws(NodeError) {
+        let raftStore = try RaftStore(directory: stateDirectory)
+        let directoryStore = try DirectoryStore(directory: stateDirectory)
+        let directory = try directoryStore.load()
+        let persisted: PersistentState
+        let clusterID: String
+        if let loaded = try raftStore.load() {
+            guard let owner = raftStore.value("storage_id")?.textValue, owner == identity.storageID else {
+                throw NodeError(
+                    .stateUnreadable,
+                    "\(raftStore.path) belongs to another data directory (storage id mismatch); it was copied here"
+                )
+            }
+            guard let id = raftStore.value("cluster_id")?.textValue else {
+                throw NodeError(.stateUnreadable, "\(raftStore.path) has no cluster id")
+            }
+            persisted = loaded
+            clusterID = id
+        } else {
+            guard directory.appliedIndex == 0 else {
+                throw NodeError(
+                    .stateUnreadable,
+                    "\(directoryStore.path) was applied through index \(directory.appliedIndex) but the Raft log is missing; restore \(raftStore.path) rather than starting a new cluster over it"
+                )
+            }
+            persisted = PersistentState.bootstrap(ClusterConfiguration(voters: [identity.replicaID]))
+            clusterID = UUID().uuidString.lowercased()
+            try raftStore.setValues(["storage_id": .text(identity.storageID), "cluster_id": .text(clusterID)])
+            try raftStore.save(
+                hardState: persisted.hardState,
+                entries: persisted.entries,
+                snapshot: persisted.snapshot.metadata
+            )
+            logger.info("bootstrapped a one-voter cluster log", metadata: ["cluster.id": "\(clusterID)"])
+        }
+        if let found = directoryStore.value("cluster_id")?.textValue {
+            guard found == clusterID else {
+                throw NodeError(
+                    .stateUnreadable,
+                    "\(directoryStore.path) belongs to cluster \(found), the Raft log to \(clusterID); refusing to mix them"
+                )
+            }
+        } else {
+            try directoryStore.setValue("cluster_id", .text(clusterID))
+        }
+        // The directory may be behind the snapshot only if it was never applied that far, which a
+        // compaction never allows (it cuts only what the directory has persisted).
+        guard directory.appliedIndex >= persisted.snapshot.metadata.index else {
+            throw NodeError(
+                .stateUnreadable,
+                "\(directoryStore.path) is at index \(directory.appliedIndex), behind the log's snapshot at \(persisted.snapshot.metadata.index)"
+            )
+        }
+        var settings = RaftConfiguration(id: identity.replicaID, randomSeed: UInt64.random(in: 0...UInt64.max))
+        settings.electionTicks = 10
+        settings.heartbeatTicks = 1
+        let raft: RaftNode
+        do {
+            raft = try RaftNode(settings: settings, restoring: persisted)
+        } catch {
+            throw NodeError(.stateUnreadable, "cannot restore the Raft log \(raftStore.path): \(error)")
+        }
+        if directory.haltedAt != nil {
+            logger.critical("the directory stopped applying: the log needs a newer turso-server")
+        }
+        self.identity = identity
+        self.clusterID = clusterID
+        self.compaction = compaction
+        self.raftStore = raftStore
+        self.directoryStore = directoryStore
+        self.metrics = metrics
+        self.logger = logger
+        self.core = Mutex(Core(raft: raft, directory: directory))
+        self.metrics.raftLogEntries.set(Double(raftStore.entryCount()))
+    }
+
+    /// A value kept beside the directory.
+    func value(_ key: String) -> SQLiteValue? { self.directoryStore.value(key) }
+    func setValue(_ key: String, _ value: SQLiteValue) throws(NodeError) {
+        try self.directoryStore.setValue(key, value)
+    }
+
+    /// Called with every applied batch's commands before the proposers are answered.
+    func observe(_ observer: @escaping Observer) { self.observer.withLock { $0 = observer } }
+
+    /// Starts the clock. A sole voter elects itself at once (nobody else can lead), then the log is
+    /// replayed into the directory; returns once everything committed before is applied.
+    func start() async throws(NodeError) {
+        self.core.withLock { core in
+            guard core.raft.configuration.voters == [core.raft.id] else { return }
+            for _ in 0..<(4 * 10) where core.raft.role != .leader { core.raft.tick() }
+        }
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.tickInterval)
+                guard let self else { return }
+                self.core.withLock { $0.raft.tick() }
+                self.kick()
+            }
+        }
+        self.ticker.withLock { $0 = task }
+        self.kick()
+        _ = try await self.propose([])
+    }
+
+    func stop() {
+        self.ticker.withLock { task in
+            task?.cancel()
+            task = nil
+        }
+    }
+
+    /// Reads the applied directory (under a short lock; do not block in `body`).
+    func read<T>(_ body: (DirectoryState) -> T) -> T {
+        self.core.withLock { body($0.directory) }
+    }
+
+    struct Status: Sendable {
+        var role: RaftRole
+        var leader: ReplicaID?
+        var term: UInt64
+        var commitIndex: UInt64
+        var appliedIndex: UInt64
+        var voters: [ReplicaID]
+        var learners: [ReplicaID]
+        var failure: String?
+    }
+
+    var status: Status {
+        self.core.withLock { core in
+            Status(
+                role: core.raft.role,
+                leader: core.raft.leader,
+                term: core.raft.term,
+                commitIndex: core.raft.commitIndex,
+                appliedIndex: core.directory.appliedIndex,
+                voters: core.raft.configuration.voters,
+                learners: core.raft.configuration.learners,
+                failure: core.failure?.message
+            )
+        }
+    }
+
+    /// Appends `commands` as one log entry and returns their outcomes once it is applied here.
+    /// An empty list is a barrier: everything committed before it is applied when it returns.
+    func propose(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+        let bytes = DirectoryCodec.encode(DirectoryBatch(commands: commands))
+        let result = await withCheckedContinuation { continuation in
+            let refusal = self.core.withLock { core -> NodeError? in
+                if let failure = core.failure { return failure }
+                if let halted = core.directory.haltedAt {
+                    return NodeError(
+                        .stateUnreadable,
+                        "the directory stopped at log index \(halted.index): it needs format \(halted.format); upgrade turso-server",
+                        status: 503
+                    )
+                }
+                do {
+                    let position = try core.raft.propose(bytes)
+                    core.waiters[position.index] = Waiter(
+                        term: position.term,
+                        started: .now,
+                        continuation: continuation
+                    )
+                    return nil
+                } catch {
+                    return NodeError(
+                        .ownerUnavailable,
+                        "the cluster log cannot take changes now (\(error)); retry shortly",
+                        status: 503,
+                        retryAfter: 1
+                    )
+                }
+            }
+            if let refusal { continuation.resume(returning: .failure(refusal)) } else { self.kick() }
+        }
+        return try result.get()
+    }
+
+    /// Starts the drain loop unless it runs.
+    private func kick() {
+        let start = self.core.withLock { core in
+            guard !core.draining, core.failure == nil, core.raft.hasReady else { return false }
+            core.draining = true
+            return true
+        }
+        if start { Task { await self.drain() } }
+    }
+
+    private func drain() async {
+        while true {
+            let ready: Ready? = self.core.withLock { core in
+                guard core.failure == nil, core.raft.hasReady else {
+                    core.draining = false
+                    return nil
+                }
+                return core.raft.ready()
+            }
+            guard let ready else { return }
+            do {
+                try await self.handle(ready)
+            } catch {
+                self.fail(error)
+                return
+            }
+        }
+    }
+
+    private func handle(_ ready: Ready) async throws(NodeError) {
+        if let soft = ready.softState {
+            self.metrics.raftLeaderChanges.increment()
+            self.logger.info(
+                "raft leader changed",
+                metadata: ["raft.role": "\(soft.role)", "raft.leader": "\(soft.leader.map { "\($0)" } ?? "none")"]
+            )
+        }
+        let store = self.raftStore
+        let hardState = ready.hardState
+        let entries = ready.entries
+        let snapshot = ready.snapshot?.metadata
+        try await BlockingIO.run { () throws(NodeError) in
+            try store.save(hardState: hardState, entries: entries, snapshot: snapshot)
+        }
+        // Messages go out only after the save above. A one-voter group has nobody to send to; the
+        // transport between members comes with multi-voter groups.
+        if !ready.messages.isEmpty {
+            self.logger.debug(
+                "raft messages dropped: no transport",
+                metadata: ["raft.messages": "\(ready.messages.count)"]
+            )
+        }
+        if !ready.committedEntries.isEmpty { try await self.apply(ready.committedEntries) }
+        self.core.withLock { $0.raft.advance(ready) }
+        if let hardState { self.metrics.raftTerm.set(Double(hardState.term)) }
+        try await self.compactIfLong()
+    }
+
+    private func apply(_ committed: [LogEntry]) async throws(NodeError) {
+        var applied: [Applied] = []
+        var results: [(index: UInt64, term: UInt64, outcomes: [DirectoryOutcome]?)] = []
+        var namespaces: Set<String> = []
+        var members: Set<String> = []
+        let rows = try self.core.withLock { core throws(NodeError) -> DirectoryStore.Rows in
+            for entry in committed {
+                guard case .command(let bytes) = entry.payload else {
+                    core.directory.skip(to: entry.index)
+                    continue
+                }
+                let batch: DirectoryBatch
+                do {
+                    batch = try DirectoryCodec.decode(bytes)
+                } catch {
+                    throw NodeError(.stateUnreadable, "log entry \(entry.index) is not a directory batch: \(error)")
+                }
+                let outcomes = core.directory.apply(batch, at: entry.index)
+                results.append((entry.index, entry.term, outcomes))
+                for (command, outcome) in zip(batch.commands, outcomes ?? []) {
+                    applied.append(Applied(index: entry.index, command: command, outcome: outcome))
+                    guard outcome == .applied else { continue }
+                    if let name = command.namespaceName { namespaces.insert(name) }
+                    if let id = command.memberID { members.insert(id) }
+                }
+            }
+            if let halted = core.directory.haltedAt, !core.haltReported {
+                core.haltReported = true
+                self.logger.critical(
+                    "the directory stopped applying: log entry needs rules this build does not know; upgrade turso-server",
+                    metadata: ["raft.index": "\(halted.index)", "directory.format": "\(halted.format)"]
+                )
+            }
+            return DirectoryStore.Rows(state: core.directory, namespaces: namespaces, members: members)
+        }
+        let store = self.directoryStore
+        try await BlockingIO.run { () throws(NodeError) in try store.persist(rows) }
+        if !applied.isEmpty, let observer = self.observer.withLock({ $0 }) { await observer(applied) }
+        let now = ContinuousClock.now
+        let answered = self.core.withLock { core in
+            results.compactMap { result in
+                core.waiters.removeValue(forKey: result.index).map { (result, $0) }
+            }
+        }
+        for (result, waiter) in answered {
+            if waiter.term != result.term {
+                waiter.continuation.resume(
+                    returning: .failure(
+                        NodeError(
+                            .ownerUnavailable,
+                            "the change was lost to a leader change; retry",
+                            status: 503,
+                            retryAfter: 1
+                        )
+                    )
+                )
+            } else if let outcomes = result.outcomes {
+                self.metrics.raftCommitLatency.record(now - waiter.started)
+                waiter.continuation.resume(returning: .success(outcomes))
+            } else {
+                waiter.continuation.resume(
+                    returning: .failure(
+                        NodeError(
+                            .stateUnreadable,
+                            "the directory stopped applying; upgrade turso-server",
+                            status: 503
+                        )
+                    )
+                )
+            }
+        }
+        let (commit, appliedIndex) = self.core.withLock { ($0.raft.commitIndex, $0.directory.appliedIndex) }
+        self.metrics.raftCommitIndex.set(Double(commit))
+        self.metrics.raftAppliedIndex.set(Double(appliedIndex))
+    }
+
+    /// Cuts the log once it is long, keeping a tail; only what the directory has persisted is cut.
+    private func compactIfLong() async throws(NodeError) {
+        let snapshot: Snapshot? = self.core.withLock { core in
+            let applied = min(core.raft.appliedIndex, core.directory.appliedIndex)
+            guard applied >= core.raft.firstIndex + self.compaction.threshold else { return nil }
+            return try? core.raft.compact(through: applied - self.compaction.retained, data: [])
+        }
+        guard let snapshot else { return }
+        let store = self.raftStore
+        try await BlockingIO.run { () throws(NodeError) in try store.compact(snapshot.metadata) }
+        self.metrics.raftLogEntries.set(Double(store.entryCount()))
+        self.logger.info("raft log compacted", metadata: ["raft.index": "\(snapshot.metadata.index)"])
+    }
+
+    /// A replica that cannot persist must not go on (its votes and acknowledgements would lie):
+    /// every change is refused from now on and `/readyz` fails; a restart recovers from disk.
+    private func fail(_ error: NodeError) {
+        let waiters = self.core.withLock { core in
+            core.failure = core.failure ?? error
+            core.draining = false
+            defer { core.waiters = [:] }
+            return Array(core.waiters.values)
+        }
+        self.logger.critical("the cluster log failed; restart the node", metadata: ["error": "\(error.message)"])
+        let refusal = NodeError(.stateUnreadable, "the cluster log failed: \(error.message)", status: 503)
+        for waiter in waiters { waiter.continuation.resume(returning: .failure(refusal)) }
+    }
+}

@@ -1,0 +1,259 @@
+import Directory
+import Foundation
+import Logging
+import Synchronization
+
+/// The node's use of the cluster directory while it is a one-node cluster: it registers itself as a
+/// member, imports a registry written by an older build, creates, archives and changes namespaces
+/// only through the log, and keeps the registry (this node's working set, with its local access
+/// times) a mirror of the directory entries it owns.
+final class DirectoryService: Sendable {
+    let log: DirectoryLog
+    let registry: NamespaceRegistry
+    let nodeID: String
+    let zone: String
+    let logger: Logger
+    /// Creates proposed and not applied yet: counted against the namespace cap so that concurrent
+    /// creates cannot overshoot it.
+    private let pendingCreates = Mutex(0)
+
+    /// Commands per log entry when importing (keeps entries well under the message size limit).
+    static let importBatch = 500
+
+    init(log: DirectoryLog, registry: NamespaceRegistry, nodeID: String, zone: String, logger: Logger) {
+        self.log = log
+        self.registry = registry
+        self.nodeID = nodeID
+        self.zone = zone
+        self.logger = logger
+        log.observe { [registry, nodeID, weak log] applied in
+            guard let log else { return }
+            let names = Set(applied.filter { $0.outcome == .applied }.compactMap(\.command.namespaceName))
+            await Self.mirror(names, log: log, registry: registry, nodeID: nodeID, logger: logger)
+        }
+    }
+
+    /// Replays the log, makes this node an active member, imports the old registry once and brings
+    /// the registry in line with the directory. Namespaces left half archived are returned, for the
+    /// caller to finish.
+    func start() async throws(NodeError) -> [String] {
+        try await self.log.start()
+        try await self.registerSelf()
+        try await self.importRegistry()
+        let names = Set(self.log.read { Array($0.namespaces.keys) }).union(self.registry.all().map(\.name))
+        await Self.mirror(names, log: self.log, registry: self.registry, nodeID: self.nodeID, logger: self.logger)
+        return self.log.read { state in
+            state.namespaces.values.filter { $0.owner == self.nodeID && $0.state == .archiving }.map(\.name).sorted()
+        }
+    }
+
+    /// The directory entry of `name`, if it exists in any state.
+    func entry(_ name: String) -> NamespaceEntry? { self.log.read { $0.namespaces[name] } }
+
+    /// Registers `name` owned by this node. Returns false when it already exists.
+    func create(
+        _ name: String,
+        origin: NamespaceOrigin,
+        now: Int64,
+        maxNamespaces: Int
+    ) async throws(NodeError) -> Bool {
+        let admitted = self.pendingCreates.withLock { pending in
+            let count = self.log.read { $0.namespaces.count }
+            guard maxNamespaces <= 0 || count + pending < maxNamespaces else { return false }
+            pending += 1
+            return true
+        }
+        guard admitted else {
+            throw NodeError(
+                .limitReached,
+                "namespace limit reached: \(maxNamespaces) namespaces are registered (TURSO_MAX_NAMESPACES)",
+                status: 429
+            )
+        }
+        defer { self.pendingCreates.withLock { $0 -= 1 } }
+        let command = DirectoryCommand.createNamespace(
+            name: name,
+            owner: self.nodeID,
+            origin: origin == .explicit ? .explicit : .auto,
+            locked: origin == .explicit,
+            ttlMilliseconds: nil,
+            createdAt: UInt64(max(now, 0))
+        )
+        switch try await self.proposeOne(command) {
+        case .applied: return true
+        case .refused(.namespaceExists): return false
+        case .refused(let refusal): throw Self.error(refusal, name: name)
+        }
+    }
+
+    func setLocked(_ name: String, _ locked: Bool) async throws(NodeError) {
+        if case .refused(let refusal) = try await self.proposeOne(.setLocked(name: name, locked: locked)) {
+            throw Self.error(refusal, name: name)
+        }
+    }
+
+    func setTTL(_ name: String, seconds: Double?) async throws(NodeError) {
+        let milliseconds = seconds.map { UInt64(max(($0 * 1000).rounded(), 1)) }
+        if case .refused(let refusal) = try await self.proposeOne(.setTTL(name: name, ttlMilliseconds: milliseconds)) {
+            throw Self.error(refusal, name: name)
+        }
+    }
+
+    /// Marks `name` as being archived (refused to requests from then on); returns its epoch.
+    func beginArchive(_ name: String) async throws(NodeError) -> UInt64 {
+        guard let entry = self.entry(name), entry.owner == self.nodeID else {
+            throw .notFound("namespace \(name) does not exist")
+        }
+        if entry.state == .archiving { return entry.epoch }
+        if case .refused(let refusal) = try await self.proposeOne(.beginArchive(name: name, epoch: entry.epoch)) {
+            throw Self.error(refusal, name: name)
+        }
+        return entry.epoch
+    }
+
+    /// The files are in the archive: the name is free (and leaves the registry through the mirror).
+    func finishArchive(_ name: String, epoch: UInt64) async throws(NodeError) {
+        if case .refused(let refusal) = try await self.proposeOne(.finishArchive(name: name, epoch: epoch)) {
+            throw Self.error(refusal, name: name)
+        }
+    }
+
+    private func proposeOne(_ command: DirectoryCommand) async throws(NodeError) -> DirectoryOutcome {
+        let outcomes = try await self.log.propose([command])
+        guard let outcome = outcomes.first else {
+            throw NodeError(.stateUnreadable, "the directory answered no outcome", status: 500)
+        }
+        return outcome
+    }
+
+    /// Joins this node (id, storage id) and activates it. A member with this storage id under
+    /// another node id is this node renamed (`TURSO_NODE_ID` or the host name changed): its
+    /// namespaces move here and the old name is removed, so nothing is orphaned.
+    private func registerSelf() async throws(NodeError) {
+        let storageID = self.log.identity.storageID
+        let (current, renamed) = self.log.read { state in
+            (
+                state.members[self.nodeID],
+                state.members.values.filter {
+                    $0.storageID == storageID && $0.id != self.nodeID && $0.state != .removed
+                }
+            )
+        }
+        if let current, current.storageID != storageID {
+            throw NodeError(
+                .stateUnreadable,
+                "the directory records node \(self.nodeID) with another data directory (storage id \(current.storageID)); a node id names one data directory"
+            )
+        }
+        if current?.state != .active {
+            let outcomes = try await self.log.propose([
+                .joinMember(id: self.nodeID, storageID: storageID, zone: self.zone),
+                .activateMember(id: self.nodeID, storageID: storageID),
+            ])
+            if case .refused(let refusal)? = outcomes.last {
+                throw NodeError(.stateUnreadable, "this node cannot become an active member: \(refusal)")
+            }
+        }
+        for old in renamed {
+            let moves = self.log.read { state in
+                state.namespaces.values.filter { $0.owner == old.id }.sorted { $0.name < $1.name }
+                    .map { DirectoryCommand.moveNamespace(name: $0.name, epoch: $0.epoch, owner: self.nodeID) }
+            }
+            for chunk in stride(from: 0, to: moves.count, by: Self.importBatch) {
+                _ = try await self.log.propose(Array(moves[chunk..<min(chunk + Self.importBatch, moves.count)]))
+            }
+            _ = try await self.log.propose([.removeMember(id: old.id)])
+            self.logger.warning(
+                "this data directory was used under another node id: its namespaces moved to this one",
+                metadata: ["node.previous": "\(old.id)", "namespaces.moved": "\(moves.count)"]
+            )
+        }
+    }
+
+    /// A data directory from a build before the cluster log: its registry becomes create entries,
+    /// once (a crash in the middle repeats it; creates of existing names are refused harmlessly).
+    private func importRegistry() async throws(NodeError) {
+        guard self.log.value("registry_imported") == nil else { return }
+        let records = self.registry.all()
+        let commands = records.map { record in
+            DirectoryCommand.createNamespace(
+                name: record.name,
+                owner: self.nodeID,
+                origin: record.origin == .explicit ? .explicit : .auto,
+                locked: record.locked,
+                ttlMilliseconds: record.ttlSeconds.map { UInt64(max(($0 * 1000).rounded(), 1)) },
+                createdAt: UInt64(max(record.createdAt, 0))
+            )
+        }
+        var imported = 0
+        for chunk in stride(from: 0, to: commands.count, by: Self.importBatch) {
+            let outcomes = try await self.log.propose(
+                Array(commands[chunk..<min(chunk + Self.importBatch, commands.count)])
+            )
+            imported += outcomes.filter { $0 == .applied }.count
+        }
+        try self.log.setValue("registry_imported", .integer(1))
+        if !records.isEmpty {
+            self.logger.notice(
+                "imported the namespace registry into the cluster log",
+                metadata: ["namespaces.imported": "\(imported)", "namespaces.registered": "\(records.count)"]
+            )
+        }
+    }
+
+    /// Writes the directory's entries for `names` into the registry: entries this node owns
+    /// (active or being archived) are upserted with their metadata, everything else removed.
+    static func mirror(
+        _ names: Set<String>,
+        log: DirectoryLog,
+        registry: NamespaceRegistry,
+        nodeID: String,
+        logger: Logger
+    ) async {
+        guard !names.isEmpty else { return }
+        let entries = log.read { state in names.map { ($0, state.namespaces[$0]) } }
+        var upserts: [NamespaceRecord] = []
+        var removals: [String] = []
+        for (name, entry) in entries {
+            guard let entry, entry.owner == nodeID else {
+                if registry.record(name) != nil { removals.append(name) }
+                continue
+            }
+            var record = NamespaceRecord(
+                name: name,
+                origin: entry.origin == .explicit ? .explicit : .auto,
+                createdAt: Int64(clamping: entry.createdAt)
+            )
+            record.locked = entry.locked
+            record.ttlSeconds = entry.ttlMilliseconds.map { Double($0) / 1000 }
+            if let existing = registry.record(name) {
+                record.lastAccessAt = existing.lastAccessAt
+                if existing == record { continue }  // already mirrored (the common case at start)
+            } else {
+                // Gained here (created, or moved from another owner): idle from now, so GC never
+                // archives a namespace just because it arrived.
+                record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
+            }
+            upserts.append(record)
+        }
+        do {
+            try await registry.mirror(upserts: upserts, removals: removals)
+        } catch {
+            // The directory is the truth; the next start mirrors everything again.
+            logger.error("cannot mirror the directory into the registry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func error(_ refusal: DirectoryRefusal, name: String) -> NodeError {
+        switch refusal {
+        case .noSuchNamespace: .notFound("namespace \(name) does not exist")
+        case .namespaceExists: NodeError(.exists, "namespace \(name) already exists", status: 409)
+        case .namespaceNotActive:
+            NodeError(.backendUnavailable, "namespace \(name) is being archived", status: 503, retryAfter: 1)
+        case .invalidName: NodeError(.invalidName, "invalid namespace name \(name)", status: 400)
+        case .epochMismatch:
+            NodeError(.misdirected, "namespace \(name) changed owner meanwhile; retry", status: 409)
+        default: NodeError(.stateUnreadable, "the directory refused the change of \(name): \(refusal)", status: 500)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Directory
+import SQLiteSupport
+import Synchronization
+
+/// The applied directory on disk, `<state>/directory.db`: one row per namespace and member, and the
+/// applied index written in the same transaction as the rows it produced, so after a crash the
+/// directory is exactly the one at that index and the log replays from there.
+final class DirectoryStore: Sendable {
+    static let formatVersion = 1
+
+    private let connection: Mutex<SQLiteConnection>
+    let path: String
+
+    init(directory: String) throws(NodeError) {
+        self.path = directory + "/directory.db"
+        do {
+            let connection = try SQLiteConnection(path: self.path)
+            try StateDatabase.prepare(connection, path: self.path, formatVersion: Self.formatVersion)
+            try connection.execute(
+                """
+                CREATE TABLE IF NOT EXISTS namespaces(
+                    name TEXT PRIMARY KEY, state INTEGER NOT NULL, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
+                    origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS members(
+                    id TEXT PRIMARY KEY, storage_id TEXT NOT NULL, zone TEXT NOT NULL, state INTEGER NOT NULL
+                );
+                """
+            )
+            self.connection = Mutex(connection)
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError(.stateUnreadable, "cannot open the directory \(self.path): \(error)")
+        }
+    }
+
+    func load() throws(NodeError) -> DirectoryState {
+        try self.connection.withLock { connection throws(NodeError) -> DirectoryState in
+            let meta = try StateDatabase.meta(connection, path: self.path)
+            var namespaces: [String: NamespaceEntry] = [:]
+            var members: [String: MemberEntry] = [:]
+            do {
+                for row in try connection.query(
+                    "SELECT name, state, owner, epoch, origin, locked, ttl_ms, created_at FROM namespaces"
+                ) {
+                    guard let name = row[0].textValue, let state = row[1].unsigned.flatMap(Self.namespaceState),
+                        let owner = row[2].textValue, let epoch = row[3].unsigned,
+                        let origin = row[4].unsigned.flatMap(Self.origin), let locked = row[5].unsigned,
+                        let created = row[7].unsigned
+                    else { throw NodeError(.stateUnreadable, "\(self.path): malformed namespace row") }
+                    namespaces[name] = NamespaceEntry(
+                        name: name,
+                        state: state,
+                        owner: owner,
+                        epoch: epoch,
+                        origin: origin,
+                        locked: locked != 0,
+                        ttlMilliseconds: row[6].unsigned,
+                        createdAt: created
+                    )
+                }
+                for row in try connection.query("SELECT id, storage_id, zone, state FROM members") {
+                    guard let id = row[0].textValue, let storage = row[1].textValue, let zone = row[2].textValue,
+                        let state = row[3].unsigned.flatMap(Self.memberState)
+                    else { throw NodeError(.stateUnreadable, "\(self.path): malformed member row") }
+                    members[id] = MemberEntry(id: id, storageID: storage, zone: zone, state: state)
+                }
+            } catch let error as NodeError {
+                throw error
+            } catch {
+                throw NodeError(.stateUnreadable, "cannot read the directory \(self.path): \(error)")
+            }
+            let halted = meta["halted_index"]?.unsigned.map { ($0, UInt32(meta["halted_format"]?.unsigned ?? 0)) }
+            return DirectoryState(
+                namespaces: namespaces,
+                members: members,
+                format: UInt32(meta["format"]?.unsigned ?? 1),
+                appliedIndex: meta["applied_index"]?.unsigned ?? 0,
+                haltedAt: halted
+            )
+        }
+    }
+
+    /// The rows a batch of applied entries changed (nil = deleted) and the directory's position:
+    /// taken under the log's lock, written outside it.
+    struct Rows: Sendable {
+        var namespaces: [String: NamespaceEntry?] = [:]
+        var members: [String: MemberEntry?] = [:]
+        var appliedIndex: UInt64
+        var format: UInt32
+        var haltedAt: (index: UInt64, format: UInt32)?
+
+        init(state: DirectoryState, namespaces: Set<String>, members: Set<String>) {
+            for name in namespaces { self.namespaces[name] = .some(state.namespaces[name]) }
+            for id in members { self.members[id] = .some(state.members[id]) }
+            self.appliedIndex = state.appliedIndex
+            self.format = state.format
+            self.haltedAt = state.haltedAt
+        }
+    }
+
+    /// Writes the changed rows and the applied index in one synced transaction.
+    func persist(_ rows: Rows) throws(NodeError) {
+        let state = rows
+        do {
+            try self.connection.withLock { connection throws(SQLiteError) in
+                try connection.transaction { () throws(SQLiteError) in
+                    for (name, row) in rows.namespaces.sorted(by: { $0.key < $1.key }) {
+                        guard let entry = row else {
+                            try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(name)])
+                            continue
+                        }
+                        try connection.run(
+                            """
+                            INSERT OR REPLACE INTO namespaces(name, state, owner, epoch, origin, locked, ttl_ms, created_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                            [
+                                .text(name), .integer(Int64(entry.state.rawValue)), .text(entry.owner),
+                                .integer(Int64(bitPattern: entry.epoch)), .integer(Int64(entry.origin.rawValue)),
+                                .integer(entry.locked ? 1 : 0),
+                                entry.ttlMilliseconds.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                                .integer(Int64(bitPattern: entry.createdAt)),
+                            ]
+                        )
+                    }
+                    for (id, row) in rows.members.sorted(by: { $0.key < $1.key }) {
+                        guard let member = row else {
+                            try connection.run("DELETE FROM members WHERE id = ?", [.text(id)])
+                            continue
+                        }
+                        try connection.run(
+                            "INSERT OR REPLACE INTO members(id, storage_id, zone, state) VALUES (?, ?, ?, ?)",
+                            [
+                                .text(id), .text(member.storageID), .text(member.zone),
+                                .integer(Int64(member.state.rawValue)),
+                            ]
+                        )
+                    }
+                    try StateDatabase.set(
+                        connection,
+                        [
+                            "applied_index": .integer(Int64(bitPattern: state.appliedIndex)),
+                            "format": .integer(Int64(state.format)),
+                            "halted_index": state.haltedAt.map { .integer(Int64(bitPattern: $0.index)) } ?? .null,
+                            "halted_format": state.haltedAt.map { .integer(Int64($0.format)) } ?? .null,
+                        ]
+                    )
+                }
+            }
+        } catch {
+            throw NodeError.io("cannot write the directory \(self.path): \(error)")
+        }
+    }
+
+    /// A value kept beside the directory (the cluster id, whether the old registry was imported).
+    func value(_ key: String) -> SQLiteValue? {
+        try? self.connection.withLock { connection throws(NodeError) -> SQLiteValue? in
+            try StateDatabase.meta(connection, path: self.path)[key]
+        }
+    }
+
+    func setValue(_ key: String, _ value: SQLiteValue) throws(NodeError) {
+        do {
+            try self.connection.withLock { connection throws(SQLiteError) in
+                try StateDatabase.set(connection, [key: value])
+            }
+        } catch {
+            throw NodeError.io("cannot write the directory \(self.path): \(error)")
+        }
+    }
+
+    private static func namespaceState(_ raw: UInt64) -> NamespaceEntry.State? {
+        raw <= UInt64(UInt8.max) ? NamespaceEntry.State(rawValue: UInt8(raw)) : nil
+    }
+
+    private static func origin(_ raw: UInt64) -> NamespaceEntry.Origin? {
+        raw <= UInt64(UInt8.max) ? NamespaceEntry.Origin(rawValue: UInt8(raw)) : nil
+    }
+
+    private static func memberState(_ raw: UInt64) -> MemberEntry.State? {
+        raw <= UInt64(UInt8.max) ? MemberEntry.State(rawValue: UInt8(raw)) : nil
+    }
+}

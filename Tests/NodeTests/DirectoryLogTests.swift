@@ -1,0 +1,204 @@
+import Consensus
+import Directory
+import Foundation
+import Logging
+import SQLiteSupport
+import Testing
+
+@testable import Node
+
+/// The one-node cluster log: persistence across restarts, the registry import, renames, the
+/// namespace cap under concurrent creates, and refusals of state that is not this node's.
+@Suite("Directory log")
+struct DirectoryLogTests {
+    static var logger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    static func withStateDirectory(_ body: (String) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await body(directory)
+    }
+
+    static func open(
+        _ directory: String,
+        nodeID: String = "node-a",
+        compaction: DirectoryLog.Compaction = .init()
+    ) throws -> (DirectoryService, NamespaceRegistry) {
+        let registry = try NamespaceRegistry(directory: directory)
+        let log = try DirectoryLog(
+            stateDirectory: directory,
+            identity: try StorageIdentity.load(stateDirectory: directory),
+            metrics: NodeMetrics(),
+            logger: Self.logger,
+            compaction: compaction
+        )
+        return (DirectoryService(log: log, registry: registry, nodeID: nodeID, zone: "", logger: Self.logger), registry)
+    }
+
+    @Test func entryPayloadsRoundTripAndDamageIsRefused() throws {
+        let configuration = ClusterConfiguration(voters: [ReplicaID(3), ReplicaID(1)], learners: [ReplicaID(9)])
+        let payloads: [LogEntry.Payload] = [
+            .empty, .command([]), .command([1, 2, 3]), .configuration(.addLearner(ReplicaID(9)), configuration),
+            .configuration(.remove(ReplicaID(UInt64.max)), ClusterConfiguration(voters: [ReplicaID(1)])),
+        ]
+        for payload in payloads {
+            #expect(try RaftEntryCodec.decodePayload(RaftEntryCodec.encode(payload)) == payload)
+        }
+        let encoded = RaftEntryCodec.encode(.configuration(.addVoter(ReplicaID(5)), configuration))
+        for cut in [0, 1, 9, encoded.count - 1] {
+            #expect(throws: RaftEntryCodec.DecodingError.self) {
+                try RaftEntryCodec.decodePayload(Array(encoded.prefix(cut)))
+            }
+        }
+        #expect(throws: RaftEntryCodec.DecodingError.self) { try RaftEntryCodec.decodePayload([7]) }
+        #expect(throws: RaftEntryCodec.DecodingError.self) { try RaftEntryCodec.decodePayload(encoded + [0]) }
+    }
+
+    @Test func changesSurviveARestartAndTheLogCompacts() async throws {
+        try await Self.withStateDirectory { directory in
+            let compaction = DirectoryLog.Compaction(threshold: 20, retained: 5)
+            do {
+                let (service, registry) = try Self.open(directory, compaction: compaction)
+                defer { service.log.stop() }
+                #expect(try await service.start().isEmpty)
+                for index in 0..<30 {
+                    #expect(try await service.create("ns-\(index)", origin: .auto, now: 1_000, maxNamespaces: 0))
+                }
+                #expect(try await service.create("ns-3", origin: .explicit, now: 2_000, maxNamespaces: 0) == false)
+                try await service.setLocked("ns-1", true)
+                try await service.setTTL("ns-2", seconds: 90)
+                let epoch = try await service.beginArchive("ns-4")
+                try await service.finishArchive("ns-4", epoch: epoch)
+                #expect(registry.count == 29)
+                #expect(registry.record("ns-1")?.locked == true)
+                #expect(registry.record("ns-2")?.ttlSeconds == 90)
+                let entries = try RaftStore(directory: directory).entryCount()
+                #expect(entries < 30, "the log was compacted (\(entries) entries kept)")
+            }
+            let (service, registry) = try Self.open(directory, compaction: compaction)
+            defer { service.log.stop() }
+            _ = try await service.start()
+            let names = service.log.read { Set($0.namespaces.keys) }
+            #expect(names.count == 29 && !names.contains("ns-4"))
+            #expect(service.entry("ns-1")?.locked == true)
+            #expect(service.entry("ns-2")?.ttlMilliseconds == 90_000)
+            #expect(service.entry("ns-0")?.owner == "node-a")
+            #expect(registry.count == 29)
+            let status = service.log.status
+            #expect(status.role == .leader && status.appliedIndex == status.commitIndex)
+            #expect(try await service.create("ns-4", origin: .auto, now: 3_000, maxNamespaces: 0))
+        }
+    }
+
+    @Test func anOlderBuildsRegistryIsImportedOnce() async throws {
+        try await Self.withStateDirectory { directory in
+            do {
+                let registry = try NamespaceRegistry(directory: directory)
+                for name in ["kept", "locked-one", "with-ttl"] {
+                    _ = try await registry.create(name, origin: .explicit, now: 5_000, maxNamespaces: 0)
+                }
+                _ = try await registry.update("locked-one") { $0.locked = true }
+                _ = try await registry.update("with-ttl") { $0.ttlSeconds = 3600 }
+                _ = try await registry.update("kept") { $0.locked = false }
+            }
+            do {
+                let (service, _) = try Self.open(directory)
+                defer { service.log.stop() }
+                _ = try await service.start()
+                #expect(service.entry("kept")?.locked == false)
+                #expect(service.entry("locked-one")?.locked == true)
+                #expect(service.entry("with-ttl")?.ttlMilliseconds == 3_600_000)
+                #expect(service.entry("kept")?.createdAt == 5_000)
+                let epoch = try await service.beginArchive("kept")
+                try await service.finishArchive("kept", epoch: epoch)
+            }
+            // The import happened once: an archived namespace does not come back from the registry.
+            let (service, registry) = try Self.open(directory)
+            defer { service.log.stop() }
+            _ = try await service.start()
+            #expect(service.entry("kept") == nil)
+            #expect(registry.record("kept") == nil)
+            #expect(registry.count == 2)
+        }
+    }
+
+    @Test func aRenamedNodeKeepsItsNamespaces() async throws {
+        try await Self.withStateDirectory { directory in
+            do {
+                let (service, _) = try Self.open(directory, nodeID: "old-host")
+                defer { service.log.stop() }
+                _ = try await service.start()
+                #expect(try await service.create("app", origin: .explicit, now: 1, maxNamespaces: 0))
+            }
+            let (service, registry) = try Self.open(directory, nodeID: "new-host")
+            defer { service.log.stop() }
+            _ = try await service.start()
+            #expect(service.entry("app")?.owner == "new-host")
+            #expect(service.entry("app")?.epoch == 2)
+            #expect(service.log.read { $0.members["old-host"]?.state } == .removed)
+            #expect(registry.record("app") != nil)
+        }
+    }
+
+    @Test func theCapHoldsUnderConcurrentCreates() async throws {
+        try await Self.withStateDirectory { directory in
+            let (service, registry) = try Self.open(directory)
+            defer { service.log.stop() }
+            _ = try await service.start()
+            let results = await withTaskGroup(of: Bool.self) { group in
+                for index in 0..<40 {
+                    group.addTask {
+                        (try? await service.create("c-\(index)", origin: .auto, now: 1, maxNamespaces: 7)) ?? false
+                    }
+                }
+                var created = 0
+                for await result in group where result { created += 1 }
+                return created
+            }
+            #expect(results == 7)
+            #expect(registry.count == 7)
+            await #expect(throws: NodeError.self) {
+                try await service.create("one-more", origin: .auto, now: 1, maxNamespaces: 7)
+            }
+        }
+    }
+
+    @Test func stateThatIsNotThisNodesIsRefused() async throws {
+        try await Self.withStateDirectory { first in
+            try await Self.withStateDirectory { second in
+                do {
+                    let (service, _) = try Self.open(first)
+                    defer { service.log.stop() }
+                    _ = try await service.start()
+                    #expect(try await service.create("app", origin: .auto, now: 1, maxNamespaces: 0))
+                }
+                // raft.db copied into another data directory: another storage id.
+                _ = try StorageIdentity.load(stateDirectory: second)
+                for file in ["raft.db", "directory.db"] {
+                    try FileManager.default.copyItem(atPath: "\(first)/\(file)", toPath: "\(second)/\(file)")
+                }
+                #expect(throws: NodeError.self) { try Self.open(second) }
+                // The directory without its log: never a fresh cluster over applied state.
+                try FileManager.default.removeItem(atPath: "\(first)/raft.db")
+                for suffix in ["-wal", "-shm"] {
+                    try? FileManager.default.removeItem(atPath: "\(first)/raft.db\(suffix)")
+                }
+                #expect(throws: NodeError.self) { try Self.open(first) }
+            }
+        }
+    }
+
+    @Test func theStorageIdentityIsStableAndChecked() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("id-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try StorageIdentity.load(stateDirectory: directory)
+        #expect(try StorageIdentity.load(stateDirectory: directory) == first)
+        #expect(first.replicaID.rawValue != 0)
+        try Data("not a uuid".utf8).write(to: URL(fileURLWithPath: directory + "/storage-id"))
+        #expect(throws: NodeError.self) { try StorageIdentity.load(stateDirectory: directory) }
+    }
+}
