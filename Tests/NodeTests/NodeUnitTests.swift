@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import ServerSupport
 import Testing
@@ -222,5 +223,55 @@ struct HostPortTests {
         #expect(Duration.seconds(1.5).timeAmount == .milliseconds(1500))
         #expect(Duration.seconds(Int64.max).timeAmount == .nanoseconds(.max))
         #expect(Duration.milliseconds(2500).milliseconds == 2500)
+    }
+}
+
+@Suite("Admin JSON")
+struct AdminJSONTests {
+    @Test func theHandWrittenListEncoderMatchesJSONEncoder() throws {
+        var running = NamespaceInfo(
+            name: "app-1",
+            origin: "explicit",
+            locked: true,
+            ttl: "2h0m0s",
+            createdAt: HTTPHelpers.iso8601(1_764_666_768_463),
+            lastAccessAt: HTTPHelpers.iso8601(-1),
+            expiresAt: nil,
+            owner: nil,
+            holder: "node \"a\"\\/\u{1}\n",
+            replicas: ["b", "c/d"],
+            state: "running",
+            running: true
+        )
+        running.port = 9000
+        running.pid = 4242
+        let dormant = NamespaceInfo(
+            name: "z",
+            origin: "auto",
+            locked: false,
+            ttl: nil,
+            createdAt: HTTPHelpers.iso8601(0),
+            lastAccessAt: HTTPHelpers.iso8601(999),
+            expiresAt: HTTPHelpers.iso8601(253_402_300_799_999),
+            owner: "n1",
+            holder: "n1",
+            replicas: [],
+            state: "dormant",
+            running: false
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for list in [
+            NamespaceList(namespaces: []), NamespaceList(namespaces: [running, dormant], next: "z"),
+            NamespaceList(namespaces: [dormant], unreachable: ["n2", "n3"]),
+        ] {
+            #expect(
+                String(decoding: list.jsonBytes, as: UTF8.self)
+                    == String(decoding: try encoder.encode(list), as: UTF8.self)
+            )
+        }
+        #expect(HTTPHelpers.iso8601(1_764_666_768_463) == "2025-12-02T09:12:48.463Z")
+        #expect(HTTPHelpers.iso8601(-1) == "1969-12-31T23:59:59.999Z")
+        #expect(HTTPHelpers.iso8601(253_402_300_799_999) == "9999-12-31T23:59:59.999Z")
     }
 }

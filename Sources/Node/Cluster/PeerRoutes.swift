@@ -43,10 +43,7 @@ struct PeerRoutes: Sendable {
             )
         }
         calls.on("/namespaces", methods: [.get]) { _, _ in
-            var items: [NamespaceInfo] = []
-            for record in self.cluster.service.registry.all() where self.cluster.holds(record.name) {
-                items.append(await self.admin.info(record))
-            }
+            let items = await self.admin.infos(self.cluster.service.registry.all())
             return HTTPHelpers.json(.ok, PeerNamespaces(namespaces: items))
         }
         calls.on("/namespaces/:name/held", methods: [.get]) { _, context in

@@ -29,10 +29,12 @@ public enum DirectoryBenchmark {
         }
     }
 
-    public static func run(namespaces: Int, concurrency: Int) async throws -> Report {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dirbench-\(UUID().uuidString)")
-            .path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    /// With `dataDirectory`, the state is left in its `_state/` (for a node to be started on it).
+    public static func run(namespaces: Int, concurrency: Int, dataDirectory: String? = nil) async throws -> Report {
+        let directory =
+            dataDirectory.map { $0 + "/_state" }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("dirbench-\(UUID().uuidString)").path
+        defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         func open() throws -> DirectoryService {
@@ -45,7 +47,7 @@ public enum DirectoryBenchmark {
             return DirectoryService(
                 log: log,
                 registry: try NamespaceRegistry(directory: directory),
-                nodeID: "bench",
+                nodeID: ProcessInfo.processInfo.environment["TURSO_NODE_ID"] ?? ProcessInfo.processInfo.hostName,
                 zone: "",
                 logger: logger
             )

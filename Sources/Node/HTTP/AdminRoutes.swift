@@ -353,12 +353,9 @@ struct AdminRoutes: Sendable {
             }
             records = Array(records[start..<min(records.count, start + page.limit + 1)])
         }
-        var items: [NamespaceInfo] = []
-        for record in records where self.cluster.holds(record.name) {
-            items.append(await self.info(record))
-        }
+        var items = await self.infos(records)
         guard merged, let peers = self.cluster.peers else {
-            return HTTPHelpers.json(.ok, Self.paged(NamespaceList(namespaces: items), page))
+            return Self.listResponse(Self.paged(NamespaceList(namespaces: items), page))
         }
         let view = self.cluster.view
         let answers = await withTaskGroup(of: (String, PeerNamespaces?).self) { group in
@@ -390,10 +387,13 @@ struct AdminRoutes: Sendable {
         }
         items.sort { $0.name < $1.name }
         if let after = page?.after { items.removeAll { $0.name <= after } }
-        return HTTPHelpers.json(
-            .ok,
-            Self.paged(NamespaceList(namespaces: items, unreachable: unreachable.sorted()), page)
-        )
+        return Self.listResponse(Self.paged(NamespaceList(namespaces: items, unreachable: unreachable.sorted()), page))
+    }
+
+    static func listResponse(_ list: NamespaceList) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: list.jsonBytes)))
     }
 
     /// `?limit=&after=` of `GET /v1/namespaces`.
@@ -435,7 +435,25 @@ struct AdminRoutes: Sendable {
     }
 
     func info(_ record: NamespaceRecord) async -> NamespaceInfo {
-        let state = await self.service.supervisor.state(of: record.name)
+        self.info(
+            record,
+            view: self.cluster.view,
+            process: await self.service.supervisor.processStates()[record.name]
+        )
+    }
+
+    /// The namespaces of `records` this node holds, described with one view of the cluster and one
+    /// snapshot of the supervisor.
+    func infos(_ records: [NamespaceRecord]) async -> [NamespaceInfo] {
+        let view = self.cluster.view
+        let processes = await self.service.supervisor.processStates()
+        return records.filter { self.cluster.holds($0.name) }.map { record in
+            self.info(record, view: view, process: processes[record.name])
+        }
+    }
+
+    /// Lists call this with one view and one snapshot of the supervisor for every record.
+    func info(_ record: NamespaceRecord, view: ClusterView, process: Supervisor.ProcessState?) -> NamespaceInfo {
         var info = NamespaceInfo(
             name: record.name,
             origin: record.origin.rawValue,
@@ -444,18 +462,18 @@ struct AdminRoutes: Sendable {
             createdAt: HTTPHelpers.iso8601(record.createdAt),
             lastAccessAt: HTTPHelpers.iso8601(record.lastAccessAt),
             expiresAt: record.expiresAt.map(HTTPHelpers.iso8601),
-            owner: self.cluster.view.owner(of: record.name)?.id.rawValue,
+            owner: self.service.directory?.entry(record.name)?.owner ?? view.owner(of: record.name)?.id.rawValue,
             holder: self.cluster.selfID,
             replicas: [],
             state: "dormant",
             running: false
         )
-        switch state {
+        switch process?.state {
         case .running(let port, _):
             info.state = "running"
             info.running = true
             info.port = port
-            info.pid = await self.service.supervisor.pid(of: record.name).map(Int.init)
+            info.pid = process?.pid.map(Int.init)
         case .starting, .queued: info.state = "starting"
         case .stopping: info.state = "stopping"
         case .backoff: info.state = "restarting"

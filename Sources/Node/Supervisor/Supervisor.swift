@@ -120,6 +120,18 @@ public actor Supervisor {
 
     public func pid(of name: String) -> Int32? { self.processes[name]?.processID }
 
+    /// The state and process id of every namespace the supervisor tracks, in one call (for lists).
+    public func processStates() -> [String: ProcessState] {
+        self.machine.states.mapValues { ProcessState(state: $0, pid: nil) }.merging(
+            self.processes.mapValues { ProcessState(state: nil, pid: $0.processID) }
+        ) { tracked, process in ProcessState(state: tracked.state, pid: process.pid) }
+    }
+
+    public struct ProcessState: Sendable {
+        public var state: SupervisorStateMachine.State?
+        public var pid: Int32?
+    }
+
     public var runningCount: Int { self.machine.runningCount }
 
     // MARK: actions

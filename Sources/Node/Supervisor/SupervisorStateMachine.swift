@@ -102,6 +102,9 @@ public struct SupervisorStateMachine: Sendable {
 
     public func state(of name: String) -> State? { self.entries[name]?.state }
 
+    /// Every namespace the supervisor tracks (a few: the running and recent ones) with its state.
+    public var states: [String: State] { self.entries.mapValues(\.state) }
+
     /// Backends starting, running or stopping (each holds a port and a process).
     public var processCount: Int { self.portsInUse.count }
 
