@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "ServerSupport"),
         .target(name: "Membership"),
         .target(name: "Directory"),
+        .target(name: "Consensus"),
         // Go durations (environment variables, TTLs).
         .executableTarget(name: "FuzzDuration", swiftSettings: library),
         // /pull-updates: protobuf request, revisions, RoaringBitmap page selector.
@@ -29,6 +30,8 @@ let package = Package(
         ),
         // Directory log entries (the Raft log's commands).
         .executableTarget(name: "FuzzDirectory", dependencies: ["Directory"], swiftSettings: library),
+        // Raft messages between members and stored entry payloads.
+        .executableTarget(name: "FuzzRaft", dependencies: ["Consensus"], swiftSettings: library),
         // Membership frames between nodes.
         .executableTarget(
             name: "FuzzEnvelope",

@@ -40,7 +40,7 @@ final class RaftStore: Sendable {
             guard let term = meta["term"]?.unsigned else { return nil }
             let configuration: ClusterConfiguration
             do {
-                configuration = try RaftEntryCodec.decodeConfiguration(meta["snapshot_configuration"]?.blobValue ?? [])
+                configuration = try RaftCodec.decodeConfiguration(meta["snapshot_configuration"]?.blobValue ?? [])
             } catch {
                 throw NodeError(.stateUnreadable, "\(self.path): unreadable snapshot configuration: \(error)")
             }
@@ -74,7 +74,7 @@ final class RaftStore: Sendable {
                         LogEntry(
                             term: UInt64(term),
                             index: UInt64(index),
-                            payload: try RaftEntryCodec.decodePayload(bytes)
+                            payload: try RaftCodec.decodePayload(bytes)
                         )
                     )
                 } catch {
@@ -102,7 +102,7 @@ final class RaftStore: Sendable {
                     insert.reset()
                     try insert.bind([
                         .integer(Int64(entry.index)), .integer(Int64(entry.term)),
-                        .blob(RaftEntryCodec.encode(entry.payload)),
+                        .blob(RaftCodec.encode(entry.payload)),
                     ])
                     _ = try insert.step()
                 }
@@ -155,7 +155,7 @@ final class RaftStore: Sendable {
             [
                 "snapshot_index": .integer(Int64(bitPattern: snapshot.index)),
                 "snapshot_term": .integer(Int64(bitPattern: snapshot.term)),
-                "snapshot_configuration": .blob(RaftEntryCodec.encode(snapshot.configuration)),
+                "snapshot_configuration": .blob(RaftCodec.encode(snapshot.configuration)),
             ]
         )
     }
