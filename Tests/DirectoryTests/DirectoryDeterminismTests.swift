@@ -67,6 +67,33 @@ struct DirectoryDeterminismTests {
         }
     }
 
+    /// A replica that installs a snapshot (the encoded directory) midway and applies the rest of the
+    /// log ends equal to one that applied all of it; every truncated snapshot is refused.
+    @Test(arguments: 0..<100)
+    func aSnapshotRestoresTheSameDirectory(seed: UInt64) throws {
+        var random = Seeded(state: seed)
+        var full = DirectoryState()
+        var restored: DirectoryState?
+        let cut = 1 + Int(random.next() % 30)
+        for index in 1...40 {
+            let batch = DirectoryBatch(commands: (0..<Int(random.next() % 6)).map { _ in Self.randomCommand(&random) })
+            _ = full.apply(batch, at: UInt64(index))
+            if index == cut {
+                let bytes = DirectoryCodec.encode(full)
+                restored = try DirectoryCodec.decodeState(bytes)
+                #expect(restored == full)
+                for length in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 50)) {
+                    #expect(throws: DirectoryCodec.DecodingError.self) {
+                        try DirectoryCodec.decodeState(Array(bytes.prefix(length)))
+                    }
+                }
+            } else if index > cut {
+                _ = restored!.apply(batch, at: UInt64(index))
+            }
+        }
+        #expect(restored == full, "seed \(seed)")
+    }
+
     /// Garbage, truncations and flipped bytes decode to an error or to some batch: never a trap.
     @Test func decodingCorruptEntriesNeverTraps() {
         var random = Seeded(state: 42)

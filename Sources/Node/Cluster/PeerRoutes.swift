@@ -32,6 +32,18 @@ struct PeerRoutes: Sendable {
 
     /// The cluster's own calls between members.
     private func registerCalls(on calls: some RouterMethods<NodeRequestContext>) {
+        calls.on("/raft", methods: [.post]) { request, _ in
+            guard let log = self.cluster.service.directory?.log else {
+                throw NodeError.notFound("this node runs no cluster log")
+            }
+            let lifecycle = self.data.lifecycle
+            try await RaftTransport.receive(request.body) { message in
+                guard lifecycle.isAccepting else { return false }
+                log.receive(message)
+                return true
+            }
+            return Response(status: .ok)
+        }
         calls.on("/status", methods: [.get]) { _, _ in
             HTTPHelpers.json(
                 .ok,

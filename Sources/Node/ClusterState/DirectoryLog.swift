@@ -1,4 +1,5 @@
 import Consensus
+import Crypto
 import Directory
 import Foundation
 import Logging
@@ -22,7 +23,22 @@ final class DirectoryLog: Sendable {
         let outcome: DirectoryOutcome
     }
 
-    typealias Observer = @Sendable ([Applied]) async -> Void
+    /// What changed in the directory: commands applied in log order, or a snapshot that replaced
+    /// it (with every name it had or has).
+    enum Change: Sendable {
+        case applied([Applied])
+        case snapshot(Set<String>)
+
+        var namespaces: Set<String> {
+            switch self {
+            case .applied(let applied):
+                Set(applied.filter { $0.outcome == .applied }.compactMap(\.command.namespaceName))
+            case .snapshot(let names): names
+            }
+        }
+    }
+
+    typealias Observer = @Sendable (Change) async -> Void
 
     private struct Waiter {
         let term: UInt64
@@ -57,21 +73,23 @@ final class DirectoryLog: Sendable {
     private let metrics: NodeMetrics
     private let logger: Logger
     private let observer = Mutex<Observer?>(nil)
+    private let transport = Mutex<RaftTransport?>(nil)
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
     /// Opens this node's log and directory under `stateDirectory`. A node that was never part of a
-    /// group bootstraps a one-voter group of itself (the only case today; multi-voter bootstrap
-    /// needs the Raft transport). State of another cluster or of another data directory is refused.
+    /// group bootstraps one: of itself alone, or of `bootstrapVoters` (every founder passes the same
+    /// list). State of another cluster or of another data directory is refused.
     init(
         stateDirectory: String,
         identity: StorageIdentity,
         metrics: NodeMetrics,
         logger: Logger,
-        compaction: Compaction = Compaction()
+        compaction: Compaction = Compaction(),
+        bootstrapVoters: [ReplicaID]? = nil
     ) throws(NodeError) {
         let raftStore = try RaftStore(directory: stateDirectory)
         let directoryStore = try DirectoryStore(directory: stateDirectory)
-        let directory = try directoryStore.load()
+        var directory = try directoryStore.load()
         let persisted: PersistentState
         let clusterID: String
         if let loaded = try raftStore.load() {
@@ -93,15 +111,20 @@ final class DirectoryLog: Sendable {
                     "\(directoryStore.path) was applied through index \(directory.appliedIndex) but the Raft log is missing; restore \(raftStore.path) rather than starting a new cluster over it"
                 )
             }
-            persisted = PersistentState.bootstrap(ClusterConfiguration(voters: [identity.replicaID]))
-            clusterID = UUID().uuidString.lowercased()
+            persisted = PersistentState.bootstrap(
+                ClusterConfiguration(voters: bootstrapVoters ?? [identity.replicaID])
+            )
+            clusterID = bootstrapVoters.map(Self.clusterID(founders:)) ?? UUID().uuidString.lowercased()
             try raftStore.setValues(["storage_id": .text(identity.storageID), "cluster_id": .text(clusterID)])
             try raftStore.save(
                 hardState: persisted.hardState,
                 entries: persisted.entries,
-                snapshot: persisted.snapshot.metadata
+                snapshot: persisted.snapshot
             )
-            logger.info("bootstrapped a one-voter cluster log", metadata: ["cluster.id": "\(clusterID)"])
+            logger.info(
+                "bootstrapped the cluster log",
+                metadata: ["cluster.id": "\(clusterID)", "raft.voters": "\(persisted.snapshot.metadata.configuration)"]
+            )
         }
         if let found = directoryStore.value("cluster_id")?.textValue {
             guard found == clusterID else {
@@ -113,13 +136,18 @@ final class DirectoryLog: Sendable {
         } else {
             try directoryStore.setValue("cluster_id", .text(clusterID))
         }
-        // The directory may be behind the snapshot only if it was never applied that far, which a
-        // compaction never allows (it cuts only what the directory has persisted).
-        guard directory.appliedIndex >= persisted.snapshot.metadata.index else {
-            throw NodeError(
-                .stateUnreadable,
-                "\(directoryStore.path) is at index \(directory.appliedIndex), behind the log's snapshot at \(persisted.snapshot.metadata.index)"
-            )
+        // Behind the log's snapshot: a snapshot received from the leader was saved but the crash
+        // came before the directory was replaced by it. Finish that now.
+        if directory.appliedIndex < persisted.snapshot.metadata.index {
+            do {
+                directory = try DirectoryCodec.decodeState(persisted.snapshot.data)
+            } catch {
+                throw NodeError(
+                    .stateUnreadable,
+                    "\(directoryStore.path) is at index \(directory.appliedIndex), behind the log's snapshot at \(persisted.snapshot.metadata.index), whose data is unreadable: \(error)"
+                )
+            }
+            try directoryStore.replace(with: directory)
         }
         var settings = RaftConfiguration(id: identity.replicaID, randomSeed: UInt64.random(in: 0...UInt64.max))
         settings.electionTicks = 10
@@ -144,6 +172,19 @@ final class DirectoryLog: Sendable {
         self.metrics.raftLogEntries.set(Double(raftStore.entryCount()))
     }
 
+    /// The id founders that bootstrap together agree on without talking: derived from their sorted
+    /// replica ids (a one-voter cluster draws a random one).
+    static func clusterID(founders: [ReplicaID]) -> String {
+        let text = founders.map(\.rawValue).sorted().map(String.init).joined(separator: ",")
+        let digest = Array(SHA256.hash(data: Data(text.utf8)).prefix(16))
+        return UUID(
+            uuid: (
+                digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+                digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14], digest[15]
+            )
+        ).uuidString.lowercased()
+    }
+
     /// A value kept beside the directory.
     func value(_ key: String) -> SQLiteValue? { self.directoryStore.value(key) }
     func setValue(_ key: String, _ value: SQLiteValue) throws(NodeError) {
@@ -153,12 +194,23 @@ final class DirectoryLog: Sendable {
     /// Called with every applied batch's commands before the proposers are answered.
     func observe(_ observer: @escaping Observer) { self.observer.withLock { $0 = observer } }
 
-    /// Starts the clock. A sole voter elects itself at once (nobody else can lead), then the log is
-    /// replayed into the directory; returns once everything committed before is applied.
+    /// Sends this replica's messages from now on (without one, a multi-voter group cannot elect).
+    func connect(_ transport: RaftTransport) { self.transport.withLock { $0 = transport } }
+
+    /// A message from another replica.
+    func receive(_ message: RaftMessage) {
+        self.core.withLock { $0.raft.step(message) }
+        self.kick()
+    }
+
+    /// Starts the clock. A sole voter elects itself at once (nobody else can lead) and returns once
+    /// the log is replayed into the directory; a member of a larger group returns at once (the
+    /// election and the replay follow as messages arrive).
     func start() async throws(NodeError) {
-        self.core.withLock { core in
-            guard core.raft.configuration.voters == [core.raft.id] else { return }
+        let sole = self.core.withLock { core in
+            guard core.raft.configuration.voters == [core.raft.id] else { return false }
             for _ in 0..<(4 * 10) where core.raft.role != .leader { core.raft.tick() }
+            return true
         }
         let task = Task { [weak self] in
             while !Task.isCancelled {
@@ -170,7 +222,7 @@ final class DirectoryLog: Sendable {
         }
         self.ticker.withLock { $0 = task }
         self.kick()
-        _ = try await self.propose([])
+        if sole { _ = try await self.propose([]) }
     }
 
     func stop() {
@@ -178,6 +230,7 @@ final class DirectoryLog: Sendable {
             task?.cancel()
             task = nil
         }
+        self.transport.withLock { $0 }?.close()
     }
 
     /// Reads the applied directory (under a short lock; do not block in `body`).
@@ -287,17 +340,25 @@ final class DirectoryLog: Sendable {
         let store = self.raftStore
         let hardState = ready.hardState
         let entries = ready.entries
-        let snapshot = ready.snapshot?.metadata
+        let snapshot = ready.snapshot
         try await BlockingIO.run { () throws(NodeError) in
             try store.save(hardState: hardState, entries: entries, snapshot: snapshot)
         }
-        // Messages go out only after the save above. A one-voter group has nobody to send to; the
-        // transport between members comes with multi-voter groups.
-        if !ready.messages.isEmpty {
-            self.logger.debug(
-                "raft messages dropped: no transport",
-                metadata: ["raft.messages": "\(ready.messages.count)"]
-            )
+        if let snapshot { try await self.install(snapshot) }
+        // Messages go out only after the save above: a vote or an acknowledgement must survive a crash.
+        if !ready.messages.isEmpty, let transport = self.transport.withLock({ $0 }) {
+            transport.send(ready.messages)
+            // A snapshot handed to the transport counts as sent; if it was lost, the follower's
+            // progress goes back to probing and the leader sends it again.
+            let snapshotTargets = ready.messages.compactMap { message -> ReplicaID? in
+                if case .snapshot = message.kind { return message.to }
+                return nil
+            }
+            if !snapshotTargets.isEmpty {
+                self.core.withLock { core in
+                    for target in snapshotTargets { core.raft.reportSnapshot(to: target, failed: false) }
+                }
+            }
         }
         if !ready.committedEntries.isEmpty { try await self.apply(ready.committedEntries) }
         self.core.withLock { $0.raft.advance(ready) }
@@ -342,7 +403,7 @@ final class DirectoryLog: Sendable {
         }
         let store = self.directoryStore
         try await BlockingIO.run { () throws(NodeError) in try store.persist(rows) }
-        if !applied.isEmpty, let observer = self.observer.withLock({ $0 }) { await observer(applied) }
+        if !applied.isEmpty, let observer = self.observer.withLock({ $0 }) { await observer(.applied(applied)) }
         let now = ContinuousClock.now
         let answered = self.core.withLock { core in
             results.compactMap { result in
@@ -381,16 +442,43 @@ final class DirectoryLog: Sendable {
         self.metrics.raftAppliedIndex.set(Double(appliedIndex))
     }
 
-    /// Cuts the log once it is long, keeping a tail; only what the directory has persisted is cut.
+    /// A snapshot from the leader (already saved in raft.db): the directory becomes its data, and
+    /// the registry mirror follows.
+    private func install(_ snapshot: Snapshot) async throws(NodeError) {
+        let state: DirectoryState
+        do {
+            state = try DirectoryCodec.decodeState(snapshot.data)
+        } catch {
+            throw NodeError(
+                .stateUnreadable,
+                "the snapshot at index \(snapshot.metadata.index) is unreadable: \(error)"
+            )
+        }
+        let store = self.directoryStore
+        try await BlockingIO.run { () throws(NodeError) in try store.replace(with: state) }
+        let names = self.core.withLock { core in
+            defer { core.directory = state }
+            return Set(core.directory.namespaces.keys).union(state.namespaces.keys)
+        }
+        self.logger.notice(
+            "installed a snapshot of the directory",
+            metadata: ["raft.index": "\(snapshot.metadata.index)"]
+        )
+        if let observer = self.observer.withLock({ $0 }) { await observer(.snapshot(names)) }
+    }
+
+    /// Cuts the log once it is long: the snapshot is the directory encoded at the applied index
+    /// (what a member that lags behind the cut is sent).
     private func compactIfLong() async throws(NodeError) {
         let snapshot: Snapshot? = self.core.withLock { core in
-            let applied = min(core.raft.appliedIndex, core.directory.appliedIndex)
-            guard applied >= core.raft.firstIndex + self.compaction.threshold else { return nil }
-            return try? core.raft.compact(through: applied - self.compaction.retained, data: [])
+            let applied = core.directory.appliedIndex
+            guard applied == core.raft.appliedIndex, applied >= core.raft.firstIndex + self.compaction.threshold
+            else { return nil }
+            return try? core.raft.compact(through: applied, data: DirectoryCodec.encode(core.directory))
         }
         guard let snapshot else { return }
         let store = self.raftStore
-        try await BlockingIO.run { () throws(NodeError) in try store.compact(snapshot.metadata) }
+        try await BlockingIO.run { () throws(NodeError) in try store.compact(snapshot) }
         self.metrics.raftLogEntries.set(Double(store.entryCount()))
         self.logger.info("raft log compacted", metadata: ["raft.index": "\(snapshot.metadata.index)"])
     }

@@ -26,10 +26,9 @@ final class DirectoryService: Sendable {
         self.nodeID = nodeID
         self.zone = zone
         self.logger = logger
-        log.observe { [registry, nodeID, weak log] applied in
+        log.observe { [registry, nodeID, weak log] change in
             guard let log else { return }
-            let names = Set(applied.filter { $0.outcome == .applied }.compactMap(\.command.namespaceName))
-            await Self.mirror(names, log: log, registry: registry, nodeID: nodeID, logger: logger)
+            await Self.mirror(change.namespaces, log: log, registry: registry, nodeID: nodeID, logger: logger)
         }
     }
 

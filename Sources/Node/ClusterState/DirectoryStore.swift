@@ -101,11 +101,12 @@ final class DirectoryStore: Sendable {
     }
 
     /// Writes the changed rows and the applied index in one synced transaction.
-    func persist(_ rows: Rows) throws(NodeError) {
+    func persist(_ rows: Rows, replacingAll: Bool = false) throws(NodeError) {
         let state = rows
         do {
             try self.connection.withLock { connection throws(SQLiteError) in
                 try connection.transaction { () throws(SQLiteError) in
+                    if replacingAll { try connection.execute("DELETE FROM namespaces; DELETE FROM members;") }
                     for (name, row) in rows.namespaces.sorted(by: { $0.key < $1.key }) {
                         guard let entry = row else {
                             try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(name)])
@@ -152,6 +153,14 @@ final class DirectoryStore: Sendable {
         } catch {
             throw NodeError.io("cannot write the directory \(self.path): \(error)")
         }
+    }
+
+    /// Replaces every row with `state` (a snapshot installed), in one synced transaction.
+    func replace(with state: DirectoryState) throws(NodeError) {
+        try self.persist(
+            Rows(state: state, namespaces: Set(state.namespaces.keys), members: Set(state.members.keys)),
+            replacingAll: true
+        )
     }
 
     /// A value kept beside the directory (the cluster id, whether the old registry was imported).

@@ -7,8 +7,9 @@ import Synchronization
 /// entries after it, in `<state>/raft.db` (SQLite, WAL, `synchronous=FULL`, so a committed
 /// transaction is on disk before `save` returns and before the shell sends anything that depends on it).
 ///
-/// The directory (the application state) lives in its own database with its applied index; a
-/// snapshot here records only where the log was cut, never data the directory does not already hold.
+/// The directory (the application state) lives in its own database with its applied index; the
+/// snapshot kept here (where the log was cut, and the directory encoded at that index) is what a
+/// member that lags behind the cut is sent.
 final class RaftStore: Sendable {
     static let formatVersion = 1
 
@@ -54,7 +55,8 @@ final class RaftStore: Sendable {
                     index: meta["snapshot_index"]?.unsigned ?? 0,
                     term: meta["snapshot_term"]?.unsigned ?? 0,
                     configuration: configuration
-                )
+                ),
+                data: meta["snapshot_data"]?.blobValue ?? []
             )
             var entries: [LogEntry] = []
             var expected = snapshot.metadata.index + 1
@@ -88,7 +90,7 @@ final class RaftStore: Sendable {
 
     /// Persists what a `Ready` asks for, in one synced transaction: a snapshot replaces the whole log,
     /// new entries replace every entry at their first index and above, then the hard state.
-    func save(hardState: HardState?, entries: [LogEntry], snapshot: SnapshotMetadata?) throws(NodeError) {
+    func save(hardState: HardState?, entries: [LogEntry], snapshot: Snapshot?) throws(NodeError) {
         guard hardState != nil || !entries.isEmpty || snapshot != nil else { return }
         try self.writing { connection throws(SQLiteError) in
             if let snapshot {
@@ -121,9 +123,9 @@ final class RaftStore: Sendable {
     }
 
     /// Records that the log now starts after `snapshot.index` and drops the entries it covers.
-    func compact(_ snapshot: SnapshotMetadata) throws(NodeError) {
+    func compact(_ snapshot: Snapshot) throws(NodeError) {
         try self.writing { connection throws(SQLiteError) in
-            try connection.run("DELETE FROM entries WHERE idx <= ?", [.integer(Int64(snapshot.index))])
+            try connection.run("DELETE FROM entries WHERE idx <= ?", [.integer(Int64(snapshot.metadata.index))])
             try self.writeSnapshot(snapshot, connection)
         }
     }
@@ -149,13 +151,14 @@ final class RaftStore: Sendable {
         }) ?? 0
     }
 
-    private func writeSnapshot(_ snapshot: SnapshotMetadata, _ connection: SQLiteConnection) throws(SQLiteError) {
+    private func writeSnapshot(_ snapshot: Snapshot, _ connection: SQLiteConnection) throws(SQLiteError) {
         try StateDatabase.set(
             connection,
             [
-                "snapshot_index": .integer(Int64(bitPattern: snapshot.index)),
-                "snapshot_term": .integer(Int64(bitPattern: snapshot.term)),
-                "snapshot_configuration": .blob(RaftCodec.encode(snapshot.configuration)),
+                "snapshot_index": .integer(Int64(bitPattern: snapshot.metadata.index)),
+                "snapshot_term": .integer(Int64(bitPattern: snapshot.metadata.term)),
+                "snapshot_configuration": .blob(RaftCodec.encode(snapshot.metadata.configuration)),
+                "snapshot_data": .blob(snapshot.data),
             ]
         )
     }

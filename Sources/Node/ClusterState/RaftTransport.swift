@@ -1,0 +1,148 @@
+import AsyncHTTPClient
+import Consensus
+import Logging
+import NIOCore
+import Synchronization
+
+/// Raft messages between members over the pooled mutual-TLS peer connections: to each peer one
+/// long-lived `POST /_peer/v1/raft` whose body is a stream of frames (a 4-byte big-endian length,
+/// then a `RaftCodec` message), so messages are pipelined on one connection instead of costing a
+/// request each. Raft tolerates loss, so a peer that cannot be reached (or whose stream is full)
+/// loses messages rather than blocking the log: its stream is opened again, after a short backoff,
+/// by the next message for it.
+final class RaftTransport: Sendable {
+    static let maximumFrameSize = 64 << 20
+    static let path = "/_peer/v1/raft"
+    /// Frames queued for one peer before the newest are dropped.
+    static let queueLimit = 4096
+
+    private struct Outbound {
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+    }
+
+    private struct State {
+        var addresses: [UInt64: String] = [:]
+        var streams: [String: Outbound] = [:]
+        var retryAfter: [String: ContinuousClock.Instant] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let peers: PeerClient
+    private let logger: Logger
+
+    init(peers: PeerClient, logger: Logger) {
+        self.peers = peers
+        self.logger = logger
+    }
+
+    /// Where a replica's peer listener is (nil forgets it).
+    func setAddress(_ address: String?, for replica: ReplicaID) {
+        self.state.withLock { $0.addresses[replica.rawValue] = address }
+    }
+
+    /// Queues `messages`, each on its destination's stream (opened on demand).
+    func send(_ messages: [RaftMessage]) {
+        for message in messages {
+            let bytes = RaftCodec.encode(message)
+            var frame = ByteBuffer()
+            frame.writeInteger(UInt32(bytes.count))
+            frame.writeBytes(bytes)
+            let (outbound, open) = self.state.withLock { state -> (Outbound?, String?) in
+                guard !state.closed, let address = state.addresses[message.to.rawValue] else { return (nil, nil) }
+                if let existing = state.streams[address] { return (existing, nil) }
+                if let retry = state.retryAfter[address], ContinuousClock.now < retry { return (nil, nil) }
+                let (stream, continuation) = AsyncStream.makeStream(
+                    of: ByteBuffer.self,
+                    bufferingPolicy: .bufferingOldest(Self.queueLimit)
+                )
+                let outbound = Outbound(continuation: continuation)
+                state.streams[address] = outbound
+                self.open(stream, to: address, continuation: continuation)
+                return (outbound, address)
+            }
+            if let open { self.logger.debug("raft stream opened", metadata: ["raft.peer": "\(open)"]) }
+            outbound?.continuation.yield(frame)
+        }
+    }
+
+    private func open(
+        _ stream: AsyncStream<ByteBuffer>,
+        to address: String,
+        continuation: AsyncStream<ByteBuffer>.Continuation
+    ) {
+        let client = self.peers.client
+        let url = self.peers.baseURL(address) + Self.path
+        Task {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+            request.headers.add(name: "content-type", value: "application/octet-stream")
+            request.body = .stream(stream, length: .unknown)
+            var failure: String?
+            do {
+                let response = try await client.execute(request, timeout: .hours(24 * 365))
+                _ = try? await response.body.collect(upTo: 1 << 16)
+                if response.status != .ok { failure = "answered \(response.status.code)" }
+            } catch {
+                failure = "\(error)"
+            }
+            continuation.finish()
+            self.state.withLock { state in
+                state.streams[address] = nil
+                if failure != nil { state.retryAfter[address] = ContinuousClock.now + .milliseconds(200) }
+            }
+            self.logger.debug(
+                "raft stream closed",
+                metadata: ["raft.peer": "\(address)", "error": "\(failure ?? "none")"]
+            )
+        }
+    }
+
+    /// Ends every stream (shutdown).
+    func close() {
+        let streams = self.state.withLock { state in
+            state.closed = true
+            defer { state.streams = [:] }
+            return Array(state.streams.values)
+        }
+        for stream in streams { stream.continuation.finish() }
+    }
+
+    /// Reads a stream of frames (a request body) and hands each decoded message to `deliver`, until
+    /// `deliver` answers false (the receiver is stopping: the request ends, so a graceful shutdown
+    /// does not wait for a stream that never ends). A frame that is too large or does not decode
+    /// ends the stream with an error: the sender reconnects.
+    static func receive(
+        _ body: some AsyncSequence<ByteBuffer, any Error>,
+        deliver: (RaftMessage) -> Bool
+    ) async throws(NodeError) {
+        var pending = ByteBuffer()
+        do {
+            for try await chunk in body {
+                var chunk = chunk
+                pending.writeBuffer(&chunk)
+                while let length = pending.getInteger(at: pending.readerIndex, as: UInt32.self) {
+                    guard Int(length) <= Self.maximumFrameSize else {
+                        throw NodeError.badRequest("a raft frame of \(length) bytes exceeds \(Self.maximumFrameSize)")
+                    }
+                    guard pending.readableBytes >= 4 + Int(length) else { break }
+                    pending.moveReaderIndex(forwardBy: 4)
+                    let bytes = pending.readBytes(length: Int(length)) ?? []
+                    let message: RaftMessage
+                    do {
+                        message = try RaftCodec.decodeMessage(bytes)
+                    } catch {
+                        throw NodeError.badRequest("an undecodable raft frame: \(error)")
+                    }
+                    guard deliver(message) else { return }
+                }
+                pending.discardReadBytes()
+            }
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError(.peerFailed, "the raft stream broke: \(error)", status: 400)
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Consensus
+import Directory
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import MembershipTransport
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+@testable import Node
+
+/// Three replicas of the cluster log in one process, each behind its own mutual-TLS listener on
+/// loopback, talking through `RaftTransport`: they elect a leader, replicate and apply the same
+/// directory, survive the loss of the leader, and a restarted replica catches up from its disk.
+@Suite("Cluster log over mutual TLS", .serialized)
+struct RaftClusterTests {
+    final class Replica: Sendable {
+        let name: String
+        let directory: String
+        let identity: StorageIdentity
+        let material: TLSMaterial
+        let log = Mutex<DirectoryLog?>(nil)
+        let server = Mutex<(group: ServiceGroup, task: Task<Void, any Error>)?>(nil)
+        let port = Mutex(0)
+        /// One client for the replica's whole life (an AsyncHTTPClient must be shut down, not dropped).
+        let peers: PeerClient
+
+        init(name: String, root: String, ca: ClusterCertificates.Issued) throws {
+            self.name = name
+            self.directory = "\(root)/\(name)"
+            try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+            self.identity = try StorageIdentity.load(stateDirectory: self.directory)
+            let node = try ClusterCertificates.makeNode(nodeID: name, hosts: ["127.0.0.1"], ca: ca)
+            try ClusterCertificates.write(ca, name: "ca", directory: self.directory)
+            try ClusterCertificates.write(node, name: "node", directory: self.directory)
+            self.material = try TLSMaterial(
+                caPath: "\(self.directory)/ca.pem",
+                certificatePath: "\(self.directory)/node.pem",
+                keyPath: "\(self.directory)/node-key.pem"
+            )
+            self.peers = PeerClient(tls: self.material)
+        }
+
+        var current: DirectoryLog? { self.log.withLock { $0 } }
+
+        /// The peer listener: only the raft route, as PeerRoutes registers it.
+        func listen(on port: Int = 0) async throws {
+            let router = Router(context: NodeRequestContext.self)
+            router.post("/_peer/v1/raft") { request, _ -> Response in
+                try await RaftTransport.receive(request.body) { message in
+                    guard let log = self.current else { return false }
+                    log.receive(message)
+                    return true
+                }
+                return Response(status: .ok)
+            }
+            let bound = AsyncStream.makeStream(of: Int.self)
+            let application = Application(
+                router: router,
+                server: .mutualTLS(HTTP1Channel.Configuration(), material: self.material),
+                configuration: .init(address: .hostname("127.0.0.1", port: port)),
+                onServerRunning: { channel in
+                    bound.continuation.yield(channel.localAddress?.port ?? 0)
+                    bound.continuation.finish()
+                },
+                logger: RaftClusterTests.logger
+            )
+            let group = ServiceGroup(services: [application], logger: RaftClusterTests.logger)
+            let task = Task { try await group.run() }
+            self.server.withLock { $0 = (group, task) }
+            for await port in bound.stream { self.port.withLock { $0 = port } }
+        }
+
+        func open(voters: [ReplicaID], peers: [Replica]) async throws {
+            let log = try DirectoryLog(
+                stateDirectory: self.directory,
+                identity: self.identity,
+                metrics: NodeMetrics(),
+                logger: RaftClusterTests.logger,
+                bootstrapVoters: voters
+            )
+            let transport = RaftTransport(peers: self.peers, logger: RaftClusterTests.logger)
+            for peer in peers where peer !== self {
+                transport.setAddress("127.0.0.1:\(peer.port.withLock { $0 })", for: peer.identity.replicaID)
+            }
+            log.connect(transport)
+            self.log.withLock { $0 = log }
+            try await log.start()
+        }
+
+        /// Like a SIGKILL as far as the others can tell: the listener and the clock stop.
+        func crash() async {
+            self.current?.stop()
+            self.log.withLock { $0 = nil }
+            if let server = self.server.withLock({ $0 }) {
+                server.task.cancel()
+                _ = try? await server.task.value
+            }
+        }
+    }
+
+    static var logger: Logger {
+        var logger = Logger(label: "raft-test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    static func eventually(_ seconds: Double = 15, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    static func leader(_ replicas: [Replica]) -> Replica? {
+        replicas.first { $0.current?.status.role == .leader }
+    }
+
+    @Test func threeReplicasElectReplicateFailOverAndCatchUp() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let ca = try ClusterCertificates.makeCA()
+        let replicas = try ["n1", "n2", "n3"].map { try Replica(name: $0, root: root, ca: ca) }
+        for replica in replicas { try await replica.listen() }
+        let voters = replicas.map(\.identity.replicaID)
+        for replica in replicas { try await replica.open(voters: voters, peers: replicas) }
+        #expect(Set(replicas.map { $0.current!.clusterID }).count == 1, "founders agree on the cluster id")
+
+        #expect(await Self.eventually { Self.leader(replicas) != nil }, "a leader is elected")
+        let first = try #require(Self.leader(replicas))
+        var commands: [DirectoryCommand] = []
+        for replica in replicas {
+            commands += [
+                .joinMember(id: replica.name, storageID: replica.identity.storageID, zone: ""),
+                .activateMember(id: replica.name, storageID: replica.identity.storageID),
+            ]
+        }
+        #expect(try await first.current!.propose(commands).allSatisfy { $0 == .applied })
+        for batch in 0..<3 {
+            let creates = (0..<10).map { index in
+                DirectoryCommand.createNamespace(
+                    name: "ns-\(batch)-\(index)",
+                    owner: replicas[index % 3].name,
+                    origin: .auto,
+                    locked: false,
+                    ttlMilliseconds: nil,
+                    createdAt: 1
+                )
+            }
+            #expect(try await first.current!.propose(creates).allSatisfy { $0 == .applied })
+        }
+        #expect(
+            await Self.eventually {
+                replicas.allSatisfy { $0.current?.read { $0.namespaces.count } == 30 }
+            },
+            "every replica applied the creates"
+        )
+        let states = replicas.map { $0.current!.read { $0 } }
+        #expect(states.allSatisfy { $0 == states[0] }, "the replicas hold the same directory")
+
+        // The leader is lost: the other two elect a new one and go on.
+        await first.crash()
+        let survivors = replicas.filter { $0 !== first }
+        #expect(await Self.eventually { Self.leader(survivors) != nil }, "a new leader among the survivors")
+        let second = try #require(Self.leader(survivors))
+        var created = false
+        for _ in 0..<20 where !created {
+            do {
+                let outcomes = try await second.current!.propose([
+                    .createNamespace(
+                        name: "after-failover",
+                        owner: second.name,
+                        origin: .explicit,
+                        locked: true,
+                        ttlMilliseconds: nil,
+                        createdAt: 2
+                    )
+                ])
+                created = outcomes == [.applied]
+            } catch {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        #expect(created, "creates commit with one of three replicas down")
+
+        // The lost replica comes back from its disk, on the same port, and catches up.
+        try await first.listen(on: first.port.withLock { $0 })
+        try await first.open(voters: voters, peers: replicas)
+        #expect(
+            await Self.eventually {
+                first.current?.read { $0.namespaces["after-failover"] != nil && $0.namespaces.count == 31 } == true
+            },
+            "the restarted replica caught up"
+        )
+        for replica in replicas {
+            await replica.crash()
+            await replica.peers.shutdown()
+        }
+    }
+}
