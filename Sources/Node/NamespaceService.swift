@@ -80,10 +80,15 @@ public final class NamespaceService: Sendable {
             )
         }
         if !keepingFiles && directory.entry(name) == nil { try self.archiveLeftovers(name) }
-        guard
-            try await directory.create(name, origin: origin, now: now, maxNamespaces: self.configuration.maxNamespaces)
-        else { return nil }
-        return try self.servedRecord(name)
+        let created = try await directory.create(
+            name,
+            origin: origin,
+            now: now,
+            maxNamespaces: self.configuration.maxNamespaces
+        )
+        // The mirror into the registry failed once (logged): the directory is the truth, try again.
+        if self.registry.record(name) == nil { await directory.remirror(name) }
+        return created ? try self.servedRecord(name) : nil
     }
 
     /// The record of a namespace that exists; an error when this node does not serve it (the
@@ -303,6 +308,9 @@ public final class NamespaceService: Sendable {
             autoIdle: self.configuration.autoIdleDuration,
             archiveRetention: self.configuration.archiveRetention
         )
+        for name in self.directory?.interruptedArchives() ?? [] {
+            _ = try? await self.archive(name, reason: "archive interrupted earlier")
+        }
         let decisions = planner.plan(
             records: self.registry.all(),
             archives: self.archives.list(),

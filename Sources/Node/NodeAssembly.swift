@@ -52,6 +52,13 @@ public struct NodeAssembly: Sendable {
             registry.record(name) != nil
         }
         let identity = try StorageIdentity.load(stateDirectory: configuration.stateDirectory)
+        if configuration.isClustered,
+            FileManager.default.fileExists(atPath: configuration.stateDirectory + "/directory.db")
+        {
+            // A clustered run changes the registry without the log: a later one-node start must
+            // take the registry as the truth again.
+            try DirectoryStore(directory: configuration.stateDirectory).setValue("registry_imported", .integer(0))
+        }
         // A one-node cluster decides through its own log; clustered nodes keep settling ownership by
         // claims until the log spans every member (the Raft transport is not in this build).
         let directory: DirectoryService? =
@@ -143,7 +150,16 @@ public struct NodeAssembly: Sendable {
         let interrupted = try await directory.start()
         for name in interrupted {
             self.logger.notice("finishing an archive interrupted by a restart", metadata: ["namespace": "\(name)"])
-            _ = try await self.service.archive(name, reason: "archive interrupted by a restart")
+            do {
+                _ = try await self.service.archive(name, reason: "archive interrupted by a restart")
+            } catch {
+                // One namespace that cannot be archived now must not keep the others down: it stays
+                // refused (archiving) and GC tries again.
+                self.logger.error(
+                    "cannot finish an interrupted archive; GC retries it",
+                    metadata: ["namespace": "\(name)", "error": "\(error)"]
+                )
+            }
         }
     }
 

@@ -60,7 +60,7 @@ struct DirectoryLogTests {
 
     @Test func changesSurviveARestartAndTheLogCompacts() async throws {
         try await Self.withStateDirectory { directory in
-            let compaction = DirectoryLog.Compaction(threshold: 20, retained: 5)
+            let compaction = DirectoryLog.Compaction(threshold: 20)
             do {
                 let (service, registry) = try Self.open(directory, compaction: compaction)
                 defer { service.log.stop() }
@@ -126,6 +126,39 @@ struct DirectoryLogTests {
         }
     }
 
+    @Test func aRegistryChangedWithoutTheLogIsTheTruthAgainAndHugeTTLsAreClamped() async throws {
+        try await Self.withStateDirectory { directory in
+            do {
+                let (service, _) = try Self.open(directory)
+                defer { service.log.stop() }
+                _ = try await service.start()
+                for name in ["kept", "deleted-meanwhile", "half-archived"] {
+                    #expect(try await service.create(name, origin: .auto, now: 1, maxNamespaces: 0))
+                }
+                _ = try await service.beginArchive("half-archived")
+                #expect(service.interruptedArchives() == ["half-archived"])
+            }
+            // A clustered run (no log) deleted one namespace and created another, with a TTL from an
+            // older build that no conversion may trap on; it cleared the imported flag.
+            do {
+                let registry = try NamespaceRegistry(directory: directory)
+                try await registry.remove("deleted-meanwhile")
+                _ = try await registry.create("made-meanwhile", origin: .explicit, now: 2, maxNamespaces: 0)
+                _ = try await registry.update("made-meanwhile") { $0.ttlSeconds = .infinity }
+                _ = try await registry.update("kept") { $0.ttlSeconds = 1e30 }
+                try DirectoryStore(directory: directory).setValue("registry_imported", .integer(0))
+            }
+            let (service, registry) = try Self.open(directory)
+            defer { service.log.stop() }
+            #expect(try await service.start() == ["half-archived"])
+            #expect(service.entry("deleted-meanwhile") == nil)
+            #expect(service.entry("made-meanwhile")?.ttlMilliseconds == nil)
+            #expect(registry.record("kept") != nil && registry.record("deleted-meanwhile") == nil)
+            try await service.finishArchive("half-archived", epoch: 1)
+            #expect(service.interruptedArchives().isEmpty)
+        }
+    }
+
     @Test func aRenamedNodeKeepsItsNamespaces() async throws {
         try await Self.withStateDirectory { directory in
             do {
@@ -139,8 +172,15 @@ struct DirectoryLogTests {
             _ = try await service.start()
             #expect(service.entry("app")?.owner == "new-host")
             #expect(service.entry("app")?.epoch == 2)
-            #expect(service.log.read { $0.members["old-host"]?.state } == .removed)
+            #expect(service.log.read { $0.members["old-host"]?.state } == .left)
             #expect(registry.record("app") != nil)
+            service.log.stop()
+            // And back to the first name (a host name that returns).
+            let (again, _) = try Self.open(directory, nodeID: "old-host")
+            defer { again.log.stop() }
+            _ = try await again.start()
+            #expect(again.entry("app")?.owner == "old-host")
+            #expect(again.log.read { $0.members["new-host"]?.state } == .left)
         }
     }
 

@@ -55,11 +55,10 @@ final class DirectoryLog: Sendable {
         var haltReported = false
     }
 
-    /// The log length that triggers a compaction, and the entries kept after one (for followers
-    /// that lag a little).
+    /// The log length that triggers a compaction (a snapshot of the directory at the applied index
+    /// replaces the entries before it).
     struct Compaction: Sendable {
         var threshold: UInt64 = 10_000
-        var retained: UInt64 = 1_000
     }
 
     static let tickInterval: Duration = .milliseconds(100)
@@ -136,6 +135,13 @@ final class DirectoryLog: Sendable {
         } else {
             try directoryStore.setValue("cluster_id", .text(clusterID))
         }
+        let lastIndex = persisted.snapshot.metadata.index + UInt64(persisted.entries.count)
+        guard directory.appliedIndex <= lastIndex else {
+            throw NodeError(
+                .stateUnreadable,
+                "\(directoryStore.path) was applied through index \(directory.appliedIndex) but \(raftStore.path) ends at \(lastIndex): the log is older than the directory (restored from another time?)"
+            )
+        }
         // Behind the log's snapshot: a snapshot received from the leader was saved but the crash
         // came before the directory was replaced by it. Finish that now.
         if directory.appliedIndex < persisted.snapshot.metadata.index {
@@ -184,6 +190,13 @@ final class DirectoryLog: Sendable {
             )
         ).uuidString.lowercased()
     }
+
+    static let lost = NodeError(
+        .ownerUnavailable,
+        "the change was lost to a leader change; retry",
+        status: 503,
+        retryAfter: 1
+    )
 
     /// A value kept beside the directory.
     func value(_ key: String) -> SQLiteValue? { self.directoryStore.value(key) }
@@ -280,6 +293,8 @@ final class DirectoryLog: Sendable {
                 }
                 do {
                     let position = try core.raft.propose(bytes)
+                    // An older proposal at this index was overwritten by another leader's entries.
+                    core.waiters[position.index]?.continuation.resume(returning: .failure(Self.lost))
                     core.waiters[position.index] = Waiter(
                         term: position.term,
                         started: .now,
@@ -412,16 +427,7 @@ final class DirectoryLog: Sendable {
         }
         for (result, waiter) in answered {
             if waiter.term != result.term {
-                waiter.continuation.resume(
-                    returning: .failure(
-                        NodeError(
-                            .ownerUnavailable,
-                            "the change was lost to a leader change; retry",
-                            status: 503,
-                            retryAfter: 1
-                        )
-                    )
-                )
+                waiter.continuation.resume(returning: .failure(Self.lost))
             } else if let outcomes = result.outcomes {
                 self.metrics.raftCommitLatency.record(now - waiter.started)
                 waiter.continuation.resume(returning: .success(outcomes))
@@ -470,11 +476,18 @@ final class DirectoryLog: Sendable {
     /// Cuts the log once it is long: the snapshot is the directory encoded at the applied index
     /// (what a member that lags behind the cut is sent).
     private func compactIfLong() async throws(NodeError) {
-        let snapshot: Snapshot? = self.core.withLock { core in
+        // A copy of the directory is taken under the lock (copy on write: cheap now, one copy when
+        // it is next changed) and encoded outside it, so requests reading the directory do not wait.
+        let candidate: DirectoryState? = self.core.withLock { core in
             let applied = core.directory.appliedIndex
             guard applied == core.raft.appliedIndex, applied >= core.raft.firstIndex + self.compaction.threshold
             else { return nil }
-            return try? core.raft.compact(through: applied, data: DirectoryCodec.encode(core.directory))
+            return core.directory
+        }
+        guard let candidate else { return }
+        let data = DirectoryCodec.encode(candidate)
+        let snapshot: Snapshot? = self.core.withLock { core in
+            try? core.raft.compact(through: candidate.appliedIndex, data: data)
         }
         guard let snapshot else { return }
         let store = self.raftStore

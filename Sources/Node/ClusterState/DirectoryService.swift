@@ -41,9 +41,19 @@ final class DirectoryService: Sendable {
         try await self.importRegistry()
         let names = Set(self.log.read { Array($0.namespaces.keys) }).union(self.registry.all().map(\.name))
         await Self.mirror(names, log: self.log, registry: self.registry, nodeID: self.nodeID, logger: self.logger)
-        return self.log.read { state in
+        return self.interruptedArchives()
+    }
+
+    /// Namespaces this node began archiving and did not finish (an error, or a crash).
+    func interruptedArchives() -> [String] {
+        self.log.read { state in
             state.namespaces.values.filter { $0.owner == self.nodeID && $0.state == .archiving }.map(\.name).sorted()
         }
+    }
+
+    /// Mirrors one name again (after a failed mirror write).
+    func remirror(_ name: String) async {
+        await Self.mirror([name], log: self.log, registry: self.registry, nodeID: self.nodeID, logger: self.logger)
     }
 
     /// The directory entry of `name`, if it exists in any state.
@@ -91,8 +101,15 @@ final class DirectoryService: Sendable {
         }
     }
 
+    /// A TTL in seconds as the directory keeps it: whole milliseconds, at least 1, at most the
+    /// API's limit (a registry from an older build may hold anything, even infinity).
+    static func milliseconds(ttl seconds: Double?) -> UInt64? {
+        guard let seconds, seconds.isFinite, seconds > 0 else { return nil }
+        return UInt64(max((min(seconds, AdminRoutes.ttlRange.upperBound) * 1000).rounded(), 1))
+    }
+
     func setTTL(_ name: String, seconds: Double?) async throws(NodeError) {
-        let milliseconds = seconds.map { UInt64(max(($0 * 1000).rounded(), 1)) }
+        let milliseconds = Self.milliseconds(ttl: seconds)
         if case .refused(let refusal) = try await self.proposeOne(.setTTL(name: name, ttlMilliseconds: milliseconds)) {
             throw Self.error(refusal, name: name)
         }
@@ -134,7 +151,7 @@ final class DirectoryService: Sendable {
             (
                 state.members[self.nodeID],
                 state.members.values.filter {
-                    $0.storageID == storageID && $0.id != self.nodeID && $0.state != .removed
+                    $0.storageID == storageID && $0.id != self.nodeID && $0.state != .removed && $0.state != .left
                 }
             )
         }
@@ -154,33 +171,67 @@ final class DirectoryService: Sendable {
             }
         }
         for old in renamed {
-            let moves = self.log.read { state in
-                state.namespaces.values.filter { $0.owner == old.id }.sorted { $0.name < $1.name }
-                    .map { DirectoryCommand.moveNamespace(name: $0.name, epoch: $0.epoch, owner: self.nodeID) }
+            let (moves, archives) = self.log.read { state in
+                let owned = state.namespaces.values.filter { $0.owner == old.id }.sorted { $0.name < $1.name }
+                return (
+                    owned.filter { $0.state == .active }.map {
+                        DirectoryCommand.moveNamespace(name: $0.name, epoch: $0.epoch, owner: self.nodeID)
+                    },
+                    // Archives the old name began are finished (files still in place are archived as
+                    // leftovers if the name is created again).
+                    owned.filter { $0.state == .archiving }.map {
+                        DirectoryCommand.finishArchive(name: $0.name, epoch: $0.epoch)
+                    }
+                )
             }
-            for chunk in stride(from: 0, to: moves.count, by: Self.importBatch) {
-                _ = try await self.log.propose(Array(moves[chunk..<min(chunk + Self.importBatch, moves.count)]))
+            let commands = archives + moves
+            var refused = 0
+            for chunk in stride(from: 0, to: commands.count, by: Self.importBatch) {
+                let outcomes = try await self.log.propose(
+                    Array(commands[chunk..<min(chunk + Self.importBatch, commands.count)])
+                )
+                refused += outcomes.filter { $0 != .applied }.count
             }
-            _ = try await self.log.propose([.removeMember(id: old.id)])
+            // Retired as "left", not removed: the old name may come back (a host name that returns),
+            // and a removed member never can.
+            _ = try await self.log.propose([
+                .leaveMember(id: old.id, storageID: storageID), .leftMember(id: old.id, storageID: storageID),
+            ])
             self.logger.warning(
                 "this data directory was used under another node id: its namespaces moved to this one",
-                metadata: ["node.previous": "\(old.id)", "namespaces.moved": "\(moves.count)"]
+                metadata: [
+                    "node.previous": "\(old.id)", "namespaces.moved": "\(moves.count)",
+                    "namespaces.archived": "\(archives.count)", "commands.refused": "\(refused)",
+                ]
             )
         }
     }
 
-    /// A data directory from a build before the cluster log: its registry becomes create entries,
-    /// once (a crash in the middle repeats it; creates of existing names are refused harmlessly).
+    /// The registry is the truth until it has been imported: a data directory from a build before
+    /// the cluster log, or one a clustered run changed without the log (it clears the flag). Its
+    /// records become create entries, and namespaces of this node the registry no longer has are
+    /// archived in the log, once (a crash in the middle repeats it harmlessly).
     private func importRegistry() async throws(NodeError) {
-        guard self.log.value("registry_imported") == nil else { return }
+        guard self.log.value("registry_imported") != .integer(1) else { return }
         let records = self.registry.all()
+        let known = Set(records.map(\.name))
+        let gone = self.log.read { state in
+            state.namespaces.values.filter { $0.owner == self.nodeID && !known.contains($0.name) }
+                .sorted { $0.name < $1.name }
+        }
+        for entry in gone {
+            if entry.state == .active {
+                _ = try await self.log.propose([.beginArchive(name: entry.name, epoch: entry.epoch)])
+            }
+            _ = try await self.log.propose([.finishArchive(name: entry.name, epoch: entry.epoch)])
+        }
         let commands = records.map { record in
             DirectoryCommand.createNamespace(
                 name: record.name,
                 owner: self.nodeID,
                 origin: record.origin == .explicit ? .explicit : .auto,
                 locked: record.locked,
-                ttlMilliseconds: record.ttlSeconds.map { UInt64(max(($0 * 1000).rounded(), 1)) },
+                ttlMilliseconds: Self.milliseconds(ttl: record.ttlSeconds),
                 createdAt: UInt64(max(record.createdAt, 0))
             )
         }
@@ -192,10 +243,13 @@ final class DirectoryService: Sendable {
             imported += outcomes.filter { $0 == .applied }.count
         }
         try self.log.setValue("registry_imported", .integer(1))
-        if !records.isEmpty {
+        if !records.isEmpty || !gone.isEmpty {
             self.logger.notice(
                 "imported the namespace registry into the cluster log",
-                metadata: ["namespaces.imported": "\(imported)", "namespaces.registered": "\(records.count)"]
+                metadata: [
+                    "namespaces.imported": "\(imported)", "namespaces.registered": "\(records.count)",
+                    "namespaces.archived": "\(gone.count)",
+                ]
             )
         }
     }

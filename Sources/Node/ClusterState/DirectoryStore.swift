@@ -71,7 +71,12 @@ final class DirectoryStore: Sendable {
             } catch {
                 throw NodeError(.stateUnreadable, "cannot read the directory \(self.path): \(error)")
             }
-            let halted = meta["halted_index"]?.unsigned.map { ($0, UInt32(meta["halted_format"]?.unsigned ?? 0)) }
+            // A halt for a format this build knows (it was upgraded, as the halt asked) is lifted:
+            // the applied index stayed before the entry, so the log replays it now.
+            let halted = meta["halted_index"]?.unsigned.map {
+                ($0, UInt32(clamping: meta["halted_format"]?.unsigned ?? 0))
+            }
+            .flatMap { $0.1 > DirectoryState.supportedFormat ? $0 : nil }
             return DirectoryState(
                 namespaces: namespaces,
                 members: members,

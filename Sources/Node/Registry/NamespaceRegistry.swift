@@ -9,8 +9,9 @@ import Synchronization
 /// `flushAccessTimes()` (debounced by the caller); a crash loses at most one debounce interval of
 /// access times, which only makes GC see a slightly older time.
 public final class NamespaceRegistry: Sendable {
-    /// The state format this build writes. A newer one on disk is refused at startup.
-    public static let formatVersion = 1
+    /// The state format this build writes. A newer one on disk is refused at startup. 2: the
+    /// registry mirrors the cluster log's directory (a build before the log must not write it).
+    public static let formatVersion = 2
 
     private struct State {
         var records: [String: NamespaceRecord] = [:]
@@ -71,6 +72,12 @@ public final class NamespaceRegistry: Sendable {
                     throw NodeError(
                         .stateTooNew,
                         "state directory \(directory) has format \(found), newer than this build's \(Self.formatVersion); run a newer turso-server"
+                    )
+                }
+                if found < Self.formatVersion {
+                    try connection.run(
+                        "UPDATE meta SET value = ? WHERE key = 'format_version'",
+                        [.text(String(Self.formatVersion))]
                     )
                 }
             } else {
