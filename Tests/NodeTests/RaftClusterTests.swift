@@ -80,6 +80,9 @@ struct RaftClusterTests {
                 identity: self.identity,
                 metrics: NodeMetrics(),
                 logger: RaftClusterTests.logger,
+                // Compacted often, so the replica that comes back is behind the cut and must be
+                // sent a snapshot of the directory.
+                compaction: .init(threshold: 6),
                 bootstrapVoters: voters
             )
             let transport = RaftTransport(peers: self.peers, logger: RaftClusterTests.logger)
@@ -165,6 +168,7 @@ struct RaftClusterTests {
         #expect(states.allSatisfy { $0 == states[0] }, "the replicas hold the same directory")
 
         // The leader is lost: the other two elect a new one and go on.
+        let lostAt = first.current!.status.appliedIndex
         await first.crash()
         let survivors = replicas.filter { $0 !== first }
         #expect(await Self.eventually { Self.leader(survivors) != nil }, "a new leader among the survivors")
@@ -188,16 +192,33 @@ struct RaftClusterTests {
             }
         }
         #expect(created, "creates commit with one of three replicas down")
+        for index in 0..<10 {
+            let outcomes = try await second.current!.propose([
+                .createNamespace(
+                    name: "later-\(index)",
+                    owner: second.name,
+                    origin: .auto,
+                    locked: false,
+                    ttlMilliseconds: nil,
+                    createdAt: 3
+                )
+            ])
+            #expect(outcomes == [.applied])
+        }
+        let cut = try RaftStore(directory: second.directory).load()?.snapshot.metadata.index ?? 0
+        #expect(cut > lostAt, "the log was compacted past the lost replica")
 
         // The lost replica comes back from its disk, on the same port, and catches up.
         try await first.listen(on: first.port.withLock { $0 })
         try await first.open(voters: voters, peers: replicas)
         #expect(
             await Self.eventually {
-                first.current?.read { $0.namespaces["after-failover"] != nil && $0.namespaces.count == 31 } == true
+                first.current?.read { $0.namespaces["later-9"] != nil && $0.namespaces.count == 41 } == true
             },
-            "the restarted replica caught up"
+            "the restarted replica caught up through a snapshot"
         )
+        let caughtUp = first.current!.read { $0 }
+        #expect(caughtUp.namespaces == second.current!.read { $0.namespaces })
         for replica in replicas {
             await replica.crash()
             await replica.peers.shutdown()

@@ -403,6 +403,12 @@ final class DirectoryLog: Sendable {
                 for (command, outcome) in zip(batch.commands, outcomes ?? []) {
                     applied.append(Applied(index: entry.index, command: command, outcome: outcome))
                     guard outcome == .applied else { continue }
+                    if case .moveNamespace(let name, let epoch, let owner) = command {
+                        self.logger.info(
+                            "namespace moved",
+                            metadata: ["namespace": "\(name)", "move.to": "\(owner)", "move.epoch": "\(epoch + 1)"]
+                        )
+                    }
                     if let name = command.namespaceName { namespaces.insert(name) }
                     if let id = command.memberID { members.insert(id) }
                 }

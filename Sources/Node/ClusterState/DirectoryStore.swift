@@ -13,26 +13,21 @@ final class DirectoryStore: Sendable {
 
     init(directory: String) throws(NodeError) {
         self.path = directory + "/directory.db"
-        do {
-            let connection = try SQLiteConnection(path: self.path)
-            try StateDatabase.prepare(connection, path: self.path, formatVersion: Self.formatVersion)
-            try connection.execute(
-                """
-                CREATE TABLE IF NOT EXISTS namespaces(
-                    name TEXT PRIMARY KEY, state INTEGER NOT NULL, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
-                    origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL
-                );
-                CREATE TABLE IF NOT EXISTS members(
-                    id TEXT PRIMARY KEY, storage_id TEXT NOT NULL, zone TEXT NOT NULL, state INTEGER NOT NULL
-                );
-                """
+        self.connection = Mutex(
+            try StateDatabase.open(
+                self.path,
+                formatVersion: Self.formatVersion,
+                schema: """
+                    CREATE TABLE IF NOT EXISTS namespaces(
+                        name TEXT PRIMARY KEY, state INTEGER NOT NULL, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
+                        origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE IF NOT EXISTS members(
+                        id TEXT PRIMARY KEY, storage_id TEXT NOT NULL, zone TEXT NOT NULL, state INTEGER NOT NULL
+                    );
+                    """
             )
-            self.connection = Mutex(connection)
-        } catch let error as NodeError {
-            throw error
-        } catch {
-            throw NodeError(.stateUnreadable, "cannot open the directory \(self.path): \(error)")
-        }
+        )
     }
 
     func load() throws(NodeError) -> DirectoryState {

@@ -18,20 +18,15 @@ final class RaftStore: Sendable {
 
     init(directory: String) throws(NodeError) {
         self.path = directory + "/raft.db"
-        do {
-            let connection = try SQLiteConnection(path: self.path)
-            try StateDatabase.prepare(connection, path: self.path, formatVersion: Self.formatVersion)
-            try connection.execute(
-                """
-                CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, payload BLOB NOT NULL);
-                """
+        self.connection = Mutex(
+            try StateDatabase.open(
+                self.path,
+                formatVersion: Self.formatVersion,
+                schema: """
+                    CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, payload BLOB NOT NULL);
+                    """
             )
-            self.connection = Mutex(connection)
-        } catch let error as NodeError {
-            throw error
-        } catch {
-            throw NodeError(.stateUnreadable, "cannot open the Raft log \(self.path): \(error)")
-        }
+        )
     }
 
     /// What the replica restarts from, or nil when this node has never been part of a group.

@@ -4,6 +4,21 @@ import SQLiteSupport
 /// `synchronous=FULL` (a commit is durable when it returns), and a `meta` key-value table holding
 /// the format version, refused when it is newer than this build's.
 enum StateDatabase {
+    /// Opens (creating if needed) the state database at `path`, checks and prepares it, and creates
+    /// `schema`'s tables; every failure is a clear start error naming the file.
+    static func open(_ path: String, formatVersion: Int, schema: String) throws(NodeError) -> SQLiteConnection {
+        do {
+            let connection = try SQLiteConnection(path: path)
+            try self.prepare(connection, path: path, formatVersion: formatVersion)
+            try connection.execute(schema)
+            return connection
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError(.stateUnreadable, "cannot open state database \(path): \(error)")
+        }
+    }
+
     static func prepare(_ connection: SQLiteConnection, path: String, formatVersion: Int) throws(NodeError) {
         do {
             let check = try connection.query("PRAGMA quick_check")
