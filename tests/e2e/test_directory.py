@@ -130,3 +130,47 @@ def test_listing_in_pages(node_factory):
     for bad in ["limit=0", "limit=abc", "limit=10001"]:
         refused = node.admin("GET", f"/v1/namespaces?{bad}")
         assert refused.status == 400 and refused.json()["error"]["code"] == "BAD_REQUEST"
+
+
+def test_sigkill_under_a_stream_of_creates_loses_none(node_factory):
+    """Every create that answered 201 before the node was SIGKILLed is there after the restart;
+    nothing appears that was not asked for."""
+    import threading
+
+    node = secured(node_factory, TURSO_MAX_NAMESPACES="0", TURSO_MAX_RUNNING="8")
+    answered, attempted, lock = {}, set(), threading.Lock()
+    stop = threading.Event()
+
+    def worker(offset):
+        index = offset
+        while not stop.is_set():
+            name = f"k-{index:05d}"
+            with lock:
+                attempted.add(name)
+            try:
+                status = http("POST", f"{node.admin_url}/v1/namespaces/{name}/create", token=ADMIN, timeout=10).status
+            except Exception:
+                status = None  # the node died mid-request: unknown outcome
+            with lock:
+                answered[name] = status
+            if status is None:
+                return
+            index += 4
+
+    threads = [threading.Thread(target=worker, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    node.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    created = {name for name, status in answered.items() if status == 201}
+    assert len(created) >= 10, answered
+    time.sleep(1.5)
+    node.start()
+    listed = set(names(node))
+    assert created <= listed, sorted(created - listed)
+    assert listed <= attempted, sorted(listed - attempted)
+    for name in sorted(created)[:5]:
+        assert node.admin("POST", f"/v1/namespaces/{name}/create").status == 409
