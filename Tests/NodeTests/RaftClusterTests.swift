@@ -50,12 +50,8 @@ struct RaftClusterTests {
         func listen(on port: Int = 0) async throws {
             let router = Router(context: NodeRequestContext.self)
             router.post("/_peer/v1/raft") { request, _ -> Response in
-                try await RaftTransport.receive(request.body) { message in
-                    guard let log = self.current else { return false }
-                    log.receive(message)
-                    return true
-                }
-                return Response(status: .ok)
+                guard let log = self.current else { throw NodeError.notFound("this replica is down") }
+                return try await RaftTransport.serve(request, log: log)
             }
             let bound = AsyncStream.makeStream(of: Int.self)
             let application = Application(
@@ -85,7 +81,7 @@ struct RaftClusterTests {
                 compaction: .init(threshold: 6),
                 bootstrapVoters: voters
             )
-            let transport = RaftTransport(peers: self.peers, logger: RaftClusterTests.logger)
+            let transport = RaftTransport(peers: self.peers, clusterID: log.clusterID, logger: RaftClusterTests.logger)
             for peer in peers where peer !== self {
                 transport.setAddress("127.0.0.1:\(peer.port.withLock { $0 })", for: peer.identity.replicaID)
             }
@@ -219,6 +215,15 @@ struct RaftClusterTests {
         )
         let caughtUp = first.current!.read { $0 }
         #expect(caughtUp.namespaces == second.current!.read { $0.namespaces })
+        // Another cluster's stream is refused before any frame is read.
+        let (status, _) = try await second.peers.call(
+            .POST,
+            "127.0.0.1:\(first.port.withLock { $0 })",
+            RaftTransport.path,
+            headers: [(RaftTransport.clusterHeader, "another-cluster")],
+            answer: [String: String].self
+        )
+        #expect(status == 412)
         for replica in replicas {
             await replica.crash()
             await replica.peers.shutdown()

@@ -36,13 +36,7 @@ struct PeerRoutes: Sendable {
             guard let log = self.cluster.service.directory?.log else {
                 throw NodeError.notFound("this node runs no cluster log")
             }
-            let lifecycle = self.data.lifecycle
-            try await RaftTransport.receive(request.body) { message in
-                guard lifecycle.isAccepting else { return false }
-                log.receive(message)
-                return true
-            }
-            return Response(status: .ok)
+            return try await RaftTransport.serve(request, log: log)
         }
         calls.on("/status", methods: [.get]) { _, _ in
             HTTPHelpers.json(

@@ -52,6 +52,7 @@ final class DirectoryLog: Sendable {
         var waiters: [UInt64: Waiter] = [:]
         var draining = false
         var failure: NodeError?
+        var stopped = false
         var haltReported = false
     }
 
@@ -191,6 +192,23 @@ final class DirectoryLog: Sendable {
         ).uuidString.lowercased()
     }
 
+    /// How long a proposer waits for its entry to be applied before it is told the outcome is
+    /// unknown (a leader cut off from its quorum; a snapshot that replaced the entry).
+    static let proposalTimeout: Duration = .seconds(30)
+
+    static let unknown = NodeError(
+        .ownerUnavailable,
+        "the change was not confirmed in time; its outcome is unknown: check and retry",
+        status: 503,
+        retryAfter: 1
+    )
+
+    private static func takeExpired(_ waiters: inout [UInt64: Waiter], now: ContinuousClock.Instant) -> [Waiter] {
+        let expired = waiters.filter { now - $0.value.started > Self.proposalTimeout }
+        for index in expired.keys { waiters[index] = nil }
+        return Array(expired.values)
+    }
+
     static let lost = NodeError(
         .ownerUnavailable,
         "the change was lost to a leader change; retry",
@@ -210,10 +228,17 @@ final class DirectoryLog: Sendable {
     /// Sends this replica's messages from now on (without one, a multi-voter group cannot elect).
     func connect(_ transport: RaftTransport) { self.transport.withLock { $0 = transport } }
 
-    /// A message from another replica.
-    func receive(_ message: RaftMessage) {
-        self.core.withLock { $0.raft.step(message) }
-        self.kick()
+    /// A message from another replica. False once this log has stopped or failed: the stream that
+    /// brought it ends (a stopping node must not keep a sender's request open).
+    @discardableResult
+    func receive(_ message: RaftMessage) -> Bool {
+        let running = self.core.withLock { core in
+            guard core.failure == nil, !core.stopped else { return false }
+            core.raft.step(message)
+            return true
+        }
+        if running { self.kick() }
+        return running
     }
 
     /// Starts the clock. A sole voter elects itself at once (nobody else can lead) and returns once
@@ -229,7 +254,12 @@ final class DirectoryLog: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: Self.tickInterval)
                 guard let self else { return }
-                self.core.withLock { $0.raft.tick() }
+                let expired = self.core.withLock { core -> [Waiter] in
+                    guard core.failure == nil else { return [] }
+                    core.raft.tick()
+                    return Self.takeExpired(&core.waiters, now: .now)
+                }
+                for waiter in expired { waiter.continuation.resume(returning: .failure(Self.unknown)) }
                 self.kick()
             }
         }
@@ -239,6 +269,7 @@ final class DirectoryLog: Sendable {
     }
 
     func stop() {
+        self.core.withLock { $0.stopped = true }
         self.ticker.withLock { task in
             task?.cancel()
             task = nil
@@ -390,6 +421,8 @@ final class DirectoryLog: Sendable {
             for entry in committed {
                 guard case .command(let bytes) = entry.payload else {
                     core.directory.skip(to: entry.index)
+                    // A proposal waiting at this index was replaced by another leader's entry.
+                    results.append((entry.index, entry.term, nil))
                     continue
                 }
                 let batch: DirectoryBatch
@@ -468,10 +501,14 @@ final class DirectoryLog: Sendable {
         }
         let store = self.directoryStore
         try await BlockingIO.run { () throws(NodeError) in try store.replace(with: state) }
-        let names = self.core.withLock { core in
+        let (names, covered) = self.core.withLock { core in
             defer { core.directory = state }
-            return Set(core.directory.namespaces.keys).union(state.namespaces.keys)
+            // Proposals the snapshot covers may or may not be in it: their outcome is unknown here.
+            let covered = core.waiters.filter { $0.key <= snapshot.metadata.index }
+            for index in covered.keys { core.waiters[index] = nil }
+            return (Set(core.directory.namespaces.keys).union(state.namespaces.keys), Array(covered.values))
         }
+        for waiter in covered { waiter.continuation.resume(returning: .failure(Self.unknown)) }
         self.logger.notice(
             "installed a snapshot of the directory",
             metadata: ["raft.index": "\(snapshot.metadata.index)"]
@@ -510,6 +547,10 @@ final class DirectoryLog: Sendable {
             core.draining = false
             defer { core.waiters = [:] }
             return Array(core.waiters.values)
+        }
+        self.ticker.withLock { task in
+            task?.cancel()
+            task = nil
         }
         self.logger.critical("the cluster log failed; restart the node", metadata: ["error": "\(error.message)"])
         let refusal = NodeError(.stateUnreadable, "the cluster log failed: \(error.message)", status: 503)

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Consensus
+import HTTPTypes
+import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
@@ -29,12 +31,18 @@ final class RaftTransport: Sendable {
 
     private let state = Mutex(State())
     private let peers: PeerClient
+    private let clusterID: String
     private let logger: Logger
 
-    init(peers: PeerClient, logger: Logger) {
+    /// Every stream carries `clusterID`; a receiver of another cluster refuses it (412), so two
+    /// groups that bootstrapped apart never exchange entries (their logs could match by accident).
+    init(peers: PeerClient, clusterID: String, logger: Logger) {
         self.peers = peers
+        self.clusterID = clusterID
         self.logger = logger
     }
+
+    static let clusterHeader = "x-turso-cluster-id"
 
     /// Where a replica's peer listener is (nil forgets it).
     func setAddress(_ address: String?, for replica: ReplicaID) {
@@ -78,6 +86,7 @@ final class RaftTransport: Sendable {
             request.method = .POST
             request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
             request.headers.add(name: "content-type", value: "application/octet-stream")
+            request.headers.add(name: Self.clusterHeader, value: self.clusterID)
             request.body = .stream(stream, length: .unknown)
             var failure: String?
             do {
@@ -88,9 +97,11 @@ final class RaftTransport: Sendable {
                 failure = "\(error)"
             }
             continuation.finish()
+            // A closed stream is reopened by the next message, after a pause either way: a receiver
+            // that is stopping answers at once, and must not be asked again at every heartbeat.
             self.state.withLock { state in
                 state.streams[address] = nil
-                if failure != nil { state.retryAfter[address] = ContinuousClock.now + .milliseconds(200) }
+                state.retryAfter[address] = ContinuousClock.now + .milliseconds(200)
             }
             self.logger.debug(
                 "raft stream closed",
@@ -107,6 +118,20 @@ final class RaftTransport: Sendable {
             return Array(state.streams.values)
         }
         for stream in streams { stream.continuation.finish() }
+    }
+
+    /// The receiving end of `/_peer/v1/raft`: refuses another cluster's stream, then hands every
+    /// message to `log` until it stops.
+    static func serve(_ request: Request, log: DirectoryLog) async throws(NodeError) -> Response {
+        guard request.headers[HTTPField.Name(Self.clusterHeader)!] == log.clusterID else {
+            throw NodeError(
+                .peerProtocol,
+                "the raft stream belongs to cluster \(request.headers[HTTPField.Name(Self.clusterHeader)!] ?? "(none)"), this node to \(log.clusterID)",
+                status: 412
+            )
+        }
+        try await Self.receive(request.body) { log.receive($0) }
+        return Response(status: .ok)
     }
 
     /// Reads a stream of frames (a request body) and hands each decoded message to `deliver`, until
