@@ -55,5 +55,8 @@ public struct RaftConfiguration: Sendable, Equatable {
         package static let skipLeaderNoop = Mutations(rawValue: 1 << 2)
         /// ReadIndex answers at once, without confirming leadership with a heartbeat quorum.
         package static let readWithoutHeartbeatQuorum = Mutations(rawValue: 1 << 3)
+        /// A voter added directly is assumed to hold the leader's whole log (etcd starts it at
+        /// match 0): it counts towards commits before it has anything.
+        package static let addedVoterStartsCaughtUp = Mutations(rawValue: 1 << 4)
     }
 }

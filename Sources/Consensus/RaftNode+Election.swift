@@ -29,7 +29,11 @@ extension RaftNode {
             campaignTerm = self.term
         }
         self.votes = []
-        self.handleVoteResponse(from: self.id, granted: true)
+        // The vote for ourselves counts at once in a pre-vote (no state changes), but in an
+        // election only once the new term and vote are durable (`advance`), as in etcd: a single
+        // voter winning on its own unpersisted vote could crash, restart in the old term, and lead
+        // the same term again with a different entry at a position `propose` already returned.
+        if preVote { self.handleVoteResponse(from: self.id, granted: true) }
         guard self.role == .preCandidate || self.role == .candidate else { return }
         for voter in self.configuration.voters where voter != self.id {
             let kind: RaftMessage.Kind =

@@ -36,6 +36,11 @@ extension RaftNode {
         }
         let position = self.appendAsLeader([.configuration(change, next)])
         self.syncProgress()
+        if case .addVoter(let id) = change, self.settings.mutations.contains(.addedVoterStartsCaughtUp),
+            let index = self.progressIndex(of: id)
+        {
+            self.progress[index].match = self.log.lastIndex
+        }
         self.broadcastAppend()
         return position
     }

@@ -149,6 +149,11 @@ public struct RaftNode: Sendable {
     /// The shell persisted, sent and applied `ready`.
     public mutating func advance(_ ready: Ready) {
         if let hardState = ready.hardState { self.persistedHardState = hardState }
+        if self.role == .candidate && self.persistedHardState.term == self.term
+            && self.persistedHardState.vote == self.id
+        {
+            self.handleVoteResponse(from: self.id, granted: true)  // our own vote is durable now
+        }
         if let snapshot = ready.snapshot, snapshot == self.unstableSnapshot {
             self.unstableSnapshot = nil
             self.snapshot = snapshot

@@ -165,8 +165,9 @@ final class ReviewFuzz {
         self.nodes[i].raft!.advance(ready)
     }
 
-    /// Entries become the reference for log matching once durable (an in-memory entry that never
-    /// reached the disk may legitimately be re-created differently by a single-voter leader).
+    /// Entries become the reference for log matching once durable (`RaftSimulation` checks the
+    /// in-memory log too, which caught a single-voter leader re-creating a position differently
+    /// after a crash: see `aSingleVoterLeadsOnlyOnADurableVote`).
     func recordDurable(_ i: Int) {
         let d = self.nodes[i].durable
         var prev = d.snapshot.metadata.term

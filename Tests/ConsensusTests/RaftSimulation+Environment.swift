@@ -113,7 +113,12 @@ extension RaftSimulation {
             guard self.nodes.filter({ $0.raft == nil }).count < 2, self.nodes[node].raft != nil else { return }
             self.crash(node)
         case 2, 3:
-            let pause = 110 + Int64(self.random.below(700))
+            // Short stalls (below the election timeout: the replica resumes into a burst of stale
+            // events) as well as long ones (the others elect and move on without it).
+            let pause =
+                self.options.classicProfile
+                ? 110 + Int64(self.random.below(700))
+                : self.random.below(3) == 0 ? 5 + Int64(self.random.below(95)) : 110 + Int64(self.random.below(1_100))
             self.nodes[node].pausedUntil = max(self.nodes[node].pausedUntil, self.now + pause)
             self.log("pause n\(node + 1) for \(pause)ms")
         case 4, 5, 6:
@@ -190,14 +195,24 @@ extension RaftSimulation {
         }
         guard let leader = leaders.max(by: { self.nodes[$0].raft!.term < self.nodes[$1].raft!.term }) else { return }
         let configuration = self.nodes[leader].raft!.configuration
+        let leaderID = self.nodes[leader].raft!.id
         var candidates: [ConfigurationChange] = []
+        // A voter may join directly, with an empty (or stale) log: it counts towards the quorum
+        // at once, before it has caught up.
         for raw in 1...UInt64(Self.nodeCount) where !configuration.contains(ReplicaID(raw)) {
             candidates.append(.addLearner(ReplicaID(raw)))
+            if !self.options.classicProfile { candidates.append(.addVoter(ReplicaID(raw))) }
         }
         for learner in configuration.learners {
             candidates += [.promoteLearner(learner), .promoteLearner(learner), .remove(learner)]
         }
-        if configuration.voters.count > 3 { candidates += configuration.voters.map { .remove($0) } }
+        // Any voter may go while one remains; the leader's own removal twice as often (it leads
+        // a configuration without itself until the change commits, then hands over).
+        if self.options.classicProfile {
+            if configuration.voters.count > 3 { candidates += configuration.voters.map { .remove($0) } }
+        } else if configuration.voters.count > 1 {
+            candidates += configuration.voters.map { .remove($0) } + [.remove(leaderID)]
+        }
         if self.random.below(4) == 0 {
             let target = configuration.voters[Int(self.random.below(UInt64(configuration.voters.count)))]
             do {
@@ -213,6 +228,11 @@ extension RaftSimulation {
         do {
             let position = try self.nodes[leader].raft!.proposeChange(change)
             self.log("n\(leader + 1) proposes \(change) at \(position.index)")
+            // Often strike while the change is uncommitted: a fault (half the time on the leader)
+            // in the window where old and new configurations coexist.
+            if !self.options.classicProfile && self.random.below(2) == 0 {
+                self.queue.push(self.now + Int64(self.random.below(30)), .fault(recurring: false))
+            }
         } catch {
             self.log("n\(leader + 1) refuses \(change): \(error)")
         }

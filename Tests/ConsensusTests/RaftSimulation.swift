@@ -3,7 +3,7 @@
 /// A deterministic multi-replica simulation on a virtual clock (milliseconds), everything drawn from
 /// one seed: per-link loss, delay (hence reordering) and duplication; one-way, split and bridge
 /// partitions; crashes that lose the write in progress; restarts; pauses longer than the election
-/// timeout; membership changes; and clients running create/move/get on a tiny directory.
+/// timeout; disk stalls; membership changes; and clients running create/move/get on a tiny directory.
 ///
 /// The shell is modeled as etcd's: a `Ready` is written with one synced write that takes 1–8 virtual
 /// ms (the replica keeps stepping meanwhile); its messages are sent, its entries applied and
@@ -13,9 +13,15 @@
 /// (a snapshot of the directory) every 10 applied entries.
 ///
 /// Time: ticks every 10 ms per replica (own phase), election timeout 10 ticks, heartbeat 2; a run
-/// lasts 3 virtual seconds. Five replicas, three or five of them voters at the start, the others
-/// spare (joining with an empty log); the administrator adds learners, promotes them, removes
-/// members (down to three voters) and transfers leadership.
+/// lasts 3 virtual seconds. Five replicas, one to five of them voters at the start, the others
+/// spare (joining with an empty log); the administrator adds learners and voters, promotes
+/// learners, removes members (the leader itself included, down to one voter) and transfers
+/// leadership.
+///
+/// Each seed also draws a profile, so that the same checks run over every setting a deployment
+/// may choose: pre-vote and check-quorum each on or off, the number of initial voters, the
+/// batching and window sizes, and a network latency class (from a LAN to links slower than the
+/// election timeout).
 ///
 /// Invariants are checked after every event (see `RaftSimulation+Checks.swift`); the client
 /// history is checked for linearizability at the end.
@@ -27,6 +33,12 @@ final class RaftSimulation {
         /// A broken shell: sends a `Ready`'s messages before its write is durable (proves that the
         /// crash model matters).
         var sendBeforePersist = false
+        /// The simulation before per-seed profiles: three or five voters, pre-vote and check-quorum
+        /// on, a LAN, voters only via learners and never fewer than three, no short pauses, disk
+        /// stalls or strikes after a change. Figure 8 needs a fast majority that commits while a
+        /// stale leader's entry lingers; the drawn profiles make it about 20 times rarer (see
+        /// `eachMutationIsCaught`).
+        var classicProfile = false
         var trace = false
     }
 
@@ -38,7 +50,8 @@ final class RaftSimulation {
         case invoke(client: Int)
         case arrive(node: Int, operation: Int)
         case timeout(client: Int, operation: Int)
-        case fault
+        /// `recurring` faults schedule the next one; a one-off strikes right after a risky change.
+        case fault(recurring: Bool)
         case heal(generation: Int)
         case admin
     }
@@ -100,6 +113,17 @@ final class RaftSimulation {
     var partitionGeneration = 0
     var maxBytesPerMessage = 64
     var maxInflight = 4
+    /// Per-seed protocol switches: both are optional in etcd, and each removes a guard the other
+    /// paths might silently rely on (e.g. without check-quorum a deposed leader lingers).
+    var preVote = true
+    var checkQuorum = true
+    var initialVoters = 3
+    /// Per-seed latency class: a one-way delay is `1...baseDelay` ms, and with probability
+    /// `slowChance` a further `0..<slowExtra` ms. Class 0 is a LAN; the others reach or exceed the
+    /// election timeout (100–200 ms), so votes and appends of old terms arrive after new elections.
+    var baseDelay: Int64 = 6
+    var slowChance = 0.05
+    var slowExtra: Int64 = 40
     /// Faults come every 60–240 ms: more often, the cluster makes too little progress for the
     /// interesting interleavings (the mutation runs find fewer bugs).
     let faultInterval: Int64 = 60
@@ -133,6 +157,10 @@ final class RaftSimulation {
         var configurationChanges = 0
         var crashes = 0
         var inconclusive = 0
+        /// Coverage of the profiles' paths (checked by `manySeedsKeepEveryInvariant`).
+        var votersAdded = 0
+        var leaderRemovals = 0
+        var lateMessages = 0
     }
 
     static let nodeCount = 5
@@ -142,10 +170,26 @@ final class RaftSimulation {
     init(_ options: Options) {
         self.options = options
         self.random = SplitMix64(seed: options.seed)
-        let voters = self.random.below(2) == 0 ? 3 : 5
-        // Per-seed profile: batching from one entry per append up, and a small or larger window.
+        // Per-seed profile: a single voter and two voters (no fault tolerance, quorum = all) take
+        // paths a three- or five-voter group never does; then batching from one entry per append
+        // up, a small or larger window, the protocol switches and the latency class.
+        var voters = 1 + Int(self.random.below(5))
+        self.initialVoters = voters
         self.maxBytesPerMessage = [1, 64, 128, 256][Int(self.random.below(4))]
         self.maxInflight = [1, 4, 16][Int(self.random.below(3))]
+        self.preVote = self.random.below(4) != 0
+        self.checkQuorum = self.random.below(4) != 0
+        switch self.random.below(4) {
+        case 0: (self.baseDelay, self.slowChance, self.slowExtra) = (20, 0.10, 200)
+        case 1: (self.baseDelay, self.slowChance, self.slowExtra) = (60, 0.10, 500)
+        default: break  // half the seeds: the LAN defaults
+        }
+        if options.classicProfile {
+            voters = voters % 2 == 0 ? 3 : 5
+            self.initialVoters = voters
+            (self.preVote, self.checkQuorum) = (true, true)
+            (self.baseDelay, self.slowChance, self.slowExtra) = (6, 0.05, 40)
+        }
         let configuration = ClusterConfiguration(voters: (1...voters).map { ReplicaID(UInt64($0)) })
         for raw in 1...Self.nodeCount {
             let state: PersistentState = raw <= voters ? .bootstrap(configuration) : .joining
@@ -159,7 +203,7 @@ final class RaftSimulation {
         self.duplication = Double(self.random.below(4)) / 100
         self.clients = Array(repeating: Client(), count: 3)
         for client in self.clients.indices { self.queue.push(Int64(self.random.below(50)), .invoke(client: client)) }
-        self.queue.push(100 + Int64(self.random.below(200)), .fault)
+        self.queue.push(100 + Int64(self.random.below(200)), .fault(recurring: true))
         self.queue.push(150 + Int64(self.random.below(200)), .admin)
     }
 
@@ -169,6 +213,8 @@ final class RaftSimulation {
         settings.heartbeatTicks = 2
         settings.maxBytesPerMessage = self.maxBytesPerMessage
         settings.maxInflightMessages = self.maxInflight
+        settings.preVote = self.preVote
+        settings.checkQuorum = self.checkQuorum
         settings.mutations = self.options.mutations
         return settings
     }
@@ -179,6 +225,13 @@ final class RaftSimulation {
         self.marks[node] = Marks(commit: self.nodes[node].durable.snapshot.metadata.index)
         let phase = Int64(self.random.below(UInt64(Self.tickInterval))) + 1
         self.queue.push(self.now + phase, .tick(node: node, incarnation: self.nodes[node].incarnation))
+    }
+
+    /// The seed's profile, for failure reports (the trace keeps only the end of a run).
+    var profile: String {
+        "\(self.initialVoters) voters, preVote \(self.preVote), checkQuorum \(self.checkQuorum), "
+            + "maxBytes \(self.maxBytesPerMessage), inflight \(self.maxInflight), "
+            + "delay 1...\(self.baseDelay) + \(self.slowChance) × <\(self.slowExtra) ms"
     }
 
     func log(_ text: @autoclosure () -> String) {
@@ -245,11 +298,12 @@ final class RaftSimulation {
                 self.clients[client].leaderGuess = Int(self.random.below(UInt64(Self.nodeCount)))
                 self.finishClient(client)
             }
-        case .fault:
+        case .fault(let recurring):
             self.injectFault()
+            guard recurring else { return }
             self.queue.push(
                 self.now + self.faultInterval + Int64(self.random.below(UInt64(3 * self.faultInterval))),
-                .fault
+                .fault(recurring: true)
             )
         case .heal(let generation):
             if generation == self.partitionGeneration { self.healPartition() }
@@ -274,7 +328,10 @@ final class RaftSimulation {
         if ready.entries.isEmpty && ready.hardState == nil && ready.snapshot == nil {
             self.completeWrite(node)
         } else {
-            let delay = 1 + Int64(self.random.below(8))
+            var delay = 1 + Int64(self.random.below(8))
+            // Now and then the disk stalls (a pause of the shell, not the replica): the replica
+            // keeps stepping while its write and everything behind it wait.
+            if !self.options.classicProfile && self.chance(0.005) { delay += Int64(self.random.below(300)) }
             self.queue.push(self.now + delay, .persisted(node: node, incarnation: self.nodes[node].incarnation))
         }
     }
@@ -329,6 +386,7 @@ final class RaftSimulation {
             self.fail("state machine safety: n\(node + 1) applies \(entry) at \(index), another applied \(applied)")
             return
         }
+        let firstApply = self.appliedEntries[index] == nil
         self.appliedEntries[index] = entry
         var result: Directory.Result?
         var operation = -1
@@ -340,6 +398,13 @@ final class RaftSimulation {
         case .configuration(let change, _):
             // Term 1 holds only the bootstrap entries (the first election is for term 2).
             if node == 0 && entry.term > 1 { self.stats.configurationChanges += 1 }
+            // Configuration entries are proposed by the leader of their term only.
+            switch change {
+            case .addVoter where firstApply: self.stats.votersAdded += 1
+            case .remove(let id) where firstApply && self.leaderOfTerm[entry.term] == id:
+                self.stats.leaderRemovals += 1
+            default: break
+            }
             self.log("n\(node + 1) applies \(change)")
         case .empty:
             break
@@ -390,8 +455,9 @@ final class RaftSimulation {
         if self.chance(self.loss[from][to]) { return }
         let copies = self.chance(self.duplication) ? 2 : 1
         for _ in 0..<copies {
-            var delay = 1 + Int64(self.random.below(6))
-            if self.chance(0.05) { delay += Int64(self.random.below(40)) }  // a slow path: reordering
+            var delay = 1 + Int64(self.random.below(UInt64(self.baseDelay)))
+            if self.chance(self.slowChance) { delay += Int64(self.random.below(UInt64(self.slowExtra))) }  // reordering
+            if delay >= 100 { self.stats.lateMessages += 1 }
             self.queue.push(self.now + delay, .deliver(message))
         }
     }

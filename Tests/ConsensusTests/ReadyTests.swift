@@ -90,12 +90,32 @@ struct ReadyTests {
         let configuration = ClusterConfiguration(voters: [Self.n1])
         var node = try RaftNode(settings: RaftConfiguration(id: Self.n1), restoring: .bootstrap(configuration))
         node.campaign(.preElection)
+        #expect(node.role == .candidate)  // its own vote counts once durable
+        node.advance(node.ready())
         #expect(node.role == .leader)
         #expect(node.commitIndex == 1)  // the bootstrap entry only: the no-op is not durable yet
         let ready = node.ready()
         #expect(ready.entries.count == 1)
         node.advance(ready)
         #expect(node.commitIndex == 2)
+    }
+
+    /// Regression (simulation seeds 5008217, 5002914, …): a single voter led on its unpersisted
+    /// vote, `propose` returned (19, 4), a crash lost the write of term 4, and after the restart
+    /// (in term 3) it led term 4 again and committed another entry at (19, 4). It must neither
+    /// lead nor hand out positions before its vote is durable.
+    @Test func aSingleVoterLeadsOnlyOnADurableVote() throws {
+        let durable = PersistentState.bootstrap(ClusterConfiguration(voters: [Self.n1]))
+        var node = try RaftNode(settings: RaftConfiguration(id: Self.n1), restoring: durable)
+        node.campaign(.preElection)
+        let term = node.term
+        #expect(throws: RaftError.self) { try node.propose([1]) }
+        _ = node.ready()  // the write of term and vote is lost in a crash
+        node = try RaftNode(settings: RaftConfiguration(id: Self.n1), restoring: durable)
+        node.campaign(.preElection)
+        node.advance(node.ready())
+        #expect(node.role == .leader && node.term == term)
+        #expect(try node.propose([2]) == LogPosition(index: node.lastIndex, term: term))
     }
 
     @Test func aDeposedLeaderLearnsTheNewTermFromAnyReplyAndStepsDown() {
