@@ -247,7 +247,10 @@ final class DirectoryLog: Sendable {
     func start() async throws(NodeError) {
         let sole = self.core.withLock { core in
             guard core.raft.configuration.voters == [core.raft.id] else { return false }
-            for _ in 0..<(4 * 10) where core.raft.role != .leader { core.raft.tick() }
+            // Ticks until it campaigns (not beyond: each further campaign would raise the term again).
+            for _ in 0..<(4 * 10) where core.raft.role == .follower || core.raft.role == .preCandidate {
+                core.raft.tick()
+            }
             return true
         }
         let task = Task { [weak self] in
@@ -265,7 +268,17 @@ final class DirectoryLog: Sendable {
         }
         self.ticker.withLock { $0 = task }
         self.kick()
-        if sole { _ = try await self.propose([]) }
+        guard sole else { return }
+        // It leads once its vote is on disk (the drain loop saves it): until then proposals are refused.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while self.status.role != .leader {
+            if let failure = self.status.failure { throw NodeError(.stateUnreadable, failure, status: 503) }
+            guard ContinuousClock.now < deadline else {
+                throw NodeError(.stateUnreadable, "the cluster log did not elect this sole voter", status: 503)
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        _ = try await self.propose([])
     }
 
     func stop() {
