@@ -134,6 +134,17 @@ final class DirectoryService: Sendable {
         }
     }
 
+    /// Proposes many commands, `importBatch` per log entry; the outcomes in command order.
+    private func proposeInBatches(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+        var outcomes: [DirectoryOutcome] = []
+        for start in stride(from: 0, to: commands.count, by: Self.importBatch) {
+            outcomes += try await self.log.propose(
+                Array(commands[start..<min(start + Self.importBatch, commands.count)])
+            )
+        }
+        return outcomes
+    }
+
     private func proposeOne(_ command: DirectoryCommand) async throws(NodeError) -> DirectoryOutcome {
         let outcomes = try await self.log.propose([command])
         guard let outcome = outcomes.first else {
@@ -185,13 +196,7 @@ final class DirectoryService: Sendable {
                 )
             }
             let commands = archives + moves
-            var refused = 0
-            for chunk in stride(from: 0, to: commands.count, by: Self.importBatch) {
-                let outcomes = try await self.log.propose(
-                    Array(commands[chunk..<min(chunk + Self.importBatch, commands.count)])
-                )
-                refused += outcomes.filter { $0 != .applied }.count
-            }
+            let refused = try await self.proposeInBatches(commands).filter { $0 != .applied }.count
             // Retired as "left", not removed: the old name may come back (a host name that returns),
             // and a removed member never can.
             _ = try await self.log.propose([
@@ -235,13 +240,7 @@ final class DirectoryService: Sendable {
                 createdAt: UInt64(max(record.createdAt, 0))
             )
         }
-        var imported = 0
-        for chunk in stride(from: 0, to: commands.count, by: Self.importBatch) {
-            let outcomes = try await self.log.propose(
-                Array(commands[chunk..<min(chunk + Self.importBatch, commands.count)])
-            )
-            imported += outcomes.filter { $0 == .applied }.count
-        }
+        let imported = try await self.proposeInBatches(commands).filter { $0 == .applied }.count
         try self.log.setValue("registry_imported", .integer(1))
         if !records.isEmpty || !gone.isEmpty {
             self.logger.notice(
