@@ -257,7 +257,7 @@ public final class NamespaceService: Sendable {
             let base = self.configuration.databasePath(name)
             folder = try self.archives.archive(
                 name: name,
-                files: [base, base + "-wal", base + "-shm", base + "-log"],
+                files: NamespaceFiles.allPaths(databasePath: base),
                 now: Self.nowMilliseconds()
             )
             if let directory = self.directory, let epoch {

@@ -266,7 +266,13 @@ public struct NodeAssembly: Sendable {
     /// shut it down gracefully (a process); without, only `lifecycle.requestShutdown()` does (tests).
     public func serviceGroup(handlingSignals: Bool) -> ServiceGroup {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: NodeCoreService(service: self.service, logger: self.logger))
+            .init(
+                service: NodeCoreService(
+                    service: self.service,
+                    checkpoints: CheckpointScheduler(service: self.service, client: self.client, logger: self.logger),
+                    logger: self.logger
+                )
+            )
         ]
         if self.configuration.isClustered { services.append(.init(service: self.peerApplication)) }
         services += [

@@ -1,11 +1,13 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Background work of a node: the GC sweep, the debounced flush of access times; on shutdown it stops
-/// every backend and flushes the registry.
+/// Background work of a node: the GC sweep, the debounced flush of access times, WAL checkpoints;
+/// on shutdown it stops every backend and flushes the registry.
 struct NodeCoreService: Service {
     let service: NamespaceService
+    let checkpoints: CheckpointScheduler
     let logger: Logger
 
     func run() async throws {
@@ -28,6 +30,7 @@ struct NodeCoreService: Service {
                     }
                 }
             }
+            group.addTask { await self.checkpoints.run() }
             try? await gracefulShutdown()
             group.cancelAll()
         }

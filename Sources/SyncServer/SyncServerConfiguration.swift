@@ -22,13 +22,16 @@ public struct SyncServerConfiguration: Sendable {
     public var exitWithParent = false
     /// Threads running SQLite work. Default 8.
     public var sqliteThreads = 8
+    /// How long and how much change history checkpoints keep (`TURSO_SYNC_HISTORY_RETENTION_SECONDS`,
+    /// which the node sets from `TURSO_SYNC_HISTORY_RETENTION`). Default 7 days.
+    var historyRetention = ChangeHistory.Retention()
 
     public init() {}
 
     /// The configuration for `--sync-server <address> <databasePath>` (tursodb's argv, parsed by
     /// `SyncServerCommand`) and the environment (`TURSO_SYNC_EXIT_WITH_PARENT`,
     /// `TURSO_SYNC_SYNCHRONOUS` = full|normal, `TURSO_SYNC_STREAM_EXPIRY_SECONDS`,
-    /// `TURSO_SYNC_MAX_BODY_BYTES`, `TURSO_SYNC_NODE_SECRET`).
+    /// `TURSO_SYNC_MAX_BODY_BYTES`, `TURSO_SYNC_NODE_SECRET`, `TURSO_SYNC_HISTORY_RETENTION_SECONDS`).
     public init(address: String, databasePath path: String, environment: [String: String]) throws(SyncServerError) {
         guard !path.isEmpty else { throw .usage("the database path must not be empty") }
         guard let parsed = HostPort(address) else {
@@ -55,6 +58,14 @@ public struct SyncServerConfiguration: Sendable {
                 throw .usage("TURSO_SYNC_MAX_BODY_BYTES=\(text) must be an integer between 1024 and \(1 << 30)")
             }
             self.maxBodyBytes = bytes
+        }
+        if let text = environment["TURSO_SYNC_HISTORY_RETENTION_SECONDS"] {
+            guard let seconds = UInt64(text), (1...(10 * 365 * 86_400)).contains(seconds) else {
+                throw .usage(
+                    "TURSO_SYNC_HISTORY_RETENTION_SECONDS=\(text) must be an integer between 1 and \(10 * 365 * 86_400)"
+                )
+            }
+            self.historyRetention.maxAgeMilliseconds = seconds * 1000
         }
         if let secret = environment[BackendSecret.environmentKey], !secret.isEmpty {
             self.secret = secret

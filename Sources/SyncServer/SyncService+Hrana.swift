@@ -13,6 +13,8 @@ extension SyncService {
         }
         let baton = body["baton"] as? String
         let job = UncheckedBox((requests, baton))
+        let ticket = await self.barrier.enter(continuingTransaction: self.streams.isInTransaction(baton: baton))
+        defer { ticket.leave() }
         do {
             let bytes = try await self.threads.runIfActive { () throws -> [UInt8] in
                 let (requests, baton) = job.value
@@ -59,6 +61,10 @@ extension SyncService {
             return .error(.badRequest, "the body must be a JSON object", code: "INVALID_JSON")
         }
         let job = UncheckedBox((body["batch"], body["baton"] as? String))
+        let ticket = await self.barrier.enter(
+            continuingTransaction: self.streams.isInTransaction(baton: body["baton"] as? String)
+        )
+        defer { ticket.leave() }
         do {
             let bytes = try await self.threads.runIfActive { () throws -> [UInt8] in
                 let (batch, baton) = job.value

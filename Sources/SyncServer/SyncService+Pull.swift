@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 extension SyncService {
     /// Poll interval for writes made by other processes while a pull long-polls.
@@ -16,12 +17,18 @@ extension SyncService {
         } catch {
             return .error(.badRequest, "invalid pull-updates request: \(error)", code: "INVALID_PROTOBUF")
         }
+        // A pull is a reader from planning to its last byte: registered with the checkpoint barrier and
+        // holding a SQLite read transaction, so neither this backend's checkpoint nor another process's
+        // changes the main file or the WAL it reads. A long poll waits outside both.
+        var reader: PullReader
         var plan: PullPlan
         do {
+            reader = try await self.beginPull()
             plan = try await self.threads.runIfActive { try self.pages.plan(pull) }
             if !plan.isFullSnapshot, plan.pages.isEmpty, pull.longPollTimeoutMilliseconds > 0,
                 pull.serverRevision.isEmpty
             {
+                await reader.end(on: self.threads)
                 let timeout = Duration.milliseconds(Int64(min(pull.longPollTimeoutMilliseconds, 300_000)))
                 let deadline = ContinuousClock.now + timeout
                 let start = plan.revision
@@ -30,13 +37,18 @@ extension SyncService {
                     let latest = try await self.threads.runIfActive { self.pages.refresh() }
                     if latest != start { break }
                 }
+                reader = try await self.beginPull()
                 plan = try await self.threads.runIfActive { try self.pages.plan(pull) }
             }
         } catch let error as PullError {
             return .error(HTTPResponseStatus(statusCode: error.status), error.message, code: "PULL_FAILED")
+        } catch let error as HranaError {
+            return .error(.internalServerError, "cannot read the database: \(error.message)", code: "PULL_FAILED")
         } catch {
             return .error(.serviceUnavailable, "server is shutting down", code: "UNAVAILABLE")
         }
+        // A chunked bootstrap reads one revision in several requests: keep checkpoints away meanwhile.
+        if !pull.serverPagesSelector.isEmpty || !pull.serverRevision.isEmpty { self.barrier.pin() }
         if plan.isFullSnapshot && !pull.clientRevision.isEmpty {
             self.logger.info(
                 "client revision not in this history: sending a full snapshot",
@@ -48,10 +60,12 @@ extension SyncService {
             databaseSizePages: UInt64(plan.databaseSizePages)
         ).encodedDelimited()
         let finalPlan = plan
+        let admission = reader
         return HTTPResponse(
             status: .ok,
             contentType: "application/protobuf",
             body: .stream { writer in
+                defer { admission.endSoon() }
                 try await writer.write(header)
                 var start = 0
                 while start < finalPlan.pages.count {
@@ -65,6 +79,13 @@ extension SyncService {
         )
     }
 
+    /// Admits a pull through the checkpoint barrier and opens its read transaction.
+    private func beginPull() async throws -> PullReader {
+        let ticket = await self.barrier.enter(continuingTransaction: false)
+        let transaction = try await self.threads.runIfActive { try self.streams.beginRead() }
+        return PullReader(ticket: ticket, transaction: transaction)
+    }
+
     private func encodePages(_ pages: ArraySlice<(pageID: UInt32, location: PageLocation)>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(pages.count * (PageSource.pageSize + 8))
@@ -76,4 +97,31 @@ extension SyncService {
         }
         return out
     }
+}
+
+/// A pull's admission: its barrier ticket and its read transaction, released together (the
+/// transaction first, so a checkpoint admitted next finds no reader).
+final class PullReader: Sendable {
+    let ticket: CheckpointBarrier.Ticket
+    let transaction: ReadTransaction
+
+    init(ticket: CheckpointBarrier.Ticket, transaction: ReadTransaction) {
+        self.ticket = ticket
+        self.transaction = transaction
+    }
+
+    /// Ends the transaction on a thread-pool thread (a ROLLBACK is blocking work), then leaves.
+    func end(on threads: NIOThreadPool) async {
+        try? await threads.runIfActive { self.transaction.end() }
+        self.transaction.end()
+        self.ticket.leave()
+    }
+
+    /// Ends both from a context that cannot wait (the end of a response body).
+    func endSoon() {
+        self.transaction.end()
+        self.ticket.leave()
+    }
+
+    deinit { self.endSoon() }
 }

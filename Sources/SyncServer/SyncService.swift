@@ -7,7 +7,8 @@ import SQLiteSupport
 import Synchronization
 
 /// The built-in backend: serves one database over the Turso sync protocol (`/pull-updates`) and
-/// Hrana over HTTP (`/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`).
+/// Hrana over HTTP (`/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`), and checkpoints when its node asks
+/// (`POST /_turso/checkpoint`).
 public final class SyncService: Sendable {
     let configuration: SyncServerConfiguration
     let logger: Logger
@@ -17,9 +18,12 @@ public final class SyncService: Sendable {
     let threads: NIOThreadPool
     let changes = ChangeNotifier()
     let writeLock = WriteLock()
+    let barrier = CheckpointBarrier()
     /// Kept open for the process lifetime: the first connection, so the database never has zero
     /// connections while serving (and for nothing else).
     private let anchor: SQLiteConnection
+    /// The anchor's handle, for the node-requested checkpoint (the one other use of that connection).
+    var anchorHandle: OpaquePointer { self.anchor.handle }
 
     public init(configuration: SyncServerConfiguration, logger: Logger) throws(SyncServerError) {
         self.configuration = configuration
@@ -102,9 +106,12 @@ public final class SyncService: Sendable {
             return await self.pipeline(request)
         case (.POST, "/v3/cursor"):
             return await self.cursor(request)
+        case (.POST, Self.checkpointPath):
+            return await self.checkpointRequest(request)
         case (.GET, "/v2"), (.GET, "/v3"), (.GET, "/health"):
             return HTTPResponse(status: .ok, contentType: "text/plain", body: .bytes([]))
-        case (_, "/pull-updates"), (_, "/v2/pipeline"), (_, "/v3/pipeline"), (_, "/v3/cursor"):
+        case (_, "/pull-updates"), (_, "/v2/pipeline"), (_, "/v3/pipeline"), (_, "/v3/cursor"),
+            (_, Self.checkpointPath):
             return .error(.methodNotAllowed, "\(request.method) is not allowed on \(path)", code: "METHOD_NOT_ALLOWED")
         default:
             return .error(.notFound, "no route for \(request.method) \(path)", code: "NOT_FOUND")

@@ -146,6 +146,21 @@ struct NodeConfigurationTests {
         #expect(c.gcInterval == .seconds(3600))
         #expect(c.autoIdleDuration == .seconds(168 * 3600))
         #expect(c.archiveRetention == .seconds(720 * 3600))
+        #expect(c.syncWALLimit == 64 << 20)
+        #expect(c.syncHistoryRetention == .seconds(7 * 86_400))
+    }
+
+    @Test func readsSizesWithUnits() throws {
+        #expect(try NodeConfiguration(environment: ["TURSO_SYNC_WAL_LIMIT": "512KiB"]).syncWALLimit == 512 << 10)
+        #expect(try NodeConfiguration(environment: ["TURSO_SYNC_WAL_LIMIT": "2GiB"]).syncWALLimit == 2 << 30)
+        #expect(try NodeConfiguration(environment: ["TURSO_SYNC_WAL_LIMIT": "1048576"]).syncWALLimit == 1 << 20)
+        #expect(
+            try NodeConfiguration(environment: ["TURSO_SYNC_HISTORY_RETENTION": "30d"]).syncHistoryRetention
+                == .seconds(30 * 86_400)
+        )
+        for text in ["", "MiB", "-1MiB", "1.5MiB", "1 MiB", "64XB", "99999999999999999999GiB"] where !text.isEmpty {
+            #expect(NodeConfiguration.parseByteSize(text) == nil, "\(text)")
+        }
     }
 
     @Test func readsTheEnvironment() throws {
@@ -169,7 +184,8 @@ struct NodeConfigurationTests {
         ["TURSO_NODE_ID": "bad id/with spaces"], ["TURSO_JOIN": "10.0.0.1:7946"],
         ["TURSO_STARTUP_TIMEOUT": "99999999999999999h"], ["TURSO_UPSTREAM_TIMEOUT": "0s"],
         ["TURSO_MAX_BODY_BYTES": "99999999999999999999"], ["TURSO_MAX_BODY_BYTES": "\(2 << 30)"],
-        ["TURSO_LEAVE_TIMEOUT": "1000d"], ["TURSO_REPLICAS": "0"],
+        ["TURSO_LEAVE_TIMEOUT": "1000d"], ["TURSO_REPLICAS": "0"], ["TURSO_SYNC_WAL_LIMIT": "1KiB"],
+        ["TURSO_SYNC_WAL_LIMIT": "lots"], ["TURSO_SYNC_WAL_LIMIT": "65GiB"], ["TURSO_SYNC_HISTORY_RETENTION": "0s"],
     ])
     func rejectsInvalidValues(_ environment: [String: String]) {
         #expect(throws: NodeError.self) { try NodeConfiguration(environment: environment) }

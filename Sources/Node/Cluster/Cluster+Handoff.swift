@@ -69,7 +69,8 @@ extension Cluster {
                         from: self.advertisedPeerAddress,
                         record: sealed!.record,
                         db: sealed!.digests[.db]!,
-                        wal: sealed!.digests[.wal]!
+                        wal: sealed!.digests[.wal]!,
+                        history: sealed!.digests[.history]
                     )
                     let status = try? await peers.call(
                         .POST,
@@ -215,7 +216,12 @@ extension Cluster {
     func precopy(_ name: String, from: String) async throws(NodeError) -> Int {
         var copied = 0
         for kind in NamespaceFiles.Kind.allCases {
-            copied += try await self.stage(name, kind, from: from, truncate: false)
+            do {
+                copied += try await self.stage(name, kind, from: from, truncate: false)
+            } catch  where kind == .history {
+                // A holder that predates the change history has none to give; the commit decides.
+                continue
+            }
         }
         return copied
     }
@@ -256,7 +262,7 @@ extension Cluster {
         guard self.isClustered, record.name == name else { throw .badRequest("commit needs the namespace's record") }
         var expected: [NamespaceFiles.Kind: NamespaceFiles.Digest] = [:]
         for kind in NamespaceFiles.Kind.allCases {
-            let digest = body.digest(kind)
+            guard let digest = body.digest(kind) else { continue }
             guard digest.size >= 0, digest.sha256.utf8.count == 64 else {
                 throw .badRequest("commit needs a valid \(kind.rawValue) digest")
             }
@@ -266,8 +272,7 @@ extension Cluster {
             guard self.service.registry.record(name) == nil else {
                 throw NodeError(.exists, "namespace \(name) is already held here", status: 409)
             }
-            for kind in NamespaceFiles.Kind.allCases {
-                let want = expected[kind]!
+            for (kind, want) in expected.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 var verified = false
                 for whole in [false, true] {
                     let path = self.files.stagingPath(name, kind)

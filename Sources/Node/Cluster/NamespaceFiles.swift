@@ -1,17 +1,26 @@
 import Crypto
 import Foundation
 
-/// A namespace's database file and WAL as they move between nodes: sizes and SHA-256 digests, the
-/// staging area a receiving node copies into, and the final install.
+/// A namespace's database file, WAL and change history as they move between nodes: sizes and SHA-256
+/// digests, the staging area a receiving node copies into, and the final install.
 ///
-/// Backends never checkpoint, so the database file does not change after creation and the WAL only
-/// grows: a copy taken while the holder serves is a prefix of the final files, and the handoff only
-/// ships the tail. The digests of the final files decide; a mismatched prefix is copied again whole.
+/// Between checkpoints the database file does not change and the WAL and history only grow: a copy
+/// taken while the holder serves is usually a prefix of the final files, and the handoff only ships
+/// the tail. The digests of the final files decide; a mismatched prefix (a checkpoint ran meanwhile)
+/// is copied again whole.
 struct NamespaceFiles: Sendable {
     enum Kind: String, CaseIterable, Sendable {
         case db
         case wal
+        /// The change history of retired WAL generations (`<db>-history`, built-in backend).
+        case history
     }
+
+    /// Every file a namespace may have next to its database file, by suffix.
+    static let companionSuffixes = ["-wal", "-shm", "-log", "-history"]
+
+    /// The database file and its companions.
+    static func allPaths(databasePath base: String) -> [String] { [base] + Self.companionSuffixes.map { base + $0 } }
 
     /// Size and SHA-256 (hex) of one file; a missing file is size 0 with the digest of nothing.
     struct Digest: Equatable, Sendable, Codable {
@@ -23,7 +32,11 @@ struct NamespaceFiles: Sendable {
 
     func livePath(_ name: String, _ kind: Kind) -> String {
         let base = self.configuration.databasePath(name)
-        return kind == .db ? base : base + "-wal"
+        switch kind {
+        case .db: return base
+        case .wal: return base + "-wal"
+        case .history: return base + "-history"
+        }
     }
 
     var stagingRoot: String { self.configuration.stateDirectory + "/incoming" }
@@ -79,12 +92,13 @@ struct NamespaceFiles: Sendable {
         try? FileManager.default.removeItem(atPath: "\(self.stagingRoot)/\(name)")
     }
 
-    /// Moves verified staging files into place (WAL first, then the database file) and syncs them.
+    /// Moves verified staging files into place (history and WAL first, then the database file) and
+    /// syncs them.
     /// Files already there without a registry record (left from an interrupted earlier life) are
     /// archived first, never overwritten silently.
     func install(_ name: String, archives: ArchiveStore, now: Int64) throws {
         _ = try archives.archiveLeftovers(name: name, databasePath: self.configuration.databasePath(name), now: now)
-        for kind in [Kind.wal, .db] {
+        for kind in [Kind.history, .wal, .db] {
             let staged = self.stagingPath(name, kind)
             guard FileManager.default.fileExists(atPath: staged), Self.size(staged) > 0 || kind == .db else { continue }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: staged))

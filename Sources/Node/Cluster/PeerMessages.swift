@@ -60,11 +60,15 @@ struct CommitRequest: Codable, Sendable {
     var record: NamespaceRecord
     var db: NamespaceFiles.Digest
     var wal: NamespaceFiles.Digest
+    /// Absent from a sender that predates the change history: the target then starts a new history
+    /// (its clients resync once).
+    var history: NamespaceFiles.Digest?
 
-    func digest(_ kind: NamespaceFiles.Kind) -> NamespaceFiles.Digest {
+    func digest(_ kind: NamespaceFiles.Kind) -> NamespaceFiles.Digest? {
         switch kind {
         case .db: self.db
         case .wal: self.wal
+        case .history: self.history
         }
     }
 }

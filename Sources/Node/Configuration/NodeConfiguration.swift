@@ -86,6 +86,16 @@ public struct NodeConfiguration: Sendable {
     /// default 120s.
     public var leaveTimeout: Duration = .seconds(120)
 
+    /// WAL size at which the node asks a built-in backend to checkpoint (a soft limit).
+    /// `TURSO_SYNC_WAL_LIMIT`, bytes or with a unit (`64MiB`, `512KiB`, `1GiB`), default 64 MiB.
+    public var syncWALLimit = 64 << 20
+    /// How long the change index lets old clients pull incrementally after a checkpoint.
+    /// `TURSO_SYNC_HISTORY_RETENTION`, default 7d.
+    public var syncHistoryRetention: Duration = .seconds(7 * 86_400)
+    /// How long a namespace goes without requests before its WAL is checkpointed anyway (not
+    /// configurable: idle namespaces start fast).
+    public var checkpointWhenIdleFor: Duration = .seconds(30)
+
     /// The accepted range of every duration variable, in seconds. Bounded so that no timer or
     /// deadline computed from them can overflow, and so that a typo (`5h` for `5s`) stays plausible.
     static let durationRanges: [String: ClosedRange<Double>] = [
@@ -99,6 +109,7 @@ public struct NodeConfiguration: Sendable {
         "TURSO_SHUTDOWN_TIMEOUT": 0...3600,
         "TURSO_HANDOFF_DRAIN_TIMEOUT": 0.001...3600,
         "TURSO_LEAVE_TIMEOUT": 0.001...86_400,
+        "TURSO_SYNC_HISTORY_RETENTION": 1...(3650 * 86_400),
     ]
 
     /// The accepted range of every integer variable.
@@ -109,6 +120,7 @@ public struct NodeConfiguration: Sendable {
         "TURSO_MAX_RUNNING": 1...1_000_000,
         "TURSO_MAX_BODY_BYTES": 1024...(1 << 30),
         "TURSO_REPLICAS": 1...9,
+        "TURSO_SYNC_WAL_LIMIT": (64 << 10)...(64 << 30),
     ]
 
     /// True when this node takes part in a cluster (gossip and peer listeners run).
@@ -204,6 +216,16 @@ public struct NodeConfiguration: Sendable {
         self.membershipPreset = value("TURSO_MEMBERSHIP_PRESET")?.lowercased() ?? self.membershipPreset
         self.handoffDrainTimeout = try duration("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout)
         self.leaveTimeout = try duration("TURSO_LEAVE_TIMEOUT", self.leaveTimeout)
+        if let text = value("TURSO_SYNC_WAL_LIMIT") {
+            let range = Self.integerRanges["TURSO_SYNC_WAL_LIMIT"]!
+            guard let bytes = Self.parseByteSize(text), range.contains(bytes) else {
+                throw .invalidConfiguration(
+                    "TURSO_SYNC_WAL_LIMIT=\(text) must be a size between 64KiB and 64GiB (bytes, or with KiB, MiB, GiB)"
+                )
+            }
+            self.syncWALLimit = bytes
+        }
+        self.syncHistoryRetention = try duration("TURSO_SYNC_HISTORY_RETENTION", self.syncHistoryRetention)
         try self.validate()
     }
 
@@ -219,6 +241,7 @@ public struct NodeConfiguration: Sendable {
             ("TURSO_UPSTREAM_TIMEOUT", self.upstreamTimeout), ("TURSO_IDLE_TIMEOUT", self.idleTimeout),
             ("TURSO_SHUTDOWN_TIMEOUT", self.shutdownTimeout),
             ("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout), ("TURSO_LEAVE_TIMEOUT", self.leaveTimeout),
+            ("TURSO_SYNC_HISTORY_RETENTION", self.syncHistoryRetention),
         ]
         for (key, duration) in durations {
             let range = Self.durationRanges[key]!
@@ -231,6 +254,7 @@ public struct NodeConfiguration: Sendable {
         let integers: [(String, Int)] = [
             ("TURSO_MAX_NAMESPACES", self.maxNamespaces), ("TURSO_MAX_RUNNING", self.maxRunning),
             ("TURSO_MAX_BODY_BYTES", self.maxBodyBytes), ("TURSO_REPLICAS", self.replicas),
+            ("TURSO_SYNC_WAL_LIMIT", self.syncWALLimit),
         ]
         for (key, number) in integers {
             let range = Self.integerRanges[key]!
@@ -297,6 +321,24 @@ public struct NodeConfiguration: Sendable {
         if !self.advertiseHost.isEmpty { return self.advertiseHost }
         if self.peerAddress.host != "0.0.0.0" && self.peerAddress.host != "::" { return self.peerAddress.host }
         return Self.hostAddress() ?? "127.0.0.1"
+    }
+
+    /// Parses `1048576`, `1024KiB`, `64MiB`, `1GiB` (also `KB`/`MB`/`GB`, powers of 1024 all the same).
+    static func parseByteSize(_ text: String) -> Int? {
+        let units: [(String, Int)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30),
+            ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1),
+        ]
+        var number = Substring(text)
+        var multiplier = 1
+        if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }) {
+            number = number.dropLast(suffix.count)
+            multiplier = factor
+        }
+        guard !number.isEmpty, number.allSatisfy(\.isASCII), let value = Int(number), value >= 0,
+            value <= Int.max / multiplier
+        else { return nil }
+        return value * multiplier
     }
 
     static func parseBool(_ text: String) -> Bool? {

@@ -30,6 +30,11 @@ public final class NodeMetrics: Sendable {
     public let raftLogEntries: Gauge
     public let raftLeaderChanges: Counter
     public let raftCommitLatency: DurationHistogram
+    public let checkpoints: Counter
+    public let checkpointsBusy: Counter
+    public let checkpointsFailed: Counter
+    public let checkpointDuration: DurationHistogram
+    public let checkpointedBytes: Counter
     private let running: Gauge
     private let registered: Gauge
     /// Members by lifecycle/liveness as this node sees them, e.g. `active/alive`: every combination
@@ -69,6 +74,27 @@ public final class NodeMetrics: Sendable {
             name: "turso_raft_commit_seconds",
             buckets: Self.seconds([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]),
             help: "Time from proposing a directory change to applying it."
+        )
+        self.checkpoints = r.makeCounter(
+            name: "turso_checkpoints_total",
+            help: "WAL checkpoints completed by built-in backends (each retires a WAL generation)."
+        )
+        self.checkpointsBusy = r.makeCounter(
+            name: "turso_checkpoints_deferred_total",
+            help: "Checkpoints put off because requests or transactions did not drain in time."
+        )
+        self.checkpointsFailed = r.makeCounter(
+            name: "turso_checkpoint_failures_total",
+            help: "Checkpoint requests that failed (backend error or unreachable)."
+        )
+        self.checkpointDuration = r.makeDurationHistogram(
+            name: "turso_checkpoint_seconds",
+            buckets: Self.seconds([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+            help: "Time a checkpoint request took, barrier wait included."
+        )
+        self.checkpointedBytes = r.makeCounter(
+            name: "turso_checkpointed_wal_bytes_total",
+            help: "WAL bytes reclaimed by checkpoints."
         )
         self.running = r.makeGauge(name: "turso_namespaces_running", help: "Namespaces whose backend is running.")
         self.registered = r.makeGauge(name: "turso_namespaces_registered", help: "Namespaces registered on this node.")

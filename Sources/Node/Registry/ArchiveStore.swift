@@ -45,7 +45,7 @@ struct ArchiveStore: Sendable {
     /// life, or put there by hand) into `archive/<name>.stale.<timestamp>/`, so they are never served
     /// as a new namespace's data nor overwritten silently. Returns the folder, nil when there were none.
     func archiveLeftovers(name: String, databasePath base: String, now: Int64) throws(NodeError) -> String? {
-        let files = [base, base + "-wal", base + "-shm", base + "-log"]
+        let files = NamespaceFiles.allPaths(databasePath: base)
         guard files.contains(where: { FileManager.default.fileExists(atPath: $0) }) else { return nil }
         return try self.archive(name: name + ".stale", files: files, now: now)
     }

@@ -16,9 +16,18 @@ public struct BackendCommand: Sendable, Equatable {
     /// The data port's body limit, which a built-in backend adopts so the two never disagree.
     public var maxBodyBytes: Int
 
-    public init(tursodbBinary: String, secret: String = BackendSecret.generate(), maxBodyBytes: Int = 128 << 20) {
+    /// How long a built-in backend's change history serves incremental pulls.
+    public var historyRetention: Duration
+
+    public init(
+        tursodbBinary: String,
+        secret: String = BackendSecret.generate(),
+        maxBodyBytes: Int = 128 << 20,
+        historyRetention: Duration = .seconds(7 * 86_400)
+    ) {
         self.secret = secret
         self.maxBodyBytes = maxBodyBytes
+        self.historyRetention = historyRetention
         if FileManager.default.isExecutableFile(atPath: tursodbBinary),
             !((try? FileManager.default.attributesOfItem(atPath: tursodbBinary)[.type] as? FileAttributeType)
                 == .typeDirectory)
@@ -42,13 +51,14 @@ public struct BackendCommand: Sendable, Equatable {
 
     /// Changes to the inherited environment for the child: the node's own tokens never reach a
     /// backend (nil removes a variable); a built-in backend exits when the node dies, demands the
-    /// node's secret and accepts the data port's body limit.
+    /// node's secret and accepts the data port's body limit and history retention.
     public var environment: [String: String?] {
         var environment: [String: String?] = ["TURSO_AUTH_TOKEN": nil, "TURSO_ADMIN_TOKEN": nil]
         if self.isBuiltIn {
             environment["TURSO_SYNC_EXIT_WITH_PARENT"] = "1"
             environment[BackendSecret.environmentKey] = self.secret
             environment["TURSO_SYNC_MAX_BODY_BYTES"] = String(self.maxBodyBytes)
+            environment["TURSO_SYNC_HISTORY_RETENTION_SECONDS"] = String(self.historyRetention.components.seconds)
         }
         return environment
     }

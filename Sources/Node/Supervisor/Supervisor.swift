@@ -34,7 +34,8 @@ public actor Supervisor {
         self.machine = SupervisorStateMachine(configuration: machineConfiguration)
         self.command = BackendCommand(
             tursodbBinary: configuration.tursodbBinary,
-            maxBodyBytes: configuration.maxBodyBytes
+            maxBodyBytes: configuration.maxBodyBytes,
+            historyRetention: configuration.syncHistoryRetention
         )
         self.configuration = configuration
         self.metrics = metrics
@@ -133,6 +134,13 @@ public actor Supervisor {
     }
 
     public var runningCount: Int { self.machine.runningCount }
+
+    /// Running backends with their port and idle time (see `SupervisorStateMachine.runningBackends`).
+    public func runningBackends() -> [(name: String, port: Int, idleFor: Duration?)] {
+        self.machine.runningBackends(now: self.now)
+    }
+
+    public nonisolated var isBuiltIn: Bool { self.command.isBuiltIn }
 
     // MARK: actions
 

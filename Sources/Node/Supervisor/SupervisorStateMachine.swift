@@ -112,6 +112,15 @@ public struct SupervisorStateMachine: Sendable {
         self.entries.values.filter { if case .running = $0.state { true } else { false } }.count
     }
 
+    /// Backends that are running, with their port and how long they have had no request in flight
+    /// (nil while one is).
+    public func runningBackends(now: Duration) -> [(name: String, port: Int, idleFor: Duration?)] {
+        self.entries.compactMap { name, entry in
+            guard case .running(let port, _) = entry.state else { return nil }
+            return (name, port, entry.inFlight == 0 && entry.waiters == 0 ? now - entry.lastUsed : nil)
+        }
+    }
+
     public func inFlight(_ name: String) -> Int { self.entries[name]?.inFlight ?? 0 }
 
     // MARK: inputs

@@ -136,10 +136,68 @@ final class StreamRegistry: Sendable {
         for stream in all where !stream.busy { stream.rollbackIfNeeded() }
     }
 
+    /// A pooled connection with a read transaction open (for a pull, from planning to its last byte):
+    /// while it is open no checkpoint, this process's or another's, can reset the WAL or copy frames
+    /// past its snapshot into the main file. Blocking: call on a thread-pool thread.
+    func beginRead() throws(HranaError) -> ReadTransaction {
+        let pooled = self.state.withLock { $0.idle.popLast() }
+        let connection: SQLiteConnection
+        do throws(SQLiteError) {
+            if let pooled {
+                connection = pooled
+            } else {
+                connection = try self.openConnection()
+            }
+            try connection.execute("BEGIN; SELECT count(*) FROM sqlite_schema")
+        } catch {
+            throw HranaError(error)
+        }
+        return ReadTransaction(connection: connection, registry: self)
+    }
+
+    /// Ends a pull's read transaction and pools its connection. Blocking.
+    fileprivate func endRead(_ connection: SQLiteConnection) {
+        if !connection.isAutocommit { try? connection.execute("ROLLBACK") }
+        self.state.withLock { state in
+            if state.idle.count < self.limits.idleConnections && !state.closed && connection.isAutocommit {
+                state.idle.append(connection)
+            }
+        }
+    }
+
+    /// Whether the stream `baton` names has a transaction open: its next request continues it, so a
+    /// checkpoint waiting for that transaction must let it in.
+    func isInTransaction(baton: String?) -> Bool {
+        guard let baton, let id = UInt64(baton.prefix { $0 != "." }) else { return false }
+        return self.state.withLock { state in state.streams[id].map { !$0.connection.isAutocommit } ?? false }
+    }
+
+    /// Whether any stream has a transaction open (a checkpoint waits for it to end).
+    var anyInTransaction: Bool {
+        self.state.withLock { state in state.streams.values.contains { !$0.connection.isAutocommit } }
+    }
+
     var openStreams: Int { self.state.withLock { $0.streams.count } }
 }
 
 func randomToken() -> String {
     var generator = SystemRandomNumberGenerator()
     return (0..<2).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
+}
+
+/// A pull's read transaction (see `StreamRegistry.beginRead`); ended by `end()` or when released.
+final class ReadTransaction: Sendable {
+    private let connection: Mutex<SQLiteConnection?>
+    private let registry: StreamRegistry
+
+    fileprivate init(connection: SQLiteConnection, registry: StreamRegistry) {
+        self.connection = Mutex(connection)
+        self.registry = registry
+    }
+
+    func end() {
+        if let connection = self.connection.withLock({ $0.take() }) { self.registry.endRead(connection) }
+    }
+
+    deinit { self.end() }
 }

@@ -5,7 +5,8 @@
 /// header and the cumulative checksum matches; the last valid frame with a non-zero "database size"
 /// field is the last commit. Frames after it (a transaction being written, rolled-back spill frames)
 /// are never indexed, so they are never served. Committed frames are immutable as long as the WAL is
-/// never restarted, which the backend guarantees by never checkpointing.
+/// never restarted behind the backend's back: only its own checkpoint resets the WAL, and that retires
+/// the generation into the change history first (`PageSource.checkpoint`).
 ///
 /// `refresh()` reads only the bytes after the last commit, so the cost of a pull does not grow with the
 /// WAL's history. Not thread-safe: `PageSource` guards it with a lock.
@@ -197,6 +198,33 @@ struct WALIndex {
             if Int(self.commitFrames[mid]) <= frame { lo = mid + 1 } else { hi = mid }
         }
         return lo - 1
+    }
+
+    /// The number of commits in this generation.
+    var commitCount: Int { self.commitFrames.count }
+
+    /// The commit frame of commit `number` (1-based); 0 for commit 0 (the generation's start).
+    func frame(ofCommit number: Int) -> Int { number == 0 ? 0 : Int(self.commitFrames[number - 1]) }
+
+    /// SQLite's cumulative checksum at commit `number` (1-based).
+    func checksum(ofCommit number: Int) -> UInt64 { self.commitChecksums[number - 1] }
+
+    /// The commit number (1-based) whose commit frame is `frame`, 0 for frame 0, or nil.
+    func commitNumber(ofFrame frame: Int) -> Int? {
+        if frame == 0 { return 0 }
+        return self.commitIndex(ofFrame: frame).map { $0 + 1 }
+    }
+
+    /// The pages each commit wrote, in commit order (what a retired generation keeps).
+    func pagesByCommit() -> [[UInt32]] {
+        var result: [[UInt32]] = []
+        result.reserveCapacity(self.commitFrames.count)
+        var start = 0
+        for end in self.commitFrames {
+            result.append(Array(Set(self.pageNumbers[start..<Int(end)])).sorted())
+            start = Int(end)
+        }
+        return result
     }
 
     /// The database size in pages at commit frame `frame`, or nil for frame 0 (size from the main file).

@@ -1,0 +1,200 @@
+/// The bytes of a history file (`<db>-history`): a 32-byte header, then one record per retired
+/// generation, appended as generations retire.
+///
+///     header:  "TURSOCHG" | version u32 | reserved u32 | lineage u64 | floor sequence u64   (big-endian)
+///     record:  length u32 | FNV-1a-32 of payload u32 | payload
+///     payload: varints salt1 salt2 start end | endChecksum u64 | varint retiredAt groups
+///              per group: varint (end - previous end) pageCount, pages as ascending deltas
+///
+/// A record is appended and fsynced before the WAL reset that retires its generation, so a crash
+/// leaves either a torn record (dropped on load) or a record of the generation still in the WAL
+/// (dropped by `PageSource` on load: its salts match the WAL's).
+enum ChangeHistoryCodec {
+    static let magic: [UInt8] = Array("TURSOCHG".utf8)
+    static let version: UInt32 = 1
+    static let headerSize = 32
+    static let recordHeaderSize = 8
+
+    struct DecodeError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func header(lineage: UInt64, floorSequence: UInt64) -> [UInt8] {
+        var out = self.magic
+        out.appendBigEndian(self.version)
+        out.appendBigEndian(UInt32(0))
+        out.appendBigEndian(lineage)
+        out.appendBigEndian(floorSequence)
+        return out
+    }
+
+    static func record(_ generation: ChangeHistory.Generation) -> [UInt8] {
+        var payload: [UInt8] = []
+        Protobuf.appendVarint(UInt64(generation.salt1), to: &payload)
+        Protobuf.appendVarint(UInt64(generation.salt2), to: &payload)
+        Protobuf.appendVarint(generation.startSequence, to: &payload)
+        Protobuf.appendVarint(generation.endSequence, to: &payload)
+        payload.appendBigEndian(generation.endChecksum)
+        Protobuf.appendVarint(generation.retiredAtMilliseconds, to: &payload)
+        Protobuf.appendVarint(UInt64(generation.groups.count), to: &payload)
+        var previousEnd = generation.startSequence
+        for group in generation.groups {
+            Protobuf.appendVarint(group.endSequence - previousEnd, to: &payload)
+            previousEnd = group.endSequence
+            Protobuf.appendVarint(UInt64(group.pages.count), to: &payload)
+            var previousPage: UInt32 = 0
+            for page in group.pages {
+                Protobuf.appendVarint(UInt64(page - previousPage), to: &payload)
+                previousPage = page
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + self.recordHeaderSize)
+        out.appendBigEndian(UInt32(payload.count))
+        out.appendBigEndian(fnv1a32(payload[...]))
+        out.append(contentsOf: payload)
+        return out
+    }
+
+    static func file(_ history: ChangeHistory) -> [UInt8] {
+        var out = self.header(lineage: history.lineage, floorSequence: history.floorSequence)
+        for generation in history.generations { out.append(contentsOf: self.record(generation)) }
+        return out
+    }
+
+    static func encodedSize(_ history: ChangeHistory) -> Int {
+        self.headerSize + history.generations.reduce(0) { $0 + self.record($1).count }
+    }
+
+    /// Decodes a file. Returns the history and the byte offset where each record starts plus the end
+    /// of the last valid one; a torn or corrupt tail ends the history there (it was never acknowledged:
+    /// its generation is still in the WAL).
+    static func decode(
+        _ bytes: [UInt8]
+    ) throws(DecodeError) -> (history: ChangeHistory, recordOffsets: [Int], validLength: Int) {
+        guard bytes.count >= self.headerSize, Array(bytes[0..<8]) == self.magic else {
+            throw DecodeError(description: "not a change history file")
+        }
+        var reader = ByteReader(bytes: bytes[...], offset: 8)
+        let version = try reader.uint32()
+        guard version == self.version else {
+            throw DecodeError(
+                description: "change history version \(version) is not supported (this build reads \(self.version))"
+            )
+        }
+        _ = try reader.uint32()
+        var history = ChangeHistory(lineage: try reader.uint64(), floorSequence: try reader.uint64())
+        var offsets: [Int] = []
+        var offset = self.headerSize
+        while bytes.count - offset >= self.recordHeaderSize {
+            var header = ByteReader(bytes: bytes[...], offset: offset)
+            let length = Int(try header.uint32())
+            let checksum = try header.uint32()
+            let start = offset + self.recordHeaderSize
+            guard length <= bytes.count - start, fnv1a32(bytes[start..<(start + length)]) == checksum,
+                let generation = try? self.generation(bytes[start..<(start + length)]),
+                generation.startSequence >= history.endSequence || history.generations.isEmpty
+            else { break }
+            history.generations.append(generation)
+            offsets.append(offset)
+            offset = start + length
+        }
+        return (history, offsets, offset)
+    }
+
+    private static func generation(_ payload: ArraySlice<UInt8>) throws(DecodeError) -> ChangeHistory.Generation {
+        var reader = ByteReader(bytes: payload, offset: payload.startIndex)
+        let salt1 = UInt32(truncatingIfNeeded: try reader.varint())
+        let salt2 = UInt32(truncatingIfNeeded: try reader.varint())
+        let start = try reader.varint()
+        let end = try reader.varint()
+        let endChecksum = try reader.uint64()
+        let retiredAt = try reader.varint()
+        let count = try reader.varint()
+        guard end >= start, count <= end - start + 1 else { throw DecodeError(description: "bad generation bounds") }
+        var groups: [ChangeHistory.Group] = []
+        var previousEnd = start
+        for _ in 0..<count {
+            let delta = try reader.varint()
+            guard delta > 0, delta <= end - previousEnd else { throw DecodeError(description: "bad group bounds") }
+            previousEnd += delta
+            let pageCount = try reader.varint()
+            guard pageCount <= UInt64(payload.count) else { throw DecodeError(description: "bad page count") }
+            var pages: [UInt32] = []
+            pages.reserveCapacity(Int(pageCount))
+            var page: UInt64 = 0
+            for _ in 0..<pageCount {
+                page += try reader.varint()
+                guard page <= UInt64(UInt32.max) else { throw DecodeError(description: "bad page number") }
+                pages.append(UInt32(page))
+            }
+            groups.append(ChangeHistory.Group(endSequence: previousEnd, pages: pages))
+        }
+        guard count == 0 || previousEnd == end, reader.offset == payload.endIndex else {
+            throw DecodeError(description: "bad generation record")
+        }
+        return ChangeHistory.Generation(
+            salt1: salt1,
+            salt2: salt2,
+            startSequence: start,
+            endSequence: end,
+            endChecksum: endChecksum,
+            retiredAtMilliseconds: retiredAt,
+            groups: groups
+        )
+    }
+}
+
+/// FNV-1a, 32 bits: detects a torn or overwritten record, nothing more.
+func fnv1a32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+    var hash: UInt32 = 0x811c_9dc5
+    for byte in bytes {
+        hash ^= UInt32(byte)
+        hash = hash &* 0x0100_0193
+    }
+    return hash
+}
+
+private struct ByteReader {
+    let bytes: ArraySlice<UInt8>
+    var offset: Int
+
+    init(bytes: ArraySlice<UInt8>, offset: Int) {
+        self.bytes = bytes
+        self.offset = offset
+    }
+
+    mutating func uint32() throws(ChangeHistoryCodec.DecodeError) -> UInt32 {
+        UInt32(truncatingIfNeeded: try self.fixed(4))
+    }
+
+    mutating func uint64() throws(ChangeHistoryCodec.DecodeError) -> UInt64 { try self.fixed(8) }
+
+    private mutating func fixed(_ count: Int) throws(ChangeHistoryCodec.DecodeError) -> UInt64 {
+        guard self.bytes.endIndex - self.offset >= count else { throw .init(description: "truncated") }
+        var value: UInt64 = 0
+        for i in 0..<count { value = value << 8 | UInt64(self.bytes[self.offset + i]) }
+        self.offset += count
+        return value
+    }
+
+    mutating func varint() throws(ChangeHistoryCodec.DecodeError) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while self.offset < self.bytes.endIndex {
+            let byte = self.bytes[self.offset]
+            self.offset += 1
+            guard shift < 64 else { break }
+            value |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        throw .init(description: "bad varint")
+    }
+}
+
+extension [UInt8] {
+    mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.bigEndian) { self.append(contentsOf: $0) }
+    }
+}
