@@ -87,7 +87,9 @@ def written_history(work: Path):
         while written < total_gb << 30:
             conn.execute("BEGIN")
             base = (commits * 64) % 4096
-            conn.executemany("UPDATE t SET v = ? WHERE id = ?", [(blob, base + k) for k in range(64)])
+            # A new value every time: SQLite skips rewriting a cell whose bytes do not change.
+            stamp = commits.to_bytes(8, "little")
+            conn.executemany("UPDATE t SET v = ? WHERE id = ?", [(stamp + blob[8:], base + k) for k in range(64)])
             conn.execute("COMMIT")
             commits += 1
             written += 64 * 4120

@@ -22,9 +22,16 @@ extension SyncService {
     func checkpoint(waitingAtMost bound: Duration = SyncService.defaultCheckpointWait) async -> CheckpointOutcome {
         guard self.barrier.close() else { return .busy("a checkpoint is already running") }
         defer { self.barrier.open() }
-        let deadline = ContinuousClock.now + bound
-        while !self.barrier.tryExclusive(isQuiet: { !self.streams.anyInTransaction }) {
-            guard ContinuousClock.now < deadline else {
+        let deadline =
+            DispatchTime.now().uptimeNanoseconds + UInt64(bound.components.seconds) * 1_000_000_000
+            + UInt64(bound.components.attoseconds / 1_000_000_000)
+        while case .waiting(let pinnedUntil) = self.barrier.tryExclusive(isQuiet: { !self.streams.anyInTransaction }) {
+            // Requests wait while the barrier is closed: give up at once when a pinned bootstrap
+            // outlasts the bound anyway.
+            if let pinnedUntil, pinnedUntil > deadline {
+                return .busy("a chunked bootstrap is reading a pinned revision; retry later")
+            }
+            guard DispatchTime.now().uptimeNanoseconds < deadline else {
                 return .busy("requests or transactions did not finish within \(bound); retry later")
             }
             try? await Task.sleep(for: .milliseconds(2))

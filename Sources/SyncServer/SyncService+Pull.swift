@@ -47,8 +47,11 @@ extension SyncService {
         } catch {
             return .error(.serviceUnavailable, "server is shutting down", code: "UNAVAILABLE")
         }
-        // A chunked bootstrap reads one revision in several requests: keep checkpoints away meanwhile.
-        if !pull.serverPagesSelector.isEmpty || !pull.serverRevision.isEmpty { self.barrier.pin() }
+        // A chunked bootstrap reads one revision in several requests (the first with a page selector,
+        // the next ones pinned to its revision): keep checkpoints away meanwhile.
+        if !pull.serverRevision.isEmpty || (!pull.serverPagesSelector.isEmpty && pull.clientRevision.isEmpty) {
+            self.barrier.pin(plan.revision.description)
+        }
         if plan.isFullSnapshot && !pull.clientRevision.isEmpty {
             self.logger.info(
                 "client revision not in this history: sending a full snapshot",
@@ -71,7 +74,16 @@ extension SyncService {
                 while start < finalPlan.pages.count {
                     let end = min(start + Self.pagesPerChunk, finalPlan.pages.count)
                     let range = start..<end
-                    let chunk = try await self.threads.runIfActive { self.encodePages(finalPlan.pages[range]) }
+                    let chunk = try await self.threads.runIfActive { () throws -> [UInt8] in
+                        let chunk = self.encodePages(finalPlan.pages[range])
+                        // Only another process's checkpoint can reset the WAL under a pull: then
+                        // the pages just read may be torn, so the response is cut off (the client
+                        // retries) rather than completed.
+                        guard self.pages.walStillHolds(finalPlan.walSalts) else {
+                            throw PullError(status: 503, message: "the WAL was reset during the pull")
+                        }
+                        return chunk
+                    }
                     try await writer.write(chunk)
                     start = end
                 }

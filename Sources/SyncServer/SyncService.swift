@@ -32,7 +32,7 @@ public final class SyncService: Sendable {
         self.database = database
         self.anchor = try database.prepare()
         do {
-            self.pages = try PageSource(databasePath: configuration.databasePath)
+            self.pages = try PageSource(databasePath: configuration.databasePath, logger: logger)
         } catch {
             throw .unsupportedDatabase(error.message)
         }

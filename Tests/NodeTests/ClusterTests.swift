@@ -195,7 +195,12 @@ struct NamespaceFilesTests {
         #expect(try NamespaceFiles.digest(files.stagingPath("n", .db), length: 5).size == 5)
         // Stale files already in place are archived, never overwritten.
         try Data("stale".utf8).write(to: URL(fileURLWithPath: files.livePath("n", .db)))
-        try files.install("n", archives: ArchiveStore(directory: configuration.archiveDirectory), now: 0)
+        try files.install(
+            "n",
+            kinds: Set(NamespaceFiles.Kind.allCases),
+            archives: ArchiveStore(directory: configuration.archiveDirectory),
+            now: 0
+        )
         #expect(try String(contentsOfFile: files.livePath("n", .db), encoding: .utf8) == "hello world")
         #expect(try String(contentsOfFile: files.livePath("n", .wal), encoding: .utf8) == "frames")
         #expect(try FileManager.default.contentsOfDirectory(atPath: configuration.archiveDirectory).count == 1)

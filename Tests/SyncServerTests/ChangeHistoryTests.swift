@@ -21,7 +21,7 @@ struct ChangeHistoryTests {
                     salt2: 7,
                     startSequence: start,
                     pagesByCommit: pages,
-                    endChecksum: UInt64(g) << 32 | 99,
+                    checksums: (0..<commits).map { Self.checksum(start + UInt64($0) + 1) },
                     retiredAtMilliseconds: UInt64(g) * 1000,
                     maxGroups: maxGroups
                 )
@@ -29,6 +29,9 @@ struct ChangeHistoryTests {
         }
         return history
     }
+
+    /// A made-up cumulative checksum of commit `sequence`.
+    static func checksum(_ sequence: UInt64) -> UInt64 { sequence &* 0x9e37_79b9_7f4a_7c15 }
 
     /// The exact pages commits after `sequence` wrote, from the same formula.
     static func exactPages(after sequence: UInt64, upTo end: UInt64) -> Set<UInt32> {
@@ -141,5 +144,26 @@ struct ChangeHistoryTests {
         #expect(reopened.history.generations == generations)
         try reopened.removeLast()
         #expect(try ChangeHistoryFile(path: path).history.generations == Array(generations.prefix(2)))
+    }
+
+    @Test func retiredRevisionsAreVerifiedNotTrusted() {
+        var history = Self.history(generations: 3, commits: 40)
+        for sequence in [UInt64(1), 17, 40, 41, 79, 80, 120] {
+            #expect(history.verifies(sequence: sequence, checksum: Self.checksum(sequence)), "\(sequence)")
+            #expect(!history.verifies(sequence: sequence, checksum: Self.checksum(sequence) ^ 1), "\(sequence)")
+            #expect(!history.verifies(sequence: sequence, checksum: nil))
+        }
+        #expect(!history.verifies(sequence: 0, checksum: 0))
+        #expect(!history.verifies(sequence: 121, checksum: Self.checksum(121)))
+        // Under size pressure the oldest per-commit checksums go first: those clients resync, and a
+        // generation's end stays verifiable.
+        var retention = ChangeHistory.Retention()
+        retention.minimumBytes = ChangeHistoryCodec.encodedSize(history) - 1
+        retention.databaseFraction = 0
+        let pruned = history.prune(retention, nowMilliseconds: 3000, databaseBytes: 0)
+        #expect(pruned)
+        #expect(!history.verifies(sequence: 17, checksum: Self.checksum(17)))
+        #expect(history.verifies(sequence: 40, checksum: Self.checksum(40)))
+        #expect(history.verifies(sequence: 79, checksum: Self.checksum(79)))
     }
 }

@@ -187,7 +187,7 @@ struct CheckpointTests {
                 salt2: header.salt2,
                 startSequence: 0,
                 pagesByCommit: index.pagesByCommit(),
-                endChecksum: index.checksum(ofCommit: index.commitCount),
+                checksums: index.checksumsByCommit,
                 retiredAtMilliseconds: 0
             )
         )
@@ -204,7 +204,7 @@ struct CheckpointTests {
         try self.write(connection, 0..<5)
         let read = try service.streams.beginRead()
         // Another process's checkpoint (what the sqlite3 CLI does when it closes last).
-        let other = try SQLiteConnection(path: self.path)
+        let other = try SQLiteConnection(path: self.path, busyTimeoutMilliseconds: 50)
         try other.disableCheckpoints()
         let blocked = try other.query("PRAGMA wal_checkpoint(TRUNCATE)")
         #expect(blocked.first?.first == .integer(1))
@@ -213,6 +213,57 @@ struct CheckpointTests {
         let done = try other.query("PRAGMA wal_checkpoint(TRUNCATE)")
         #expect(done.first?.first == .integer(0))
         #expect(fileSize(self.path + "-wal") == 0)
+        await service.shutdown()
+    }
+
+    /// A checkpoint that copied the WAL but could not reset it (another process was reading) keeps
+    /// its record, provisionally; when SQLite restarts the WAL in place at the next write, the
+    /// generation counts as retired and clients keep pulling incrementally.
+    @Test func aCheckpointBlockedByAnotherReaderRetiresItsGenerationWhenTheWALRestarts() async throws {
+        let service = try self.makeService()
+        let connection = try service.database.open()
+        try connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        try self.write(connection, 0..<10)
+        let before = service.pages.refresh()
+        let full = try self.plan(service)
+        let image = self.apply(full, to: [], service: service)
+        let reader = try SQLiteConnection(path: self.path)
+        try reader.execute("BEGIN; SELECT count(*) FROM t")
+        guard case .busy = await service.checkpoint() else {
+            Issue.record("the checkpoint reset the WAL under another process's reader")
+            return
+        }
+        #expect(service.pages.refresh() == before)
+        #expect(try !self.plan(service, client: before.description).isFullSnapshot)
+        try reader.execute("COMMIT")
+        // The next write restarts the WAL in place (everything was copied into the main file).
+        try self.write(connection, 10..<11)
+        let after = service.pages.refresh()
+        #expect(after.lineage == before.lineage)
+        #expect(after.sequence == before.sequence + 1)
+        let delta = try self.plan(service, client: before.description)
+        #expect(!delta.isFullSnapshot)
+        #expect(
+            self.apply(delta, to: image, service: service)
+                == self.apply(try self.plan(service), to: [], service: service)
+        )
+        await service.shutdown()
+    }
+
+    /// Another process checkpointing behind the backend's back: the generation's pages were never
+    /// recorded, so the history starts a new lineage and clients resync rather than miss them.
+    @Test func aGenerationRetiredBehindTheBackendsBackStartsANewLineage() async throws {
+        let service = try self.makeService()
+        let connection = try service.database.open()
+        try connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        try self.write(connection, 0..<10)
+        let before = service.pages.refresh()
+        let other = try SQLiteConnection(path: self.path)
+        _ = try other.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        try self.write(connection, 10..<11)
+        let after = service.pages.refresh()
+        #expect(after.lineage != before.lineage)
+        #expect(try self.plan(service, client: before.description).isFullSnapshot)
         await service.shutdown()
     }
 }

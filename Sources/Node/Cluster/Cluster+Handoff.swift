@@ -300,7 +300,12 @@ extension Cluster {
                 }
             }
             do {
-                try self.files.install(name, archives: self.service.archives, now: NamespaceService.nowMilliseconds())
+                try self.files.install(
+                    name,
+                    kinds: Set(expected.keys),
+                    archives: self.service.archives,
+                    now: NamespaceService.nowMilliseconds()
+                )
                 try await self.service.registry.install(record)
             } catch let error as NodeError {
                 throw error

@@ -92,13 +92,13 @@ struct NamespaceFiles: Sendable {
         try? FileManager.default.removeItem(atPath: "\(self.stagingRoot)/\(name)")
     }
 
-    /// Moves verified staging files into place (history and WAL first, then the database file) and
-    /// syncs them.
+    /// Moves verified staging files (`kinds`: those whose digests were checked) into place, history
+    /// and WAL first, then the database file, and syncs them.
     /// Files already there without a registry record (left from an interrupted earlier life) are
     /// archived first, never overwritten silently.
-    func install(_ name: String, archives: ArchiveStore, now: Int64) throws {
+    func install(_ name: String, kinds: Set<Kind>, archives: ArchiveStore, now: Int64) throws {
         _ = try archives.archiveLeftovers(name: name, databasePath: self.configuration.databasePath(name), now: now)
-        for kind in [Kind.history, .wal, .db] {
+        for kind in [Kind.history, .wal, .db] where kinds.contains(kind) {
             let staged = self.stagingPath(name, kind)
             guard FileManager.default.fileExists(atPath: staged), Self.size(staged) > 0 || kind == .db else { continue }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: staged))

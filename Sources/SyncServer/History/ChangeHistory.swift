@@ -28,6 +28,10 @@ struct ChangeHistory: Equatable, Sendable {
         var retiredAtMilliseconds: UInt64
         /// Ascending by `endSequence`; the last one ends at `endSequence`. Empty once pruned.
         var groups: [Group]
+        /// The low 32 bits of the cumulative checksum at each commit (commit `startSequence + i + 1`
+        /// at `i`), so a client revision inside the generation is verified, not trusted. Empty once
+        /// retention dropped them (such revisions then get a full snapshot).
+        var checksums: [UInt32] = []
     }
 
     /// Names this history: a copy whose history was replaced (a restore, a diverged copy) gets another.
@@ -57,9 +61,17 @@ struct ChangeHistory: Equatable, Sendable {
         return pages
     }
 
-    /// The checksum the history recorded at `sequence`, when a retired generation ends exactly there.
-    func checksum(at sequence: UInt64) -> UInt64? {
-        self.generations.last { $0.endSequence == sequence }?.endChecksum
+    /// Whether a client revision at `sequence` with `checksum` is a commit of this history: true only
+    /// when a recorded checksum matches (a generation's end, or a kept per-commit checksum).
+    func verifies(sequence: UInt64, checksum: UInt64?) -> Bool {
+        guard let checksum else { return false }
+        guard
+            let generation = self.generations.last(where: { $0.startSequence < sequence && sequence <= $0.endSequence })
+        else { return false }
+        if sequence == generation.endSequence { return checksum == generation.endChecksum }
+        let offset = Int(sequence - generation.startSequence) - 1
+        guard generation.checksums.count == Int(generation.endSequence - generation.startSequence) else { return false }
+        return generation.checksums[offset] == UInt32(truncatingIfNeeded: checksum)
     }
 
     // MARK: building
@@ -71,10 +83,11 @@ struct ChangeHistory: Equatable, Sendable {
         salt2: UInt32,
         startSequence: UInt64,
         pagesByCommit: [[UInt32]],
-        endChecksum: UInt64,
+        checksums: [UInt64],
         retiredAtMilliseconds: UInt64,
         maxGroups: Int = 256
     ) -> Generation {
+        precondition(checksums.count == pagesByCommit.count && !checksums.isEmpty)
         let perGroup = max(1, (pagesByCommit.count + maxGroups - 1) / maxGroups)
         var groups: [Group] = []
         var start = 0
@@ -90,9 +103,10 @@ struct ChangeHistory: Equatable, Sendable {
             salt2: salt2,
             startSequence: startSequence,
             endSequence: startSequence + UInt64(pagesByCommit.count),
-            endChecksum: endChecksum,
+            endChecksum: checksums[checksums.count - 1],
             retiredAtMilliseconds: retiredAtMilliseconds,
-            groups: groups
+            groups: groups,
+            checksums: checksums.map { UInt32(truncatingIfNeeded: $0) }
         )
     }
 
@@ -141,9 +155,14 @@ struct ChangeHistory: Equatable, Sendable {
         return changed
     }
 
-    /// Halves the number of groups of the oldest generation that has more than one, or else merges the
-    /// two oldest generations into one group. Returns false when there is nothing left to merge.
+    /// Drops the per-commit checksums of the oldest generation that has them (its clients then resync),
+    /// else halves the number of groups of the oldest generation that has more than one, else merges
+    /// the two oldest generations into one group. Returns false when there is nothing left to merge.
     private mutating func mergeOldest() -> Bool {
+        if let index = self.generations.firstIndex(where: { !$0.checksums.isEmpty }) {
+            self.generations[index].checksums = []
+            return true
+        }
         if let index = self.generations.firstIndex(where: { $0.groups.count > 1 }) {
             var merged: [Group] = []
             var i = 0
@@ -170,6 +189,7 @@ struct ChangeHistory: Equatable, Sendable {
         let pages = (first.groups + second.groups).reduce(into: Set<UInt32>()) { $0.formUnion($1.pages) }
         second.startSequence = first.startSequence
         second.groups = [Group(endSequence: second.endSequence, pages: pages.sorted())]
+        second.checksums = []
         self.generations[0] = second
         return true
     }

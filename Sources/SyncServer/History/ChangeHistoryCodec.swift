@@ -5,6 +5,7 @@
 ///     record:  length u32 | FNV-1a-32 of payload u32 | payload
 ///     payload: varints salt1 salt2 start end | endChecksum u64 | varint retiredAt groups
 ///              per group: varint (end - previous end) pageCount, pages as ascending deltas
+///              varint checksumCount (0 or end - start), then that many u32 (per-commit checksums)
 ///
 /// A record is appended and fsynced before the WAL reset that retires its generation, so a crash
 /// leaves either a torn record (dropped on load) or a record of the generation still in the WAL
@@ -48,6 +49,8 @@ enum ChangeHistoryCodec {
                 previousPage = page
             }
         }
+        Protobuf.appendVarint(UInt64(generation.checksums.count), to: &payload)
+        for checksum in generation.checksums { payload.appendBigEndian(checksum) }
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + self.recordHeaderSize)
         out.appendBigEndian(UInt32(payload.count))
@@ -93,7 +96,7 @@ enum ChangeHistoryCodec {
             let start = offset + self.recordHeaderSize
             guard length <= bytes.count - start, fnv1a32(bytes[start..<(start + length)]) == checksum,
                 let generation = try? self.generation(bytes[start..<(start + length)]),
-                generation.startSequence >= history.endSequence || history.generations.isEmpty
+                history.generations.isEmpty || generation.startSequence == history.endSequence
             else { break }
             history.generations.append(generation)
             offsets.append(offset)
@@ -130,6 +133,13 @@ enum ChangeHistoryCodec {
             }
             groups.append(ChangeHistory.Group(endSequence: previousEnd, pages: pages))
         }
+        let checksumCount = try reader.varint()
+        guard checksumCount == 0 || (checksumCount == end - start && checksumCount <= UInt64(payload.count) / 4) else {
+            throw DecodeError(description: "bad checksum count")
+        }
+        var checksums: [UInt32] = []
+        checksums.reserveCapacity(Int(checksumCount))
+        for _ in 0..<checksumCount { checksums.append(try reader.uint32()) }
         guard count == 0 || previousEnd == end, reader.offset == payload.endIndex else {
             throw DecodeError(description: "bad generation record")
         }
@@ -140,7 +150,8 @@ enum ChangeHistoryCodec {
             endSequence: end,
             endChecksum: endChecksum,
             retiredAtMilliseconds: retiredAt,
-            groups: groups
+            groups: groups,
+            checksums: checksums
         )
     }
 }

@@ -52,11 +52,23 @@ final class ChangeHistoryFile: @unchecked Sendable {
         self.history.generations.append(generation)
     }
 
-    /// Removes the newest record (a generation that turned out not to be retired), durably.
+    /// Removes the newest record (a generation that turned out not to be retired), durably. The
+    /// memory follows the file only once the file changed, so the two never disagree.
     func removeLast() throws(SyncServerError) {
-        guard let offset = self.recordOffsets.popLast() else { return }
-        self.history.generations.removeLast()
+        guard let offset = self.recordOffsets.last else { return }
         try self.truncate(to: offset)
+        self.recordOffsets.removeLast()
+        self.history.generations.removeLast()
+    }
+
+    /// Starts a new lineage after the history became unprovable: no generations, every commit up to
+    /// `floorSequence` behind the floor.
+    func restart(floorSequence: UInt64) throws(SyncServerError) {
+        var generator = SystemRandomNumberGenerator()
+        let history = ChangeHistory(lineage: generator.next(), floorSequence: floorSequence)
+        try self.replace(with: ChangeHistoryCodec.file(history))
+        self.history = history
+        self.recordOffsets = []
     }
 
     /// Applies retention; rewrites the file when it changed anything.

@@ -12,15 +12,24 @@ final class CheckpointBarrier: Sendable {
         var active = 0
         var closed = false
         var exclusive = false
-        /// Uptime (ns) until which a chunked bootstrap may still ask for its pinned revision.
-        var pinnedUntil: UInt64 = 0
+        /// Revisions chunked bootstraps are reading, with their first and latest use (uptime, ns).
+        var pins: [String: (first: UInt64, last: UInt64)] = [:]
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
 
-    /// How long after its last chunk a chunked bootstrap keeps its pinned revision.
-    static let pinDuration: Duration = .seconds(60)
+    /// How long after its last chunk a chunked bootstrap keeps its pinned revision, and how long
+    /// one bootstrap may keep checkpoints away in all.
+    static let pinDuration: UInt64 = 60_000_000_000
+    static let maxPinDuration: UInt64 = 600_000_000_000
+
+    /// What `tryExclusive` found.
+    enum Attempt: Equatable {
+        case acquired
+        /// Requests, transactions or pins remain; pins alone until the given uptime (ns).
+        case waiting(pinnedUntil: UInt64?)
+    }
 
     /// A request's admission; leaves when `leave()` is called or when it is released, whichever is first.
     final class Ticket: Sendable {
@@ -65,10 +74,23 @@ final class CheckpointBarrier: Sendable {
         self.state.withLock { $0.active -= 1 }
     }
 
-    /// Keeps the checkpoint away for `pinDuration` (a chunked bootstrap reads one revision in parts).
-    func pin() {
-        let until = DispatchTime.now().uptimeNanoseconds + UInt64(Self.pinDuration.components.seconds) * 1_000_000_000
-        self.state.withLock { $0.pinnedUntil = max($0.pinnedUntil, until) }
+    /// Keeps checkpoints away while a chunked bootstrap reads `revision` in parts: up to
+    /// `pinDuration` after its latest chunk, `maxPinDuration` in all.
+    func pin(_ revision: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        self.state.withLock { state in
+            state.pins[revision] = (state.pins[revision]?.first ?? now, now)
+        }
+    }
+
+    /// The uptime until which live pins keep checkpoints away, dropping expired ones.
+    private static func pinnedUntil(_ state: inout State, now: UInt64) -> UInt64? {
+        state.pins = state.pins.filter { Self.expiry($0.value) > now }
+        return state.pins.values.map(Self.expiry).max()
+    }
+
+    private static func expiry(_ pin: (first: UInt64, last: UInt64)) -> UInt64 {
+        min(pin.last + Self.pinDuration, pin.first + Self.maxPinDuration)
     }
 
     /// Starts a checkpoint attempt; false when one is already running.
@@ -82,13 +104,14 @@ final class CheckpointBarrier: Sendable {
 
     /// Takes the barrier exclusively when nothing is in flight and `isQuiet` (no open transaction)
     /// holds, checked under the barrier's lock so that no request can slip in between.
-    func tryExclusive(isQuiet: () -> Bool) -> Bool {
+    func tryExclusive(isQuiet: () -> Bool) -> Attempt {
         self.state.withLock { state in
-            guard state.closed, !state.exclusive, state.active == 0,
-                state.pinnedUntil <= DispatchTime.now().uptimeNanoseconds, isQuiet()
-            else { return false }
+            let pinnedUntil = Self.pinnedUntil(&state, now: DispatchTime.now().uptimeNanoseconds)
+            guard state.closed, !state.exclusive, state.active == 0, pinnedUntil == nil, isQuiet() else {
+                return .waiting(pinnedUntil: pinnedUntil)
+            }
             state.exclusive = true
-            return true
+            return .acquired
         }
     }
 

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Where a page of a snapshot is read from.
@@ -18,6 +19,14 @@ struct PullPlan {
     var pages: [(pageID: UInt32, location: PageLocation)]
     /// True when the client's revision was not in this history and it gets the full snapshot.
     var isFullSnapshot: Bool
+    /// The salts of the WAL generation the plan's WAL offsets belong to (nil without a WAL).
+    var walSalts: WALSalts?
+}
+
+/// The salts that name one WAL generation.
+struct WALSalts: Equatable, Sendable {
+    var salt1: UInt32
+    var salt2: UInt32
 }
 
 struct PullError: Error, CustomStringConvertible {
@@ -35,10 +44,13 @@ struct PullError: Error, CustomStringConvertible {
 final class PageSource: Sendable {
     static let pageSize = 4096
 
-    private struct State {
+    struct State {
         var index = WALIndex()
         var wal: FileReader?
         let history: ChangeHistoryFile
+        /// Commits of the current generation that a checkpoint which could not reset the WAL may have
+        /// copied into the main file: a pinned revision before them would read newer pages there.
+        var backfilledThrough = 0
     }
 
     /// Where a client's revision sits in this history.
@@ -51,14 +63,16 @@ final class PageSource: Sendable {
 
     let mainFile: FileReader
     let walPath: String
-    private let state: Mutex<State>
+    let logger: Logger
+    let state: Mutex<State>
 
-    init(databasePath: String) throws(PullError) {
+    init(databasePath: String, logger: Logger = Logger(label: "turso.sync")) throws(PullError) {
         guard let main = FileReader(path: databasePath) else {
             throw PullError(status: 500, message: "cannot open database file \(databasePath)")
         }
         self.mainFile = main
         self.walPath = databasePath + "-wal"
+        self.logger = logger
         let history: ChangeHistoryFile
         do {
             history = try ChangeHistoryFile(path: ChangeHistoryFile.path(forDatabase: databasePath))
@@ -66,13 +80,11 @@ final class PageSource: Sendable {
             throw PullError(status: 500, message: "\(error)")
         }
         self.state = Mutex(State(history: history))
-        // A checkpoint that crashed after recording its generation but before the WAL reset leaves a
-        // record of the generation that is still in the WAL: it was never retired.
+        // A checkpoint that stopped (crash, busy) after recording its generation but before the WAL
+        // reset leaves a record of the generation that is still in the WAL: it was never retired.
         try self.state.withLock { state throws(PullError) in
-            Self.refresh(&state, walPath: self.walPath)
-            if let last = state.history.history.generations.last, let header = state.index.header,
-                last.salt1 == header.salt1, last.salt2 == header.salt2
-            {
+            self.refresh(&state)
+            if Self.isProvisional(state) {
                 do {
                     try state.history.removeLast()
                 } catch {
@@ -86,57 +98,9 @@ final class PageSource: Sendable {
     @discardableResult
     func refresh() -> SyncRevision {
         self.state.withLock { state in
-            Self.refresh(&state, walPath: self.walPath)
+            self.refresh(&state)
             return Self.revision(state, commit: state.index.commitCount)
         }
-    }
-
-    private static func refresh(_ state: inout State, walPath: String) {
-        if let wal = state.wal, wal.inode != fileInode(walPath) {
-            state.wal = nil  // the WAL was replaced: a new history
-        }
-        if state.wal == nil { state.wal = FileReader(path: walPath) }
-        if let wal = state.wal {
-            _ = state.index.refresh(from: wal)
-        } else if state.index.header != nil {
-            state.index = WALIndex()
-        }
-    }
-
-    private static func revision(_ state: State, commit: Int) -> SyncRevision {
-        let history = state.history.history
-        return SyncRevision(
-            lineage: history.lineage,
-            epoch: 0,
-            sequence: history.endSequence + UInt64(commit),
-            checksum: commit > 0 ? state.index.checksum(ofCommit: commit) : history.endChecksum
-        )
-    }
-
-    /// Where `text` (a client's or a pinned revision) sits in this history, or nil when it is not part
-    /// of it (another lineage, a diverged copy, the future, older than the retained history).
-    private static func position(of text: String, in state: State) -> Position? {
-        let history = state.history.history
-        let index = state.index
-        let base = history.endSequence
-        if let revision = SyncRevision(text) {
-            guard revision.lineage == history.lineage, revision.epoch == 0,
-                revision.sequence <= base + UInt64(index.commitCount)
-            else { return nil }
-            if revision.sequence > base {
-                let commit = Int(revision.sequence - base)
-                return revision.checksum == index.checksum(ofCommit: commit) ? .current(commit: commit) : nil
-            }
-            if let recorded = history.checksum(at: revision.sequence), revision.checksum != recorded { return nil }
-            if revision.sequence == base { return .current(commit: 0) }
-            return revision.sequence >= history.floorSequence ? .retired(sequence: revision.sequence) : nil
-        }
-        guard let legacy = Revision(text) else { return nil }
-        if legacy == .noWAL {
-            return index.header == nil && base == 0 && history.generations.isEmpty ? .current(commit: 0) : nil
-        }
-        guard index.contains(legacy), let commit = index.commitNumber(ofFrame: legacy.frame) else { return nil }
-        return .current(commit: commit)
     }
 
     /// The database size in pages according to the main file alone.
@@ -186,6 +150,15 @@ final class PageSource: Sendable {
                         message: "server_revision \(request.serverRevision) is not in this database's history"
                     )
                 }
+                // A checkpoint that could not reset the WAL may have copied newer pages into the main
+                // file; a pinned revision before them cannot be served consistently (the bootstrap
+                // starts over).
+                guard pinned >= state.backfilledThrough else {
+                    throw PullError(
+                        status: 400,
+                        message: "server_revision \(request.serverRevision) is no longer readable; bootstrap again"
+                    )
+                }
                 targetCommit = pinned
             }
             let targetFrame = index.frame(ofCommit: targetCommit)
@@ -227,70 +200,10 @@ final class PageSource: Sendable {
                 revision: Self.revision(state, commit: targetCommit),
                 databaseSizePages: size,
                 pages: pages,
-                isFullSnapshot: full
+                isFullSnapshot: full,
+                walSalts: index.header.map { WALSalts(salt1: $0.salt1, salt2: $0.salt2) }
             )
         }
-    }
-
-    struct CheckpointResult: Sendable {
-        /// Commits the checkpoint moved from the WAL into the change history.
-        var retiredCommits: Int
-        /// The WAL's size before the checkpoint.
-        var walBytes: Int
-        var revision: SyncRevision
-        var historyBytes: Int
-    }
-
-    /// Retires the current WAL generation: records its page sets durably, then runs `truncateWAL`
-    /// (SQLite's TRUNCATE checkpoint, returning an error message or nil), then starts a new generation.
-    /// If the WAL was not reset, the record is taken back. Call only under the checkpoint barrier.
-    func checkpoint(
-        retention: ChangeHistory.Retention,
-        nowMilliseconds: UInt64,
-        truncateWAL: () -> String?
-    ) throws(PullError) -> CheckpointResult {
-        try self.state.withLock { state throws(PullError) -> CheckpointResult in
-            Self.refresh(&state, walPath: self.walPath)
-            let walBytes = state.wal?.size ?? 0
-            let index = state.index
-            var recorded = false
-            do {
-                if let header = index.header, index.commitCount > 0 {
-                    try state.history.append(
-                        ChangeHistory.generation(
-                            salt1: header.salt1,
-                            salt2: header.salt2,
-                            startSequence: state.history.history.endSequence,
-                            pagesByCommit: index.pagesByCommit(),
-                            endChecksum: index.checksum(ofCommit: index.commitCount),
-                            retiredAtMilliseconds: nowMilliseconds
-                        )
-                    )
-                    recorded = true
-                }
-            } catch {
-                throw PullError(status: 500, message: "\(error)")
-            }
-            let failure = truncateWAL()
-            guard fileSize(self.walPath) < WALIndex.headerSize else {
-                if recorded { try? state.history.removeLast() }
-                throw PullError(status: 409, message: failure ?? "the WAL was not reset")
-            }
-            state.index = WALIndex()
-            Self.refresh(&state, walPath: self.walPath)
-            try? state.history.prune(retention, nowMilliseconds: nowMilliseconds, databaseBytes: self.mainFile.size)
-            return CheckpointResult(
-                retiredCommits: recorded ? index.commitCount : 0,
-                walBytes: walBytes,
-                revision: Self.revision(state, commit: state.index.commitCount),
-                historyBytes: state.history.byteCount
-            )
-        }
-    }
-
-    /// The WAL's current size and the history file's, for reports.
-    var sizes: (wal: Int, history: Int) {
-        (fileSize(self.walPath), self.state.withLock { $0.history.byteCount })
     }
 
     /// Copies a page's bytes into `buffer` (4096 bytes).
@@ -310,6 +223,17 @@ final class PageSource: Sendable {
                 UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0)
             }
         }
+    }
+
+    /// Whether the WAL still holds generation `salts` (call after reading a plan's pages: SQLite
+    /// writes a new header before it overwrites any frame, so an unchanged header means the pages
+    /// just read were not overwritten). Only another process's checkpoint can make this false.
+    func walStillHolds(_ salts: WALSalts?) -> Bool {
+        guard let salts else { return true }
+        guard let wal = self.state.withLock({ $0.wal }),
+            let header = WALIndex.parseHeader(wal.read(count: WALIndex.headerSize, at: 0))
+        else { return false }
+        return header.salt1 == salts.salt1 && header.salt2 == salts.salt2
     }
 }
 

@@ -215,6 +215,9 @@ struct WALIndex {
         return self.commitIndex(ofFrame: frame).map { $0 + 1 }
     }
 
+    /// The cumulative checksum at every commit, in commit order.
+    var checksumsByCommit: [UInt64] { self.commitChecksums }
+
     /// The pages each commit wrote, in commit order (what a retired generation keeps).
     func pagesByCommit() -> [[UInt32]] {
         var result: [[UInt32]] = []
