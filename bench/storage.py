@@ -46,6 +46,14 @@ def writer(db: Path) -> sqlite3.Connection:
     return conn
 
 
+def new_database(db: Path, schema: str) -> sqlite3.Connection:
+    conn = writer(db)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(schema)
+    return conn
+
+
 def wal_size(db: Path) -> int:
     try:
         return Path(str(db) + "-wal").stat().st_size
@@ -76,10 +84,7 @@ def written_history(work: Path):
     print("|---|---|---|---|---|---|")
     for total_gb, checkpoints_on in [(1, False), (1, True), (10, True)]:
         db = work / f"written-{total_gb}-{checkpoints_on}.db"
-        conn = writer(db)
-        conn.execute("PRAGMA page_size=4096")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+        conn = new_database(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
         conn.executemany("INSERT INTO t VALUES (?, zeroblob(3900))", [(i,) for i in range(4096)])
         process, url, port = start_backend(db)
         written, commits, runs = 0, 0, 0
@@ -112,10 +117,7 @@ def one_row_commits(work: Path):
     print("|---|---|---|---|---|---|")
     for commits in [1_000, 1_000_000]:
         db = work / f"rows-{commits}.db"
-        conn = writer(db)
-        conn.execute("PRAGMA page_size=4096")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER)")
+        conn = new_database(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER)")
         conn.execute("INSERT INTO t VALUES (1, 0)")
         process, url, _ = start_backend(db)
         runs = 0
