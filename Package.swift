@@ -84,7 +84,7 @@ let package = Package(
             name: "Node",
             dependencies: [
                 "SQLiteSupport", "ServerSupport", "Proxy", "Placement", "Membership", "MembershipTransport",
-                "Consensus", "Directory",
+                "Consensus", "Directory", "SyncServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -6,7 +6,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case invalidConfiguration, stateUnreadable, stateTooNew, io
             case unauthorized, invalidName, notFound, exists, limitReached, badRequest, methodNotAllowed
             case backendUnavailable, backendFailed, shuttingDown, payloadTooLarge
-            case ownerUnavailable, misdirected, peerFailed, peerProtocol
+            case ownerUnavailable, misdirected, peerFailed, peerProtocol, historyUnavailable
         }
 
         private let base: Base
@@ -29,6 +29,8 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         public static let misdirected = Code(base: .misdirected)
         public static let peerFailed = Code(base: .peerFailed)
         public static let peerProtocol = Code(base: .peerProtocol)
+        /// The change history does not reach back far enough for a page-by-page catch-up.
+        public static let historyUnavailable = Code(base: .historyUnavailable)
 
         public var description: String {
             switch self.base {
@@ -51,6 +53,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case .misdirected: "MISDIRECTED_REQUEST"
             case .peerFailed: "PEER_FAILED"
             case .peerProtocol: "PEER_PROTOCOL"
+            case .historyUnavailable: "HISTORY_UNAVAILABLE"
             }
         }
     }

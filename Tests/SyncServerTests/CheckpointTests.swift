@@ -266,4 +266,50 @@ struct CheckpointTests {
         #expect(try self.plan(service, client: before.description).isFullSnapshot)
         await service.shutdown()
     }
+
+    /// A copy of the database file taken at some point, patched with the pages the history names
+    /// since its base, is byte-identical to the database file after later checkpoints.
+    @Test func aStaleDatabaseCopyCatchesUpPageByPage() async throws {
+        let service = try self.makeService()
+        let connection = try service.database.open()
+        try connection.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        try connection.execute(
+            "CREATE TABLE s(v TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) INSERT INTO s SELECT printf('%01000d', i) FROM n"
+        )
+        guard case .done = await service.checkpoint() else {
+            Issue.record("checkpoint did not complete")
+            return
+        }
+        let base = try #require(DatabaseFileDelta.base(databasePath: self.path))
+        let copy = try Data(contentsOf: URL(fileURLWithPath: self.path))
+        for round in 0..<3 {
+            try self.write(connection, (round * 50)..<(round * 50 + 50))
+            try connection.execute("DELETE FROM s WHERE rowid BETWEEN \(round * 20) AND \(round * 20 + 5)")
+            guard case .done = await service.checkpoint() else {
+                Issue.record("checkpoint did not complete")
+                return
+            }
+        }
+        // Pages written since the last checkpoint stay in the WAL: the database file is what moves.
+        try self.write(connection, 500..<510)
+        let pages = try #require(DatabaseFileDelta.pagesChanged(databasePath: self.path, since: base))
+        let final = try Data(contentsOf: URL(fileURLWithPath: self.path))
+        #expect(pages.count < final.count / 4096)
+        var patched = copy
+        for page in pages where Int(page) * 4096 <= final.count {
+            let range = Int(page - 1) * 4096..<Int(page) * 4096
+            if patched.count < range.upperBound { patched.append(Data(count: range.upperBound - patched.count)) }
+            patched.replaceSubrange(range, with: final[range])
+        }
+        patched = patched.prefix(final.count)
+        #expect(patched == final)
+        // Another lineage, or a base older than the history, cannot be caught up.
+        #expect(
+            DatabaseFileDelta.pagesChanged(
+                databasePath: self.path,
+                since: .init(lineage: base.lineage ^ 1, sequence: base.sequence)
+            ) == nil
+        )
+        await service.shutdown()
+    }
 }

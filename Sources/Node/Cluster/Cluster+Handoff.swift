@@ -245,13 +245,14 @@ extension Cluster {
         }
         defer { try? handle.close() }
         let offset = NamespaceFiles.size(self.files.stagingPath(name, kind))
-        let copied = try await peers.download(
+        let download = try await peers.download(
             from,
             "/_peer/v1/namespaces/\(name)/files/\(kind.rawValue)?offset=\(offset)",
             into: handle
-        ).written
-        self.metrics.handoffBytes.increment(by: Int64(copied))
-        return copied
+        )
+        if kind == .db { self.recordStagedBase(name, base: download.historyBase, fromStart: offset == 0) }
+        self.metrics.handoffBytes.increment(by: Int64(download.written))
+        return download.written
     }
 
     /// Completes a handoff to this node: copies the tail, verifies the digests (copying a file again
@@ -274,13 +275,19 @@ extension Cluster {
             }
             for (kind, want) in expected.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 var verified = false
-                for whole in [false, true] {
+                // The tail first; then, for a database file a checkpoint changed, only the pages the
+                // change history names; the whole file last.
+                for attempt in kind == .db ? [0, 1, 2] : [0, 2] {
                     let path = self.files.stagingPath(name, kind)
-                    let truncate = whole || NamespaceFiles.size(path) > want.size
-                    if truncate || NamespaceFiles.size(path) < want.size
-                        || !FileManager.default.fileExists(atPath: path)
-                    {
-                        _ = try await self.stage(name, kind, from: from, truncate: truncate)
+                    if attempt == 1 {
+                        guard await self.catchUpStagedDatabase(name, from: from) else { continue }
+                    } else {
+                        let truncate = attempt == 2 || NamespaceFiles.size(path) > want.size
+                        if truncate || NamespaceFiles.size(path) < want.size
+                            || !FileManager.default.fileExists(atPath: path)
+                        {
+                            _ = try await self.stage(name, kind, from: from, truncate: truncate)
+                        }
                     }
                     let digest = try? await BlockingIO.run { () throws(NodeError) in
                         do { return try NamespaceFiles.digest(path) } catch { throw NodeError.io("\(error)") }

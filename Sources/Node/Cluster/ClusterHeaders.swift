@@ -13,6 +13,9 @@ enum ClusterHeaders {
     static let node = HTTPField.Name("x-turso-node")!
     /// On a file download: the file's full size.
     static let fileSize = HTTPField.Name("x-turso-file-size")!
+    /// On a database file download: the history position the copy is at least at
+    /// (`DatabaseFileDelta.base`), so it can later be brought up to date page by page.
+    static let historyBase = HTTPField.Name("x-turso-history-base")!
 
     /// Headers only nodes may set: dropped from what a client sent before a request is forwarded.
     static let internalNames: Set<String> = [

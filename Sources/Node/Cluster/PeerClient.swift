@@ -78,6 +78,20 @@ final class PeerClient: Sendable {
         }
     }
 
+    /// Reads `path` whole (at most `limit` bytes); nil unless the member answered 200.
+    func fetch(_ peerAddress: String, _ path: String, limit: Int = 80 << 20) async throws(NodeError) -> [UInt8]? {
+        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
+        request.method = .GET
+        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+        do {
+            let response = try await self.client.execute(request, timeout: .seconds(600))
+            let buffer = try await response.body.collect(upTo: limit)
+            return response.status == .ok ? Array(buffer.readableBytesView) : nil
+        } catch {
+            throw NodeError(.peerFailed, "member at \(peerAddress) did not answer \(path): \(error)", status: 503)
+        }
+    }
+
     /// Streams `path` into `file` (appending). Returns the bytes written and the
     /// `x-turso-file-size` the member reported.
     func download(
@@ -85,7 +99,7 @@ final class PeerClient: Sendable {
         _ path: String,
         into file: FileHandle,
         timeout: Duration = .seconds(600)
-    ) async throws(NodeError) -> (written: Int, size: Int?) {
+    ) async throws(NodeError) -> (written: Int, size: Int?, historyBase: String?) {
         var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
         request.method = .GET
         request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
@@ -99,6 +113,7 @@ final class PeerClient: Sendable {
                 )
             }
             let size = response.headers.first(name: ClusterHeaders.fileSize.rawName).flatMap(Int.init)
+            let historyBase = response.headers.first(name: ClusterHeaders.historyBase.rawName)
             var written = 0
             for try await chunk in response.body {
                 try await BlockingIO.run { () throws(NodeError) in
@@ -106,7 +121,7 @@ final class PeerClient: Sendable {
                 }
                 written += chunk.readableBytes
             }
-            return (written, size)
+            return (written, size, historyBase)
         } catch let error as NodeError {
             throw error
         } catch {

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import SyncServer
 
 /// The peer listener (mutual TLS): requests other members forward (`/<namespace>/…` data requests,
 /// `/_peer/admin/…` admin requests) and the cluster's own calls under `/_peer/v1/…` (namespace
@@ -85,7 +86,26 @@ struct PeerRoutes: Sendable {
             guard let offset = Int(text), offset >= 0 else {
                 throw NodeError.badRequest("offset=\(text) is not an integer between 0 and \(Int.max)")
             }
-            return try await Self.file(self.cluster.files.livePath(name, kind), offset: offset, context: context)
+            // Taken before the bytes are read: a lower bound of what the copy holds.
+            let base = kind == .db ? DatabaseFileDelta.base(databasePath: self.cluster.files.livePath(name, .db)) : nil
+            var response = try await Self.file(
+                self.cluster.files.livePath(name, kind),
+                offset: offset,
+                context: context
+            )
+            if let base { response.headers[ClusterHeaders.historyBase] = base.description }
+            return response
+        }
+        calls.on("/namespaces/:name/delta", methods: [.get]) { request, context in
+            let name = try Self.name(context)
+            let text = request.uri.queryParameters.get("since") ?? ""
+            guard let since = DatabaseFileDelta.Position(text) else {
+                throw NodeError.badRequest("since=\(text) is not a history position (<lineage hex>:<sequence>)")
+            }
+            let body = try await self.cluster.databaseDelta(name, since: since)
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }
     }
 

@@ -4,11 +4,13 @@ import Glibc
 import Darwin
 #endif
 
-/// A read-only file descriptor that is opened once and never closed while the process runs.
+/// A read-only file descriptor, closed when the reader is released.
 ///
 /// Closing any descriptor of a file drops every POSIX lock this process holds on it, including
 /// SQLite's, after which another process may checkpoint and delete the WAL (protocol note, pitfall 2).
-/// So the database file is read only through one long-lived descriptor with `pread`.
+/// So the database file is read only through one long-lived descriptor with `pread` (`PageSource`
+/// keeps its reader for the process lifetime). SQLite locks the database and `-shm` files, never the
+/// WAL, so WAL readers come and go.
 final class FileReader: @unchecked Sendable {
     let path: String
     private let fd: Int32
@@ -19,6 +21,8 @@ final class FileReader: @unchecked Sendable {
         self.path = path
         self.fd = fd
     }
+
+    deinit { close(self.fd) }
 
     /// The current size of the file, or 0 when it cannot be read.
     var size: Int {
