@@ -127,3 +127,21 @@ struct DirectoryRulesTests {
         #expect(state.namespaces.isEmpty && state.appliedIndex == 2)
     }
 }
+
+@Suite("Outcome codec")
+struct OutcomeCodecTests {
+    @Test func everyOutcomeRoundTripsAndGarbageIsRefused() throws {
+        let outcomes: [DirectoryOutcome] = [
+            .applied, .refused(.namespaceExists(.active)), .refused(.namespaceExists(.archiving)),
+            .refused(.noSuchNamespace), .refused(.epochMismatch(current: 1 << 40)), .refused(.namespaceNotActive),
+            .refused(.invalidName), .refused(.noSuchMember), .refused(.memberNotActive), .refused(.storageMismatch),
+            .refused(.memberRemoved), .refused(.invalidTransition), .refused(.formatNotRaised(current: 7)),
+        ]
+        let bytes = DirectoryCodec.encode(outcomes)
+        #expect(try DirectoryCodec.decodeOutcomes(bytes) == outcomes)
+        #expect(try DirectoryCodec.decodeOutcomes(DirectoryCodec.encode([DirectoryOutcome]())) == [])
+        for garbage in [[], Array(bytes.dropLast()), bytes + [0], [1, 1, 99], [2, 0, 3]] as [[UInt8]] {
+            #expect(throws: DirectoryCodec.DecodingError.self) { try DirectoryCodec.decodeOutcomes(garbage) }
+        }
+    }
+}

@@ -46,12 +46,16 @@ struct RaftClusterTests {
 
         var current: DirectoryLog? { self.log.withLock { $0 } }
 
-        /// The peer listener: only the raft route, as PeerRoutes registers it.
+        /// The peer listener: only the raft routes, as PeerRoutes registers them.
         func listen(on port: Int = 0) async throws {
             let router = Router(context: NodeRequestContext.self)
             router.post("/_peer/v1/raft") { request, _ -> Response in
                 guard let log = self.current else { throw NodeError.notFound("this replica is down") }
                 return try await RaftTransport.serve(request, log: log)
+            }
+            router.post("/_peer/v1/raft/propose") { request, _ -> Response in
+                guard let log = self.current else { throw NodeError.notFound("this replica is down") }
+                return try await RaftTransport.serveProposal(request, log: log)
             }
             let bound = AsyncStream.makeStream(of: Int.self)
             let application = Application(
@@ -163,6 +167,30 @@ struct RaftClusterTests {
         let states = replicas.map { $0.current!.read { $0 } }
         #expect(states.allSatisfy { $0 == states[0] }, "the replicas hold the same directory")
 
+        // A member that does not lead forwards its proposal to the leader and answers once it has
+        // applied the entry itself; refusals travel back the same way.
+        let follower = try #require(replicas.first { $0 !== first })
+        let viaFollower = DirectoryCommand.createNamespace(
+            name: "via-follower",
+            owner: follower.name,
+            origin: .explicit,
+            locked: false,
+            ttlMilliseconds: nil,
+            createdAt: 1
+        )
+        #expect(try await follower.current!.propose([viaFollower]) == [.applied])
+        #expect(follower.current!.read { $0.namespaces["via-follower"] != nil })
+        #expect(try await follower.current!.propose([viaFollower]) == [.refused(.namespaceExists(.active))])
+        // A forwarded proposal of another cluster is refused.
+        let (foreign, _) = try await follower.peers.call(
+            .POST,
+            "127.0.0.1:\(first.port.withLock { $0 })",
+            RaftTransport.proposePath,
+            headers: [(RaftTransport.clusterHeader, "another-cluster")],
+            answer: [String: String].self
+        )
+        #expect(foreign == 412)
+
         // The leader is lost: the other two elect a new one and go on.
         let lostAt = first.current!.status.appliedIndex
         await first.crash()
@@ -209,7 +237,7 @@ struct RaftClusterTests {
         try await first.open(voters: voters, peers: replicas)
         #expect(
             await Self.eventually {
-                first.current?.read { $0.namespaces["later-9"] != nil && $0.namespaces.count == 41 } == true
+                first.current?.read { $0.namespaces["later-9"] != nil && $0.namespaces.count == 42 } == true
             },
             "the restarted replica caught up through a snapshot"
         )

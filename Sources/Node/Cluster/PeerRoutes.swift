@@ -39,6 +39,12 @@ struct PeerRoutes: Sendable {
             }
             return try await RaftTransport.serve(request, log: log)
         }
+        calls.on("/raft/propose", methods: [.post]) { request, _ in
+            guard let log = self.cluster.service.directory?.log else {
+                throw NodeError.notFound("this node runs no cluster log")
+            }
+            return try await RaftTransport.serveProposal(request, log: log)
+        }
         calls.on("/status", methods: [.get]) { _, _ in
             HTTPHelpers.json(
                 .ok,

@@ -43,7 +43,7 @@ final class DirectoryLog: Sendable {
     private struct Waiter {
         let term: UInt64
         let started: ContinuousClock.Instant
-        let continuation: CheckedContinuation<Result<[DirectoryOutcome], NodeError>, Never>
+        let continuation: CheckedContinuation<LocalProposal, Never>
     }
 
     private struct Core {
@@ -322,20 +322,47 @@ final class DirectoryLog: Sendable {
     }
 
     /// Appends `commands` as one log entry and returns their outcomes once it is applied here.
-    /// An empty list is a barrier: everything committed before it is applied when it returns.
+    /// An empty list is a barrier: everything committed before it is applied when it returns. On a
+    /// member that does not lead, the entry is forwarded to the leader (through the transport) and
+    /// the answer waits until this member has applied it too, so what it reads next includes it.
     func propose(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
         let bytes = DirectoryCodec.encode(DirectoryBatch(commands: commands))
-        let result = await withCheckedContinuation { continuation in
-            let refusal = self.core.withLock { core -> NodeError? in
-                if let failure = core.failure { return failure }
+        switch await self.proposeLocally(bytes) {
+        case .success(let result):
+            return result.outcomes
+        case .failure(let error):
+            throw error
+        case .notLeader(let leader, let error):
+            guard let leader, let transport = self.transport.withLock({ $0 }) else { throw error }
+            let result = try await transport.forward(bytes, to: leader)
+            await self.waitUntilApplied(result.index)
+            return result.outcomes
+        }
+    }
+
+    enum LocalProposal: Sendable {
+        case success(index: UInt64, outcomes: [DirectoryOutcome])
+        case failure(NodeError)
+        /// This member does not lead; `leader` is who does, when known.
+        case notLeader(ReplicaID?, NodeError)
+    }
+
+    /// Proposes an encoded batch on this member only (a forwarded proposal arrives here on the
+    /// leader): its index and outcomes once applied here.
+    func proposeLocally(_ bytes: [UInt8]) async -> LocalProposal {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<LocalProposal, Never>) in
+            let refusal = self.core.withLock { core -> LocalProposal? in
+                if let failure = core.failure { return .failure(failure) }
                 if let halted = core.directory.haltedAt {
-                    return NodeError(
-                        .stateUnreadable,
-                        "the directory stopped at log index \(halted.index): it needs format \(halted.format); upgrade turso-server",
-                        status: 503
+                    return .failure(
+                        NodeError(
+                            .stateUnreadable,
+                            "the directory stopped at log index \(halted.index): it needs format \(halted.format); upgrade turso-server",
+                            status: 503
+                        )
                     )
                 }
-                do {
+                do throws(RaftError) {
                     let position = try core.raft.propose(bytes)
                     // An older proposal at this index was overwritten by another leader's entries.
                     core.waiters[position.index]?.continuation.resume(returning: .failure(Self.lost))
@@ -346,17 +373,29 @@ final class DirectoryLog: Sendable {
                     )
                     return nil
                 } catch {
-                    return NodeError(
+                    let unavailable = NodeError(
                         .ownerUnavailable,
                         "the cluster log cannot take changes now (\(error)); retry shortly",
                         status: 503,
                         retryAfter: 1
                     )
+                    return error.code == .notLeader
+                        ? LocalProposal.notLeader(error.leader, unavailable) : LocalProposal.failure(unavailable)
                 }
             }
-            if let refusal { continuation.resume(returning: .failure(refusal)) } else { self.kick() }
+            if let refusal { continuation.resume(returning: refusal) } else { self.kick() }
         }
-        return try result.get()
+        return result
+    }
+
+    /// Waits (bounded) until this member has applied `index`: a forwarded proposal's answer then
+    /// reflects what this member serves. Past the bound the answer goes out anyway (the change is
+    /// committed; this member only lags).
+    private func waitUntilApplied(_ index: UInt64) async {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while self.core.withLock({ $0.directory.appliedIndex }) < index, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Starts the drain loop unless it runs.
@@ -482,7 +521,7 @@ final class DirectoryLog: Sendable {
                 waiter.continuation.resume(returning: .failure(Self.lost))
             } else if let outcomes = result.outcomes {
                 self.metrics.raftCommitLatency.record(now - waiter.started)
-                waiter.continuation.resume(returning: .success(outcomes))
+                waiter.continuation.resume(returning: .success(index: result.index, outcomes: outcomes))
             } else {
                 waiter.continuation.resume(
                     returning: .failure(

@@ -30,8 +30,8 @@ final class RaftTransport: Sendable {
     }
 
     private let state = Mutex(State())
-    private let peers: PeerClient
-    private let clusterID: String
+    let peers: PeerClient
+    let clusterID: String
     private let logger: Logger
 
     /// Every stream carries `clusterID`; a receiver of another cluster refuses it (412), so two
@@ -47,6 +47,11 @@ final class RaftTransport: Sendable {
     /// Where a replica's peer listener is (nil forgets it).
     func setAddress(_ address: String?, for replica: ReplicaID) {
         self.state.withLock { $0.addresses[replica.rawValue] = address }
+    }
+
+    /// Where a replica's peer listener is, when known.
+    func address(of replica: ReplicaID) -> String? {
+        self.state.withLock { $0.addresses[replica.rawValue] }
     }
 
     /// Queues `messages`, each on its destination's stream (opened on demand).
