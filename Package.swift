@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "Consensus", swiftSettings: optimizedInDebug),
         // Pure: the cluster directory applied from the Raft log (namespaces, owners, epochs, members).
         .target(name: "Directory"),
+        // Pure: which voter changes the Raft leader proposes (Consul autopilot's shape).
+        .target(name: "Autopilot", dependencies: ["Consensus"]),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
         .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
@@ -122,6 +124,7 @@ let package = Package(
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
+        .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus"]),
         .testTarget(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]
