@@ -132,7 +132,10 @@ let package = Package(
         .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
         .testTarget(
             name: "NodeTests",
-            dependencies: ["Node", "ServerSupport", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: [
+                "Node", "ServerSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(
             name: "ProxyTests",

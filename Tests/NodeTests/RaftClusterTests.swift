@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Consensus
 import Directory
 import Foundation
@@ -256,5 +257,48 @@ struct RaftClusterTests {
             await replica.crash()
             await replica.peers.shutdown()
         }
+    }
+
+    /// An inbound raft stream that carries nothing does not hold up the listener's graceful
+    /// shutdown (it used to, until the connection's idle timeout).
+    @Test func anIdleInboundStreamEndsOnAGracefulShutdown() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let ca = try ClusterCertificates.makeCA()
+        let (a, b) = (try Replica(name: "n1", root: root, ca: ca), try Replica(name: "n2", root: root, ca: ca))
+        try await a.listen()
+        try await a.open(voters: [a.identity.replicaID], peers: [a])
+        var request = HTTPClientRequest(
+            url: b.peers.baseURL("127.0.0.1:\(a.port.withLock { $0 })") + RaftTransport.path
+        )
+        request.method = .POST
+        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+        request.headers.add(name: RaftTransport.clusterHeader, value: a.current!.clusterID)
+        let (silence, keepOpen) = AsyncStream.makeStream(of: ByteBuffer.self)
+        request.body = .stream(silence, length: .unknown)
+        let client = b.peers.client
+        let stream = Task { try? await client.execute(request, timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let server = try #require(a.server.withLock { $0 })
+        await server.group.triggerGracefulShutdown()
+        let stopped = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try? await server.task.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(10))
+                return false
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(stopped, "the listener's graceful shutdown waited for an idle raft stream")
+        keepOpen.finish()
+        stream.cancel()
+        a.current?.stop()
+        await a.peers.shutdown()
+        await b.peers.shutdown()
     }
 }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// Raft messages between members over the pooled mutual-TLS peer connections: to each peer one
@@ -135,7 +136,17 @@ final class RaftTransport: Sendable {
                 status: 412
             )
         }
-        try await Self.receive(request.body) { log.receive($0) }
+        // A stream may stay idle for long: on a graceful shutdown of the listener it ends at once
+        // (the sender reconnects to whoever listens next) instead of holding the drain up.
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await Self.receive(request.body) { log.receive($0) }
+            }
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            // Cancelled by the shutdown.
+        }
         return Response(status: .ok)
     }
 
@@ -171,6 +182,8 @@ final class RaftTransport: Sendable {
             }
         } catch let error as NodeError {
             throw error
+        } catch  where Task.isCancelled {
+            return  // the listener is shutting down
         } catch {
             throw NodeError(.peerFailed, "the raft stream broke: \(error)", status: 400)
         }
