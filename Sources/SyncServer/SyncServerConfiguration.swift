@@ -11,6 +11,9 @@ public struct SyncServerConfiguration: Sendable {
     public var databasePath = ""
     /// Idle time after which a Hrana stream is closed and its transaction rolled back. Default 15 s.
     public var streamExpiry: Duration = .seconds(15)
+    /// How long a pull's client may leave a chunk unread before the response is cut off (it holds a
+    /// read transaction and keeps checkpoints away). `TURSO_SYNC_PULL_STALL_SECONDS`, default 60.
+    public var pullWriteStall: Duration = .seconds(60)
     /// Largest request body accepted. Default 128 MiB, the node's `TURSO_MAX_BODY_BYTES` default; a
     /// node passes its own limit (`TURSO_SYNC_MAX_BODY_BYTES`) so that it enforces the only limit.
     public var maxBodyBytes = 128 << 20
@@ -46,6 +49,12 @@ public struct SyncServerConfiguration: Sendable {
                 throw .usage("TURSO_SYNC_SYNCHRONOUS must be full or normal")
             }
             self.synchronousFull = mode == "full"
+        }
+        if let text = environment["TURSO_SYNC_PULL_STALL_SECONDS"] {
+            guard let seconds = Int(text), (1...3600).contains(seconds) else {
+                throw .usage("TURSO_SYNC_PULL_STALL_SECONDS=\(text) must be an integer between 1 and 3600")
+            }
+            self.pullWriteStall = .seconds(seconds)
         }
         if let text = environment["TURSO_SYNC_STREAM_EXPIRY_SECONDS"] {
             guard let seconds = Int(text), (1...86_400).contains(seconds) else {

@@ -69,7 +69,8 @@ extension SyncService {
             contentType: "application/protobuf",
             body: .stream { writer in
                 defer { admission.endSoon() }
-                try await writer.write(header)
+                let stall = self.configuration.pullWriteStall
+                try await Self.write(header, to: writer, within: stall)
                 var start = 0
                 while start < finalPlan.pages.count {
                     let end = min(start + Self.pagesPerChunk, finalPlan.pages.count)
@@ -84,11 +85,30 @@ extension SyncService {
                         }
                         return chunk
                     }
-                    try await writer.write(chunk)
+                    try await Self.write(chunk, to: writer, within: stall)
                     start = end
                 }
             }
         )
+    }
+
+    /// Writes `bytes`, or gives up when the client has not taken them within `bound`: a pull holds a
+    /// read transaction and keeps checkpoints away, so a client that stops reading must not hold it
+    /// until the connection's idle timeout. Giving up ends the response (the connection closes).
+    static func write(_ bytes: [UInt8], to writer: ResponseBodyWriter, within bound: Duration) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await writer.write(bytes)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: bound)
+                return false
+            }
+            let written = try await group.next() ?? false
+            group.cancelAll()
+            guard written else { throw PullError(status: 408, message: "the client stopped reading the pull") }
+        }
     }
 
     /// Admits a pull through the checkpoint barrier and opens its read transaction.

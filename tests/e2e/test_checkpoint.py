@@ -5,6 +5,7 @@ import os
 import random
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -59,9 +60,11 @@ def test_pyturso_pulls_incrementally_across_node_checkpoints(tmp_path, node_fact
             key = f"r{round}-{i}"
             pipeline(url, [execute("INSERT INTO t VALUES (?, ?)", [text(key), text("x" * 1500)])])
             expected.append((key, "x" * 1500))
-        # The node notices the WAL past its limit and checkpoints it.
-        assert wait_until(lambda: metric(node, "turso_checkpoints_total") > before), "no checkpoint"
-        assert wal.stat().st_size < 64 << 10
+        # The node notices the WAL past its limit and checkpoints it (again if writes went on past
+        # the limit meanwhile).
+        assert wait_until(
+            lambda: metric(node, "turso_checkpoints_total") > before and wal.stat().st_size < 64 << 10
+        ), f"no checkpoint brought the WAL under its limit ({wal.stat().st_size} bytes)"
         assert client.pull() is True
         assert rows(client) == sorted(expected)
     assert client.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -265,3 +268,24 @@ def test_kill_during_checkpoints_and_commits_loses_no_acknowledged_write(tmp_pat
         client.pull()
         assert {r[0] for r in client.execute("SELECT id FROM t").fetchall()} == present
         assert client.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_client_that_stops_reading_a_pull_does_not_keep_checkpoints_away(sync_server):
+    server = sync_server(env={"TURSO_SYNC_PULL_STALL_SECONDS": "1"})
+    pipeline(server.url, [execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")])
+    for _ in range(10):
+        pipeline(server.url, [execute("INSERT INTO t(v) SELECT randomblob(4000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n)")])
+    # A client asks for the whole database (about 20 MB) and never reads the answer.
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"POST /pull-updates HTTP/1.1\r\nHost: x\r\nContent-Type: application/protobuf\r\nContent-Length: 0\r\n\r\n")
+    try:
+        time.sleep(0.3)
+        # While its pull is in flight, a checkpoint waits for it and gives up for now.
+        assert checkpoint(server.url, wait_ms=100).status == 409
+        # Past the stall bound the pull is cut off, and the checkpoint runs.
+        time.sleep(1.5)
+        response = checkpoint(server.url, wait_ms=2000)
+        assert response.status == 200, response.body
+    finally:
+        stalled.close()
