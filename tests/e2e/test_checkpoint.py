@@ -72,6 +72,10 @@ def test_pyturso_pulls_incrementally_across_node_checkpoints(tmp_path, node_fact
     assert full_snapshots(node.log_path.read_text()) == 0
     history = node.data_dir / "ckpt.db-history"
     assert history.exists() and history.stat().st_size < 4096
+    # The admin API shows the files' sizes.
+    storage = node.admin("GET", "/v1/namespaces/ckpt").json()["storage"]
+    assert storage["historyBytes"] == history.stat().st_size
+    assert storage["databaseBytes"] > 100_000 and storage["walBytes"] < 64 << 10
 
 
 def test_five_thousand_one_row_updates_keep_the_wal_bounded(node_factory):

@@ -1,5 +1,6 @@
 /// A namespace as the admin API (and the peer listener's namespace list) describes it. `ttl`,
-/// `expiresAt` and `owner` are written as null when unset; `port` and `pid` only while it runs.
+/// `expiresAt` and `owner` are written as null when unset; `port` and `pid` only while it runs;
+/// `storage` only when one namespace is described (lists stay cheap).
 struct NamespaceInfo: Codable, Sendable {
     var name: String
     var origin: String
@@ -16,10 +17,18 @@ struct NamespaceInfo: Codable, Sendable {
     var running: Bool
     var port: Int?
     var pid: Int?
+    var storage: Storage?
+
+    /// The namespace's files on this node, in bytes.
+    struct Storage: Codable, Sendable, Equatable {
+        var databaseBytes: Int
+        var walBytes: Int
+        var historyBytes: Int
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, origin, locked, ttl, createdAt, lastAccessAt, expiresAt, owner, holder, replicas, state, running
-        case port, pid
+        case port, pid, storage
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -38,6 +47,7 @@ struct NamespaceInfo: Codable, Sendable {
         try container.encode(self.running, forKey: .running)
         try container.encodeIfPresent(self.port, forKey: .port)
         try container.encodeIfPresent(self.pid, forKey: .pid)
+        try container.encodeIfPresent(self.storage, forKey: .storage)
     }
 }
 

@@ -435,11 +435,18 @@ struct AdminRoutes: Sendable {
     }
 
     func info(_ record: NamespaceRecord) async -> NamespaceInfo {
-        self.info(
+        var info = self.info(
             record,
             view: self.cluster.view,
             process: await self.service.supervisor.processStates()[record.name]
         )
+        let files = NamespaceFiles(configuration: self.service.configuration)
+        info.storage = NamespaceInfo.Storage(
+            databaseBytes: NamespaceFiles.size(files.livePath(record.name, .db)),
+            walBytes: NamespaceFiles.size(files.livePath(record.name, .wal)),
+            historyBytes: NamespaceFiles.size(files.livePath(record.name, .history))
+        )
+        return info
     }
 
     /// The namespaces of `records` this node holds, described with one view of the cluster and one
