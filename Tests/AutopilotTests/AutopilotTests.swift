@@ -3,6 +3,13 @@ import Testing
 
 @testable import Autopilot
 
+extension Autopilot {
+    /// One step as the leader `n1` sees it.
+    mutating func at(_ now: Duration, _ members: [Member], commit: UInt64 = 100, pending: Bool = false) -> Action? {
+        self.step(members: members, leader: ReplicaID(1), commitIndex: commit, pendingChange: pending, now: now)
+    }
+}
+
 @Suite("Autopilot")
 struct AutopilotTests {
     static func member(
@@ -36,45 +43,36 @@ struct AutopilotTests {
         members += [Self.member(2, zone: "a"), Self.member(3, zone: "b"), Self.member(4, zone: "c")]
         // Not stable yet: nothing.
         #expect(
-            pilot.step(members: members, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .zero)
+            pilot.at(.zero, members)
                 == nil
         )
         #expect(
-            pilot.step(members: members, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .seconds(9))
+            pilot.at(.seconds(9), members)
                 == nil
         )
         // Stable: the zones without a voter first.
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(10)
+            pilot.at(
+                .seconds(10),
+                members
             ) == .promote(ReplicaID(3))
         )
         members[2].isVoter = true
         #expect(
-            pilot.step(members: members, leader: ReplicaID(1), commitIndex: 100, pendingChange: true, now: .seconds(11))
+            pilot.at(.seconds(11), members, pending: true)
                 == nil
         )
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(11)
+            pilot.at(
+                .seconds(11),
+                members
             ) == .promote(ReplicaID(4))
         )
         members[3].isVoter = true
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(12)
+            pilot.at(
+                .seconds(12),
+                members
             ) == nil
         )
     }
@@ -86,12 +84,10 @@ struct AutopilotTests {
         ]
         for second in 0...30 {
             #expect(
-                pilot.step(
-                    members: members,
-                    leader: ReplicaID(1),
-                    commitIndex: 5000,
-                    pendingChange: false,
-                    now: .seconds(second)
+                pilot.at(
+                    .seconds(second),
+                    members,
+                    commit: 5000
                 ) == nil
             )
         }
@@ -101,12 +97,9 @@ struct AutopilotTests {
         var pilot = Autopilot(configuration: Self.configuration)
         let members = [Self.member(1, voter: true), Self.member(2)]
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(100)
+            pilot.at(
+                .seconds(100),
+                members
             ) == nil
         )
     }
@@ -118,35 +111,26 @@ struct AutopilotTests {
             Self.member(3, zone: "c", voter: true, health: .dead(since: .seconds(0))), Self.member(4, zone: "c"),
         ]
         #expect(
-            pilot.step(members: members, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .zero)
+            pilot.at(.zero, members)
                 == nil
         )
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(59)
+            pilot.at(
+                .seconds(59),
+                members
             ) == nil
         )
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(60)
+            pilot.at(
+                .seconds(60),
+                members
             ) == .removeVoter(ReplicaID(3))
         )
         members.remove(at: 2)
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(61)
+            pilot.at(
+                .seconds(61),
+                members
             ) == .promote(ReplicaID(4))
         )
         // Two voters, one dead: removing it would leave one (below the minimum of two).
@@ -156,7 +140,7 @@ struct AutopilotTests {
             Self.member(3, health: .suspect),
         ]
         #expect(
-            pilot2.step(members: pair, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .seconds(600))
+            pilot2.at(.seconds(600), pair)
                 == nil
         )
         // The leader itself is never removed, even when gossip thinks it is dead.
@@ -166,12 +150,9 @@ struct AutopilotTests {
             Self.member(3, voter: true),
         ]
         #expect(
-            pilot3.step(
-                members: leaderDead,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(600)
+            pilot3.at(
+                .seconds(600),
+                leaderDead
             ) == nil
         )
     }
@@ -179,23 +160,20 @@ struct AutopilotTests {
     @Test func witnessesArePromotedFirstAndSurplusVotersDemotedAfterTheStabilization() {
         var pilot = Autopilot(configuration: Self.configuration)
         let members = [Self.member(1, voter: true), Self.member(2), Self.member(3, witness: true)]
-        _ = pilot.step(members: members, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .zero)
+        _ = pilot.at(.zero, members)
         #expect(
-            pilot.step(
-                members: members,
-                leader: ReplicaID(1),
-                commitIndex: 100,
-                pendingChange: false,
-                now: .seconds(10)
+            pilot.at(
+                .seconds(10),
+                members
             ) == .promote(ReplicaID(3))
         )
         var surplus = Autopilot(configuration: Self.configuration)
         let five = (1...5).map { Self.member(UInt64($0), zone: $0 <= 3 ? "a" : "b", voter: true) }
         #expect(
-            surplus.step(members: five, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .zero) == nil
+            surplus.at(.zero, five) == nil
         )
         #expect(
-            surplus.step(members: five, leader: ReplicaID(1), commitIndex: 100, pendingChange: false, now: .seconds(10))
+            surplus.at(.seconds(10), five)
                 == .demote(ReplicaID(3))
         )
     }
