@@ -46,7 +46,7 @@ extension Cluster {
             var out: [UInt8] = []
             out.reserveCapacity(8 + pages.count * 4100)
             withUnsafeBytes(of: UInt64(size).bigEndian) { out.append(contentsOf: $0) }
-            for page in pages where Int(page - 1) * 4096 < size {
+            for page in pages where page >= 1 && Int(page - 1) * 4096 < size {
                 do {
                     try handle.seek(toOffset: UInt64(page - 1) * 4096)
                     let bytes = try handle.read(upToCount: 4096) ?? Data()
@@ -79,6 +79,9 @@ extension Cluster {
                 var offset = 8
                 while offset < body.count {
                     let page = body[offset..<(offset + 4)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    guard page >= 1, page * 4096 <= size else {
+                        throw NodeError.io("page \(page) is outside the delta")
+                    }
                     try handle.seek(toOffset: (page - 1) * 4096)
                     try handle.write(contentsOf: body[(offset + 4)..<(offset + 4100)])
                     offset += 4100

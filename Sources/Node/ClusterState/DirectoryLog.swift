@@ -54,6 +54,9 @@ final class DirectoryLog: Sendable {
         var failure: NodeError?
         var stopped = false
         var haltReported = false
+        /// The applied index whose changes the observer (the registry mirror) has seen: what this
+        /// member serves reflects the log up to here.
+        var observedIndex: UInt64 = 0
     }
 
     /// The log length that triggers a compaction (a snapshot of the directory at the applied index
@@ -175,7 +178,7 @@ final class DirectoryLog: Sendable {
         self.directoryStore = directoryStore
         self.metrics = metrics
         self.logger = logger
-        self.core = Mutex(Core(raft: raft, directory: directory))
+        self.core = Mutex(Core(raft: raft, directory: directory, observedIndex: directory.appliedIndex))
         self.metrics.raftLogEntries.set(Double(raftStore.entryCount()))
     }
 
@@ -273,7 +276,7 @@ final class DirectoryLog: Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         while self.status.role != .leader {
             if let failure = self.status.failure { throw NodeError(.stateUnreadable, failure, status: 503) }
-            guard ContinuousClock.now < deadline else {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else {
                 throw NodeError(.stateUnreadable, "the cluster log did not elect this sole voter", status: 503)
             }
             try? await Task.sleep(for: .milliseconds(1))
@@ -335,7 +338,14 @@ final class DirectoryLog: Sendable {
         case .notLeader(let leader, let error):
             guard let leader, let transport = self.transport.withLock({ $0 }) else { throw error }
             let result = try await transport.forward(bytes, to: leader)
-            await self.waitUntilApplied(result.index)
+            guard result.outcomes.count == commands.count else {
+                throw NodeError(
+                    .peerProtocol,
+                    "the leader answered \(result.outcomes.count) outcomes for \(commands.count) changes",
+                    status: 502
+                )
+            }
+            try await self.waitUntilObserved(result.index)
             return result.outcomes
         }
     }
@@ -388,12 +398,21 @@ final class DirectoryLog: Sendable {
         return result
     }
 
-    /// Waits (bounded) until this member has applied `index`: a forwarded proposal's answer then
-    /// reflects what this member serves. Past the bound the answer goes out anyway (the change is
-    /// committed; this member only lags).
-    private func waitUntilApplied(_ index: UInt64) async {
+    /// Waits (bounded) until this member has applied `index` and its observer (the registry
+    /// mirror) has seen it: a forwarded proposal's answer then reflects what this member serves,
+    /// as a local proposal's does. Past the bound the caller is told the outcome but that this
+    /// member does not serve it yet.
+    private func waitUntilObserved(_ index: UInt64) async throws(NodeError) {
         let deadline = ContinuousClock.now + .seconds(5)
-        while self.core.withLock({ $0.directory.appliedIndex }) < index, ContinuousClock.now < deadline {
+        while self.core.withLock({ $0.observedIndex }) < index {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else {
+                throw NodeError(
+                    .ownerUnavailable,
+                    "the change was committed at log index \(index) but this member has not applied it yet; retry shortly",
+                    status: 503,
+                    retryAfter: 1
+                )
+            }
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -510,6 +529,7 @@ final class DirectoryLog: Sendable {
         let store = self.directoryStore
         try await BlockingIO.run { () throws(NodeError) in try store.persist(rows) }
         if !applied.isEmpty, let observer = self.observer.withLock({ $0 }) { await observer(.applied(applied)) }
+        self.markObserved(rows.appliedIndex)
         let now = ContinuousClock.now
         let answered = self.core.withLock { core in
             results.compactMap { result in
@@ -566,6 +586,11 @@ final class DirectoryLog: Sendable {
             metadata: ["raft.index": "\(snapshot.metadata.index)"]
         )
         if let observer = self.observer.withLock({ $0 }) { await observer(.snapshot(names)) }
+        self.markObserved(state.appliedIndex)
+    }
+
+    private func markObserved(_ index: UInt64) {
+        self.core.withLock { $0.observedIndex = max($0.observedIndex, index) }
     }
 
     /// Cuts the log once it is long: the snapshot is the directory encoded at the applied index

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Consensus
 import Directory
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -45,7 +46,7 @@ extension RaftTransport {
         } catch {
             throw NodeError(
                 .ownerUnavailable,
-                "the cluster log's leader did not answer (\(error)); retry shortly",
+                "the cluster log's leader did not answer (\(error)): the change may or may not have been made; check before retrying",
                 status: 503,
                 retryAfter: 1
             )
@@ -54,14 +55,22 @@ extension RaftTransport {
             let index = body.getInteger(at: body.readerIndex, as: UInt64.self),
             let outcomes = try? DirectoryCodec.decodeOutcomes(Array(body.readableBytesView.dropFirst(8)))
         else {
+            // The leader's own answer ("lost", "outcome unknown", ...) when it gave one.
+            let reason = (try? JSONDecoder().decode(LeaderError.self, from: Data(body.readableBytesView)))?.error
+                .message
             throw NodeError(
                 .ownerUnavailable,
-                "the cluster log's leader could not take the change (\(status.code)); retry shortly",
+                reason ?? "the cluster log's leader could not take the change (\(status.code)); retry shortly",
                 status: 503,
                 retryAfter: 1
             )
         }
         return (index, outcomes)
+    }
+
+    private struct LeaderError: Decodable {
+        struct Body: Decodable { var message: String }
+        var error: Body
     }
 
     /// The receiving end of `/_peer/v1/raft/propose`.
