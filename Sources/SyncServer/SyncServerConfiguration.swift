@@ -50,31 +50,24 @@ public struct SyncServerConfiguration: Sendable {
             }
             self.synchronousFull = mode == "full"
         }
-        if let text = environment["TURSO_SYNC_PULL_STALL_SECONDS"] {
-            guard let seconds = Int(text), (1...3600).contains(seconds) else {
-                throw .usage("TURSO_SYNC_PULL_STALL_SECONDS=\(text) must be an integer between 1 and 3600")
+        func integer(_ key: String, _ range: ClosedRange<Int>) throws(SyncServerError) -> Int? {
+            guard let text = environment[key] else { return nil }
+            guard let value = Int(text), range.contains(value) else {
+                throw .usage("\(key)=\(text) must be an integer between \(range.lowerBound) and \(range.upperBound)")
             }
+            return value
+        }
+        if let seconds = try integer("TURSO_SYNC_PULL_STALL_SECONDS", 1...3600) {
             self.pullWriteStall = .seconds(seconds)
         }
-        if let text = environment["TURSO_SYNC_STREAM_EXPIRY_SECONDS"] {
-            guard let seconds = Int(text), (1...86_400).contains(seconds) else {
-                throw .usage("TURSO_SYNC_STREAM_EXPIRY_SECONDS=\(text) must be an integer between 1 and 86400")
-            }
+        if let seconds = try integer("TURSO_SYNC_STREAM_EXPIRY_SECONDS", 1...86_400) {
             self.streamExpiry = .seconds(seconds)
         }
-        if let text = environment["TURSO_SYNC_MAX_BODY_BYTES"] {
-            guard let bytes = Int(text), (1024...(1 << 30)).contains(bytes) else {
-                throw .usage("TURSO_SYNC_MAX_BODY_BYTES=\(text) must be an integer between 1024 and \(1 << 30)")
-            }
+        if let bytes = try integer("TURSO_SYNC_MAX_BODY_BYTES", 1024...(1 << 30)) {
             self.maxBodyBytes = bytes
         }
-        if let text = environment["TURSO_SYNC_HISTORY_RETENTION_SECONDS"] {
-            guard let seconds = UInt64(text), (1...(10 * 365 * 86_400)).contains(seconds) else {
-                throw .usage(
-                    "TURSO_SYNC_HISTORY_RETENTION_SECONDS=\(text) must be an integer between 1 and \(10 * 365 * 86_400)"
-                )
-            }
-            self.historyRetention.maxAgeMilliseconds = seconds * 1000
+        if let seconds = try integer("TURSO_SYNC_HISTORY_RETENTION_SECONDS", 1...(10 * 365 * 86_400)) {
+            self.historyRetention.maxAgeMilliseconds = UInt64(seconds) * 1000
         }
         if let secret = environment[BackendSecret.environmentKey], !secret.isEmpty {
             self.secret = secret

@@ -145,8 +145,7 @@ final class PullReader: Sendable {
     /// Ends the transaction on a thread-pool thread (a ROLLBACK is blocking work), then leaves.
     func end(on threads: NIOThreadPool) async {
         try? await threads.runIfActive { self.transaction.end() }
-        self.transaction.end()
-        self.ticket.leave()
+        self.endSoon()  // leaves, and ends the transaction here if the pool could not
     }
 
     /// Ends both from a context that cannot wait (the end of a response body).

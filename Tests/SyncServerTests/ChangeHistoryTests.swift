@@ -52,7 +52,7 @@ struct ChangeHistoryTests {
 
     @Test func codecRoundTripsAndStopsAtATornOrCorruptRecord() throws {
         let history = Self.history(generations: 3, commits: 50)
-        let bytes = ChangeHistoryCodec.file(history)
+        let bytes = ChangeHistoryCodec.file(history).bytes
         let decoded = try ChangeHistoryCodec.decode(bytes)
         #expect(decoded.history == history)
         #expect(decoded.validLength == bytes.count)

@@ -5,6 +5,11 @@ import Testing
 
 @testable import SyncServer
 
+/// A file's size, 0 when it does not exist.
+private func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+}
+
 /// Checkpoints on a real database: the WAL is truncated, revisions survive, and a client at any
 /// retained revision that applies the incremental answer ends byte-identical to a full snapshot.
 @Suite("Checkpoints")

@@ -43,9 +43,6 @@ struct ChangeHistory: Equatable, Sendable {
     /// The sequence of the last retired commit: the current generation's commits follow it.
     var endSequence: UInt64 { self.generations.last?.endSequence ?? self.floorSequence }
 
-    /// The checksum at `endSequence`, when a retired generation ends there.
-    var endChecksum: UInt64? { self.generations.last?.endChecksum }
-
     /// The pages changed by retired commits after `sequence`, or nil when the history no longer
     /// reaches back that far (the client needs a full snapshot).
     func pagesChanged(after sequence: UInt64) -> Set<UInt32>? {

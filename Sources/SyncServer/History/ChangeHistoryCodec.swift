@@ -16,9 +16,7 @@ enum ChangeHistoryCodec {
     static let headerSize = 32
     static let recordHeaderSize = 8
 
-    struct DecodeError: Error, CustomStringConvertible {
-        var description: String
-    }
+    typealias DecodeError = Protobuf.DecodingError
 
     static func header(lineage: UInt64, floorSequence: UInt64) -> [UInt8] {
         var out = self.magic
@@ -59,10 +57,15 @@ enum ChangeHistoryCodec {
         return out
     }
 
-    static func file(_ history: ChangeHistory) -> [UInt8] {
+    /// The whole file, and where each record starts in it.
+    static func file(_ history: ChangeHistory) -> (bytes: [UInt8], recordOffsets: [Int]) {
         var out = self.header(lineage: history.lineage, floorSequence: history.floorSequence)
-        for generation in history.generations { out.append(contentsOf: self.record(generation)) }
-        return out
+        var offsets: [Int] = []
+        for generation in history.generations {
+            offsets.append(out.count)
+            out.append(contentsOf: self.record(generation))
+        }
+        return (out, offsets)
     }
 
     static func encodedSize(_ history: ChangeHistory) -> Int {
@@ -78,21 +81,24 @@ enum ChangeHistoryCodec {
         guard bytes.count >= self.headerSize, Array(bytes[0..<8]) == self.magic else {
             throw DecodeError(description: "not a change history file")
         }
-        var reader = ByteReader(bytes: bytes[...], offset: 8)
-        let version = try reader.uint32()
+        var reader = Protobuf.Reader(bytes[8...])
+        let version = try reader.bigEndian(UInt32.self)
         guard version == self.version else {
             throw DecodeError(
                 description: "change history version \(version) is not supported (this build reads \(self.version))"
             )
         }
-        _ = try reader.uint32()
-        var history = ChangeHistory(lineage: try reader.uint64(), floorSequence: try reader.uint64())
+        _ = try reader.bigEndian(UInt32.self)
+        var history = ChangeHistory(
+            lineage: try reader.bigEndian(UInt64.self),
+            floorSequence: try reader.bigEndian(UInt64.self)
+        )
         var offsets: [Int] = []
         var offset = self.headerSize
         while bytes.count - offset >= self.recordHeaderSize {
-            var header = ByteReader(bytes: bytes[...], offset: offset)
-            let length = Int(try header.uint32())
-            let checksum = try header.uint32()
+            var header = Protobuf.Reader(bytes[offset...])
+            let length = Int(try header.bigEndian(UInt32.self))
+            let checksum = try header.bigEndian(UInt32.self)
             let start = offset + self.recordHeaderSize
             guard length <= bytes.count - start, fnv1a32(bytes[start..<(start + length)]) == checksum,
                 let generation = try? self.generation(bytes[start..<(start + length)]),
@@ -106,12 +112,12 @@ enum ChangeHistoryCodec {
     }
 
     private static func generation(_ payload: ArraySlice<UInt8>) throws(DecodeError) -> ChangeHistory.Generation {
-        var reader = ByteReader(bytes: payload, offset: payload.startIndex)
+        var reader = Protobuf.Reader(payload)
         let salt1 = UInt32(truncatingIfNeeded: try reader.varint())
         let salt2 = UInt32(truncatingIfNeeded: try reader.varint())
         let start = try reader.varint()
         let end = try reader.varint()
-        let endChecksum = try reader.uint64()
+        let endChecksum = try reader.bigEndian(UInt64.self)
         let retiredAt = try reader.varint()
         let count = try reader.varint()
         guard end >= start, count <= end - start + 1 else { throw DecodeError(description: "bad generation bounds") }
@@ -139,8 +145,8 @@ enum ChangeHistoryCodec {
         }
         var checksums: [UInt32] = []
         checksums.reserveCapacity(Int(checksumCount))
-        for _ in 0..<checksumCount { checksums.append(try reader.uint32()) }
-        guard count == 0 || previousEnd == end, reader.offset == payload.endIndex else {
+        for _ in 0..<checksumCount { checksums.append(try reader.bigEndian(UInt32.self)) }
+        guard count == 0 || previousEnd == end, reader.isAtEnd else {
             throw DecodeError(description: "bad generation record")
         }
         return ChangeHistory.Generation(
@@ -164,44 +170,6 @@ func fnv1a32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
         hash = hash &* 0x0100_0193
     }
     return hash
-}
-
-private struct ByteReader {
-    let bytes: ArraySlice<UInt8>
-    var offset: Int
-
-    init(bytes: ArraySlice<UInt8>, offset: Int) {
-        self.bytes = bytes
-        self.offset = offset
-    }
-
-    mutating func uint32() throws(ChangeHistoryCodec.DecodeError) -> UInt32 {
-        UInt32(truncatingIfNeeded: try self.fixed(4))
-    }
-
-    mutating func uint64() throws(ChangeHistoryCodec.DecodeError) -> UInt64 { try self.fixed(8) }
-
-    private mutating func fixed(_ count: Int) throws(ChangeHistoryCodec.DecodeError) -> UInt64 {
-        guard self.bytes.endIndex - self.offset >= count else { throw .init(description: "truncated") }
-        var value: UInt64 = 0
-        for i in 0..<count { value = value << 8 | UInt64(self.bytes[self.offset + i]) }
-        self.offset += count
-        return value
-    }
-
-    mutating func varint() throws(ChangeHistoryCodec.DecodeError) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while self.offset < self.bytes.endIndex {
-            let byte = self.bytes[self.offset]
-            self.offset += 1
-            guard shift < 64 else { break }
-            value |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-        }
-        throw .init(description: "bad varint")
-    }
 }
 
 extension [UInt8] {

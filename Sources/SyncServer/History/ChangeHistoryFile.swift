@@ -36,7 +36,7 @@ final class ChangeHistoryFile: @unchecked Sendable {
             self.history = ChangeHistory(lineage: generator.next(), floorSequence: 0)
             self.recordOffsets = []
             self.length = ChangeHistoryCodec.headerSize
-            try self.replace(with: ChangeHistoryCodec.file(self.history))
+            try self.replace(with: self.history)
         }
     }
 
@@ -65,10 +65,7 @@ final class ChangeHistoryFile: @unchecked Sendable {
     /// `floorSequence` behind the floor.
     func restart(floorSequence: UInt64) throws(SyncServerError) {
         var generator = SystemRandomNumberGenerator()
-        let history = ChangeHistory(lineage: generator.next(), floorSequence: floorSequence)
-        try self.replace(with: ChangeHistoryCodec.file(history))
-        self.history = history
-        self.recordOffsets = []
+        try self.replace(with: ChangeHistory(lineage: generator.next(), floorSequence: floorSequence))
     }
 
     /// Applies retention; rewrites the file when it changed anything.
@@ -79,16 +76,7 @@ final class ChangeHistoryFile: @unchecked Sendable {
     ) throws(SyncServerError) {
         var pruned = self.history
         guard pruned.prune(retention, nowMilliseconds: nowMilliseconds, databaseBytes: databaseBytes) else { return }
-        try self.replace(with: ChangeHistoryCodec.file(pruned))
-        self.history = pruned
-        var offsets: [Int] = []
-        var offset = ChangeHistoryCodec.headerSize
-        for generation in pruned.generations {
-            offsets.append(offset)
-            offset += ChangeHistoryCodec.record(generation).count
-        }
-        self.recordOffsets = offsets
-        self.length = offset
+        try self.replace(with: pruned)
     }
 
     var byteCount: Int { self.length }
@@ -101,8 +89,10 @@ final class ChangeHistoryFile: @unchecked Sendable {
         self.length = length
     }
 
-    /// Writes `bytes` as the whole file atomically: a temporary file, fsync, rename, directory fsync.
-    private func replace(with bytes: [UInt8]) throws(SyncServerError) {
+    /// Writes `history` as the whole file atomically (a temporary file, fsync, rename, directory
+    /// fsync), then adopts it.
+    private func replace(with history: ChangeHistory) throws(SyncServerError) {
+        let (bytes, offsets) = ChangeHistoryCodec.file(history)
         let temporary = self.path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw self.failure("create") }
@@ -117,6 +107,8 @@ final class ChangeHistoryFile: @unchecked Sendable {
             _ = fsync(directory)
             close(directory)
         }
+        self.history = history
+        self.recordOffsets = offsets
         self.length = bytes.count
     }
 

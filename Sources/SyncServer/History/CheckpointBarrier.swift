@@ -125,6 +125,4 @@ final class CheckpointBarrier: Sendable {
         }
         for waiter in waiters { waiter.resume() }
     }
-
-    var activeRequests: Int { self.state.withLock { $0.active } }
 }

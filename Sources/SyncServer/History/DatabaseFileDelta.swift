@@ -34,9 +34,8 @@ public enum DatabaseFileDelta {
         // The newest record may be provisional (its generation still in the WAL, partly copied into
         // the database file or not): then its start is the safe bound.
         var sequence = history.endSequence
-        if let last = history.generations.last, let wal = FileReader(path: databasePath + "-wal"),
-            let header = WALIndex.parseHeader(wal.read(count: WALIndex.headerSize, at: 0)),
-            header.salt1 == last.salt1, header.salt2 == last.salt2
+        if let last = history.generations.last,
+            WALIndex.salts(of: FileReader(path: databasePath + "-wal")) == last.salts
         {
             sequence = last.startSequence
         }

@@ -54,17 +54,7 @@ final class StreamRegistry: Sendable {
             state.nextID += 1
             return (id, state.idle.popLast())
         }
-        let connection: SQLiteConnection
-        if let pooled {
-            connection = pooled
-        } else {
-            do {
-                connection = try self.openConnection()
-            } catch {
-                throw HranaError(error)
-            }
-        }
-        let stream = HranaStream(id: id, connection: connection)
+        let stream = HranaStream(id: id, connection: try self.connection(pooled: pooled))
         stream.busy = true
         // Insert, making room atomically: when full, the least recently used idle stream without a
         // transaction is closed (clients that never send `close` must not lock others out).
@@ -96,11 +86,7 @@ final class StreamRegistry: Sendable {
             self.state.withLock { state in
                 state.streams[stream.id] = nil
                 stream.busy = false
-                if state.idle.count < self.limits.idleConnections && !state.closed
-                    && stream.connection.isAutocommit && SQLGuard.isPristine(stream.connection)
-                {
-                    state.idle.append(stream.connection)
-                }
+                self.pool(stream.connection, in: &state)
             }
             return nil
         }
@@ -140,14 +126,8 @@ final class StreamRegistry: Sendable {
     /// while it is open no checkpoint, this process's or another's, can reset the WAL or copy frames
     /// past its snapshot into the main file. Blocking: call on a thread-pool thread.
     func beginRead() throws(HranaError) -> ReadTransaction {
-        let pooled = self.state.withLock { $0.idle.popLast() }
-        let connection: SQLiteConnection
-        do throws(SQLiteError) {
-            if let pooled {
-                connection = pooled
-            } else {
-                connection = try self.openConnection()
-            }
+        let connection = try self.connection(pooled: self.state.withLock { $0.idle.popLast() })
+        do {
             try connection.execute("BEGIN; SELECT count(*) FROM sqlite_schema")
         } catch {
             throw HranaError(error)
@@ -158,11 +138,26 @@ final class StreamRegistry: Sendable {
     /// Ends a pull's read transaction and pools its connection. Blocking.
     fileprivate func endRead(_ connection: SQLiteConnection) {
         if !connection.isAutocommit { try? connection.execute("ROLLBACK") }
-        self.state.withLock { state in
-            if state.idle.count < self.limits.idleConnections && !state.closed && connection.isAutocommit {
-                state.idle.append(connection)
-            }
+        self.state.withLock { self.pool(connection, in: &$0) }
+    }
+
+    /// `pooled`, or a new connection when the pool was empty. Blocking.
+    private func connection(pooled: SQLiteConnection?) throws(HranaError) -> SQLiteConnection {
+        if let pooled { return pooled }
+        do {
+            return try self.openConnection()
+        } catch {
+            throw HranaError(error)
         }
+    }
+
+    /// Keeps `connection` for reuse when the pool has room and the connection is clean (no
+    /// transaction, no setting a client changed). Call under the lock.
+    private func pool(_ connection: SQLiteConnection, in state: inout State) {
+        guard state.idle.count < self.limits.idleConnections, !state.closed, connection.isAutocommit,
+            SQLGuard.isPristine(connection)
+        else { return }
+        state.idle.append(connection)
     }
 
     /// Whether the stream `baton` names has a transaction open: its next request continues it, so a

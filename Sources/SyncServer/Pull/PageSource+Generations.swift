@@ -10,8 +10,8 @@ import Foundation
 /// later checkpoint records it again with whatever was committed since.
 extension PageSource {
     static func isProvisional(_ state: State) -> Bool {
-        guard let last = state.history.history.generations.last, let header = state.index.header else { return false }
-        return last.salt1 == header.salt1 && last.salt2 == header.salt2
+        guard let last = state.history.history.generations.last else { return false }
+        return last.salts == state.index.header?.salts
     }
 
     /// The sequence before the current generation's first commit.
@@ -86,9 +86,7 @@ extension PageSource {
         guard let previous, previousCommits > 0, state.index.header != previous else { return }
         state.backfilledThrough = 0
         let end = previousBase + UInt64(previousCommits)
-        if let last = state.history.history.generations.last, last.salt1 == previous.salt1,
-            last.salt2 == previous.salt2, last.endSequence == end
-        {
+        if let last = state.history.history.generations.last, last.salts == previous.salts, last.endSequence == end {
             return  // the provisional record of that generation is now final
         }
         self.logger.error(
@@ -144,7 +142,8 @@ extension PageSource {
                 throw PullError(status: 500, message: "\(error)")
             }
             let failure = truncateWAL()
-            if let header = index.header, !Self.walWasReset(from: header, wal: state.wal) {
+            // Not reset: the WAL still holds the generation (truncated or restarted, its salts go).
+            if let header = index.header, WALIndex.salts(of: state.wal) == header.salts {
                 state.backfilledThrough = index.commitCount
                 throw PullError(status: 409, message: failure ?? "the WAL was not reset")
             }
@@ -159,18 +158,5 @@ extension PageSource {
                 historyBytes: state.history.byteCount
             )
         }
-    }
-
-    /// Whether the WAL no longer holds generation `header` (truncated, or restarted with new salts).
-    private static func walWasReset(from header: WALIndex.Header, wal: FileReader?) -> Bool {
-        guard let wal, let current = WALIndex.parseHeader(wal.read(count: WALIndex.headerSize, at: 0)) else {
-            return true
-        }
-        return current.salt1 != header.salt1 || current.salt2 != header.salt2
-    }
-
-    /// The WAL's current size and the history file's, for reports.
-    var sizes: (wal: Int, history: Int) {
-        (fileSize(self.walPath), self.state.withLock { $0.history.byteCount })
     }
 }

@@ -23,12 +23,6 @@ struct PullPlan {
     var walSalts: WALSalts?
 }
 
-/// The salts that name one WAL generation.
-struct WALSalts: Equatable, Sendable {
-    var salt1: UInt32
-    var salt2: UInt32
-}
-
 struct PullError: Error, CustomStringConvertible {
     var status: Int
     var message: String
@@ -201,7 +195,7 @@ final class PageSource: Sendable {
                 databaseSizePages: size,
                 pages: pages,
                 isFullSnapshot: full,
-                walSalts: index.header.map { WALSalts(salt1: $0.salt1, salt2: $0.salt2) }
+                walSalts: index.header?.salts
             )
         }
     }
@@ -229,23 +223,13 @@ final class PageSource: Sendable {
     /// writes a new header before it overwrites any frame, so an unchanged header means the pages
     /// just read were not overwritten). Only another process's checkpoint can make this false.
     func walStillHolds(_ salts: WALSalts?) -> Bool {
-        guard let salts else { return true }
-        guard let wal = self.state.withLock({ $0.wal }),
-            let header = WALIndex.parseHeader(wal.read(count: WALIndex.headerSize, at: 0))
-        else { return false }
-        return header.salt1 == salts.salt1 && header.salt2 == salts.salt2
+        salts == nil || WALIndex.salts(of: self.state.withLock { $0.wal }) == salts
     }
 }
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-func fileSize(_ path: String) -> Int {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return 0 }
-    return Int(info.st_size)
-}
 
 func fileInode(_ path: String) -> UInt64 {
     var info = stat()

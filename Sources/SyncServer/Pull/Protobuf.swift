@@ -39,20 +39,26 @@ enum Protobuf {
         out.append(contentsOf: bytes)
     }
 
-    /// A cursor over an encoded message.
+    /// A cursor over an encoded message (also over the change history's records, which use the same
+    /// varints and big-endian fixed-width integers).
     struct Reader {
-        private let bytes: [UInt8]
-        private var offset = 0
+        private let bytes: ArraySlice<UInt8>
+        private(set) var offset: Int
 
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        init(_ bytes: [UInt8]) { self.init(bytes[...]) }
 
-        var isAtEnd: Bool { self.offset >= self.bytes.count }
+        init(_ bytes: ArraySlice<UInt8>) {
+            self.bytes = bytes
+            self.offset = bytes.startIndex
+        }
+
+        var isAtEnd: Bool { self.offset >= self.bytes.endIndex }
 
         mutating func varint() throws(DecodingError) -> UInt64 {
             var result: UInt64 = 0
             var shift: UInt64 = 0
             while true {
-                guard self.offset < self.bytes.count else { throw DecodingError(description: "truncated varint") }
+                guard self.offset < self.bytes.endIndex else { throw DecodingError(description: "truncated varint") }
                 let byte = self.bytes[self.offset]
                 self.offset += 1
                 guard shift < 64 else { throw DecodingError(description: "varint too long") }
@@ -71,7 +77,7 @@ enum Protobuf {
 
         mutating func lengthDelimited() throws(DecodingError) -> ArraySlice<UInt8> {
             let length = try self.varint()
-            guard length <= UInt64(self.bytes.count - self.offset) else {
+            guard length <= UInt64(self.bytes.endIndex - self.offset) else {
                 throw DecodingError(description: "truncated length-delimited field")
             }
             let slice = self.bytes[self.offset..<(self.offset + Int(length))]
@@ -89,8 +95,22 @@ enum Protobuf {
             }
         }
 
+        /// A big-endian fixed-width integer.
+        mutating func bigEndian<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) throws(DecodingError) -> T {
+            let size = MemoryLayout<T>.size
+            guard self.bytes.endIndex - self.offset >= size else {
+                throw DecodingError(description: "truncated integer")
+            }
+            var value: T = 0
+            for byte in self.bytes[self.offset..<(self.offset + size)] { value = value << 8 | T(byte) }
+            self.offset += size
+            return value
+        }
+
         private mutating func advance(_ count: Int) throws(DecodingError) {
-            guard self.offset + count <= self.bytes.count else { throw DecodingError(description: "truncated field") }
+            guard self.offset + count <= self.bytes.endIndex else {
+                throw DecodingError(description: "truncated field")
+            }
             self.offset += count
         }
     }

@@ -24,6 +24,12 @@ struct WALIndex {
     }
 
     private(set) var header: Header?
+
+    /// The salts of the WAL `wal` holds now (nil without a readable header): they change when the
+    /// WAL is reset, before any frame is overwritten.
+    static func salts(of wal: FileReader?) -> WALSalts? {
+        wal.flatMap { Self.parseHeader($0.read(count: Self.headerSize, at: 0)) }?.salts
+    }
     /// The number of committed frames (frames after it are not served).
     private(set) var committedFrames = 0
     /// Page number of every committed frame (frame `i` at index `i - 1`).
@@ -258,4 +264,18 @@ struct WALIndex {
         }
         return pages
     }
+}
+
+/// The salts that name one WAL generation.
+struct WALSalts: Equatable, Sendable {
+    var salt1: UInt32
+    var salt2: UInt32
+}
+
+extension WALIndex.Header {
+    var salts: WALSalts { WALSalts(salt1: self.salt1, salt2: self.salt2) }
+}
+
+extension ChangeHistory.Generation {
+    var salts: WALSalts { WALSalts(salt1: self.salt1, salt2: self.salt2) }
 }
