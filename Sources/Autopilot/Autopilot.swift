@@ -131,9 +131,12 @@ public struct Autopilot: Sendable {
         return dead.min { $0.id < $1.id }?.id
     }
 
+    private static func votersByZone(_ members: [Member]) -> [String: Int] {
+        members.filter(\.isVoter).reduce(into: [:]) { $0[$1.zone, default: 0] += 1 }
+    }
+
     private func learnerToPromote(_ members: [Member], now: Duration) -> ReplicaID? {
-        var votersByZone: [String: Int] = [:]
-        for voter in members where voter.isVoter { votersByZone[voter.zone, default: 0] += 1 }
+        let votersByZone = Self.votersByZone(members)
         let stable = members.filter { member in
             guard !member.isVoter, let since = self.healthySince[member.id.rawValue] else { return false }
             return now - since >= self.configuration.stabilization
@@ -148,8 +151,7 @@ public struct Autopilot: Sendable {
     }
 
     private func voterToDemote(_ voters: [Member], leader: ReplicaID) -> ReplicaID? {
-        var votersByZone: [String: Int] = [:]
-        for voter in voters { votersByZone[voter.zone, default: 0] += 1 }
+        let votersByZone = Self.votersByZone(voters)
         return voters.filter { $0.id != leader }.min { a, b in
             let keyA = (a.health == .alive ? 1 : 0, a.isWitness ? 1 : 0, -(votersByZone[a.zone] ?? 0))
             let keyB = (b.health == .alive ? 1 : 0, b.isWitness ? 1 : 0, -(votersByZone[b.zone] ?? 0))

@@ -48,6 +48,15 @@ final class PeerClient: Sendable {
 
     func shutdown() async { try? await self.current.withLock { $0.client }.shutdown() }
 
+    /// A request in the peer protocol (its version header set) to `path` on the member at
+    /// `peerAddress`.
+    func request(_ method: HTTPMethod, _ peerAddress: String, _ path: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
+        request.method = method
+        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+        return request
+    }
+
     /// A JSON call in the peer protocol: `body` encoded, the answer decoded as `Answer` when the member
     /// answered 200 (nil otherwise). Throws `NodeError` with code `peerFailed` when the member cannot
     /// be reached.
@@ -60,9 +69,7 @@ final class PeerClient: Sendable {
         timeout: Duration = .seconds(10),
         answer: Answer.Type
     ) async throws(NodeError) -> (status: Int, answer: Answer?) {
-        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
-        request.method = method
-        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+        var request = self.request(method, peerAddress, path)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body, let data = try? JSONEncoder().encode(body) {
             request.headers.add(name: "content-type", value: "application/json")
@@ -80,9 +87,7 @@ final class PeerClient: Sendable {
 
     /// Reads `path` whole (at most `limit` bytes); nil unless the member answered 200.
     func fetch(_ peerAddress: String, _ path: String, limit: Int = 80 << 20) async throws(NodeError) -> [UInt8]? {
-        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
-        request.method = .GET
-        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+        let request = self.request(.GET, peerAddress, path)
         do {
             let response = try await self.client.execute(request, timeout: .seconds(600))
             let buffer = try await response.body.collect(upTo: limit)
@@ -100,9 +105,7 @@ final class PeerClient: Sendable {
         into file: FileHandle,
         timeout: Duration = .seconds(600)
     ) async throws(NodeError) -> (written: Int, size: Int?, historyBase: String?) {
-        var request = HTTPClientRequest(url: self.baseURL(peerAddress) + path)
-        request.method = .GET
-        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
+        let request = self.request(.GET, peerAddress, path)
         do {
             let response = try await self.client.execute(request, timeout: timeout.timeAmount)
             guard response.status == .ok else {

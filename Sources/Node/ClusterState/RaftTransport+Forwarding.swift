@@ -31,11 +31,7 @@ extension RaftTransport {
                 retryAfter: 1
             )
         }
-        var request = HTTPClientRequest(url: self.peers.baseURL(address) + Self.proposePath)
-        request.method = .POST
-        request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
-        request.headers.add(name: "content-type", value: "application/octet-stream")
-        request.headers.add(name: Self.clusterHeader, value: self.clusterID)
+        var request = self.request(to: address, Self.proposePath)
         request.body = .bytes(ByteBuffer(bytes: batch))
         let status: HTTPResponseStatus
         let body: ByteBuffer
@@ -75,9 +71,7 @@ extension RaftTransport {
 
     /// The receiving end of `/_peer/v1/raft/propose`.
     static func serveProposal(_ request: Request, log: DirectoryLog) async throws(NodeError) -> Response {
-        guard request.headers[HTTPField.Name(Self.clusterHeader)!] == log.clusterID else {
-            throw NodeError(.peerProtocol, "the proposal belongs to another cluster", status: 412)
-        }
+        try Self.checkCluster(request, log: log)
         var request = request
         let body: ByteBuffer
         do {

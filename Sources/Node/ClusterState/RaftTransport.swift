@@ -86,14 +86,10 @@ final class RaftTransport: Sendable {
         continuation: AsyncStream<ByteBuffer>.Continuation
     ) {
         let client = self.peers.client
-        let url = self.peers.baseURL(address) + Self.path
+        var streaming = self.request(to: address, Self.path)
+        streaming.body = .stream(stream, length: .unknown)
+        let request = streaming
         Task {
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: PeerProtocol.header.rawName, value: String(PeerProtocol.version))
-            request.headers.add(name: "content-type", value: "application/octet-stream")
-            request.headers.add(name: Self.clusterHeader, value: self.clusterID)
-            request.body = .stream(stream, length: .unknown)
             var failure: String?
             do {
                 let response = try await client.execute(request, timeout: .hours(24 * 365))
@@ -126,16 +122,30 @@ final class RaftTransport: Sendable {
         for stream in streams { stream.continuation.finish() }
     }
 
-    /// The receiving end of `/_peer/v1/raft`: refuses another cluster's stream, then hands every
-    /// message to `log` until it stops.
-    static func serve(_ request: Request, log: DirectoryLog) async throws(NodeError) -> Response {
-        guard request.headers[HTTPField.Name(Self.clusterHeader)!] == log.clusterID else {
+    /// A binary request of this cluster (its id in the cluster header) to `path` on `address`.
+    func request(to address: String, _ path: String) -> HTTPClientRequest {
+        var request = self.peers.request(.POST, address, path)
+        request.headers.add(name: "content-type", value: "application/octet-stream")
+        request.headers.add(name: Self.clusterHeader, value: self.clusterID)
+        return request
+    }
+
+    /// Refuses (412) a request from another cluster, before anything of it is read.
+    static func checkCluster(_ request: Request, log: DirectoryLog) throws(NodeError) {
+        let sender = request.headers[HTTPField.Name(Self.clusterHeader)!]
+        guard sender == log.clusterID else {
             throw NodeError(
                 .peerProtocol,
-                "the raft stream belongs to cluster \(request.headers[HTTPField.Name(Self.clusterHeader)!] ?? "(none)"), this node to \(log.clusterID)",
+                "the request belongs to cluster \(sender ?? "(none)"), this node to \(log.clusterID)",
                 status: 412
             )
         }
+    }
+
+    /// The receiving end of `/_peer/v1/raft`: refuses another cluster's stream, then hands every
+    /// message to `log` until it stops.
+    static func serve(_ request: Request, log: DirectoryLog) async throws(NodeError) -> Response {
+        try Self.checkCluster(request, log: log)
         // A stream may stay idle for long: on a graceful shutdown of the listener it ends at once
         // (the sender reconnects to whoever listens next) instead of holding the drain up.
         do {

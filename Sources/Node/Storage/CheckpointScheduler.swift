@@ -39,11 +39,15 @@ actor CheckpointScheduler {
         self.policy.retain(Set(backends.map(\.name)))
         let now = ContinuousClock.now - self.origin
         for backend in backends {
-            let walBytes = NamespaceFiles.size(self.service.configuration.databasePath(backend.name) + "-wal")
+            let walBytes = self.walBytes(backend.name)
             guard let reason = self.policy.due(backend.name, walBytes: walBytes, idleFor: backend.idleFor, now: now)
             else { continue }
             Task { await self.checkpoint(backend.name, port: backend.port, reason: reason, walBytes: walBytes) }
         }
+    }
+
+    private func walBytes(_ name: String) -> Int {
+        NamespaceFiles.size(NamespaceFiles(configuration: self.service.configuration).livePath(name, .wal))
     }
 
     private func checkpoint(_ name: String, port: Int, reason: CheckpointPolicy.Reason, walBytes: Int) async {
@@ -62,7 +66,7 @@ actor CheckpointScheduler {
             switch response.status.code {
             case 200:
                 outcome = .done(
-                    walBytesAfter: NamespaceFiles.size(self.service.configuration.databasePath(name) + "-wal")
+                    walBytesAfter: self.walBytes(name)
                 )
                 metrics.checkpoints.increment()
                 metrics.checkpointedBytes.increment(by: Int64(walBytes))
