@@ -53,7 +53,7 @@ let package = Package(
         // Pure: the cluster directory applied from the Raft log (namespaces, owners, epochs, members).
         .target(name: "Directory"),
         // Pure: which voter changes the Raft leader proposes (Consul autopilot's shape).
-        .target(name: "Autopilot", dependencies: ["Consensus"]),
+        .target(name: "Autopilot", dependencies: ["Consensus", "Directory"]),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
         .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
@@ -86,7 +86,7 @@ let package = Package(
             name: "Node",
             dependencies: [
                 "SQLiteSupport", "ServerSupport", "Proxy", "Placement", "Membership", "MembershipTransport",
-                "Consensus", "Directory", "SyncServer",
+                "Consensus", "Directory", "Autopilot", "SyncServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
-        .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus"]),
+        .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus", "Directory"]),
         .testTarget(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]

@@ -85,6 +85,8 @@ public struct RaftNode: Sendable {
     public var configuration: ClusterConfiguration { self.log.configuration }
     /// The leader's view of each member (empty unless leader).
     public var replicationProgress: [Progress] { self.progress }
+    /// A configuration change is appended and not yet committed (no other may be proposed).
+    public var hasPendingConfigurationChange: Bool { self.log.lastConfigurationIndex > self.log.committed }
     /// Voters of the current configuration campaign; learners and removed replicas never do.
     public var isPromotable: Bool { self.configuration.isVoter(self.id) }
 

@@ -41,7 +41,13 @@ extension DirectoryState {
             return self.update(name) { $0.ttlMilliseconds = ttl }
         case .joinMember(let id, let storageID, let zone):
             if let member = self.members[id] {
-                if member.state == .removed { return .refused(.memberRemoved) }
+                // A removed storage id is never trusted again; the node id comes back as a new member
+                // only with a new data directory (a wiped disk, a replaced machine).
+                if member.state == .removed {
+                    guard member.storageID != storageID else { return .refused(.memberRemoved) }
+                    self.members[id] = MemberEntry(id: id, storageID: storageID, zone: zone, state: .joining)
+                    return .applied
+                }
                 guard member.storageID == storageID else { return .refused(.storageMismatch) }
                 if member.state == .left {
                     self.members[id] = MemberEntry(id: id, storageID: storageID, zone: zone, state: .joining)

@@ -20,6 +20,11 @@ public struct MemberMetadata: Hashable, Sendable {
     public var lifecycle: MemberLifecycle
     /// Random per process: tells two live processes that claim one node id apart.
     public var instance: UInt64
+    /// The identity of the member's data directory (made with it): a wiped disk comes back with a
+    /// new one under the same node id.
+    public var storageID: String
+    /// The cluster log the member belongs to; empty until it has bootstrapped or joined one.
+    public var clusterID: String
 
     public init(
         id: NodeID,
@@ -30,7 +35,9 @@ public struct MemberMetadata: Hashable, Sendable {
         weight: Double = 1,
         version: String = "",
         lifecycle: MemberLifecycle = .active,
-        instance: UInt64 = 0
+        instance: UInt64 = 0,
+        storageID: String = "",
+        clusterID: String = ""
     ) {
         self.id = id
         self.gossipAddress = gossipAddress
@@ -41,6 +48,8 @@ public struct MemberMetadata: Hashable, Sendable {
         self.version = version
         self.lifecycle = lifecycle
         self.instance = instance
+        self.storageID = storageID
+        self.clusterID = clusterID
     }
 }
 

@@ -2,11 +2,12 @@ import Membership
 import NIOCore
 
 /// The wire format of membership envelopes: a 4-byte big-endian length, then a payload that starts
-/// with a format version byte. Integers are LEB128 varints, strings and lists length-prefixed.
+/// with a format version byte (2; frames of version 1, which lack the storage and cluster ids, are
+/// still read, so members of the previous build are understood during an upgrade). Integers are LEB128 varints, strings and lists length-prefixed.
 /// Frames over `maximumFrameSize` and anything that does not parse are rejected (the connection is
 /// closed), never trusted.
 public enum EnvelopeCodec {
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     public static let maximumFrameSize = 4 << 20
 
     public struct DecodingError: Error, CustomStringConvertible {
@@ -52,6 +53,8 @@ public enum EnvelopeCodec {
         self.writeString(m.version, &buffer)
         buffer.writeInteger(m.lifecycle.rawValue)
         buffer.writeInteger(m.instance)
+        self.writeString(m.storageID, &buffer)
+        self.writeString(m.clusterID, &buffer)
         buffer.writeInteger(state.status.rawValue)
         self.writeVarint(state.incarnation.value, &buffer)
         self.writeString(state.accuser?.rawValue ?? "", &buffer)
@@ -106,13 +109,15 @@ public enum EnvelopeCodec {
     public static func decode(_ payload: ByteBuffer) throws(DecodingError) -> MembershipEnvelope {
         var buffer = payload
         guard let version = buffer.readInteger(as: UInt8.self) else { throw DecodingError(description: "empty frame") }
-        guard version == self.version else { throw DecodingError(description: "unsupported format version \(version)") }
-        let sender = try self.readState(&buffer)
-        let message = try self.readMessage(&buffer)
+        guard version == 1 || version == self.version else {
+            throw DecodingError(description: "unsupported format version \(version)")
+        }
+        let sender = try self.readState(&buffer, version: version)
+        let message = try self.readMessage(&buffer, version: version)
         let count = try self.readCount(&buffer)
         var updates: [MemberState] = []
         updates.reserveCapacity(count)
-        for _ in 0..<count { updates.append(try self.readState(&buffer)) }
+        for _ in 0..<count { updates.append(try self.readState(&buffer, version: version)) }
         guard buffer.readableBytes == 0 else { throw DecodingError(description: "trailing bytes in frame") }
         return MembershipEnvelope(sender: sender, message: message, updates: updates)
     }
@@ -151,7 +156,7 @@ public enum EnvelopeCodec {
         return value
     }
 
-    static func readState(_ buffer: inout ByteBuffer) throws(DecodingError) -> MemberState {
+    static func readState(_ buffer: inout ByteBuffer, version format: UInt8) throws(DecodingError) -> MemberState {
         let id = try self.readString(&buffer)
         guard !id.isEmpty else { throw DecodingError(description: "empty node id") }
         let gossip = try self.readString(&buffer)
@@ -164,6 +169,12 @@ public enum EnvelopeCodec {
             throw DecodingError(description: "invalid lifecycle")
         }
         let instance = try self.readInteger(&buffer, as: UInt64.self)
+        var storageID = ""
+        var clusterID = ""
+        if format >= 2 {
+            storageID = try self.readString(&buffer)
+            clusterID = try self.readString(&buffer)
+        }
         guard let status = MemberStatus(rawValue: try self.readInteger(&buffer, as: UInt8.self)) else {
             throw DecodingError(description: "invalid status")
         }
@@ -179,7 +190,9 @@ public enum EnvelopeCodec {
             weight: weight,
             version: version,
             lifecycle: lifecycle,
-            instance: instance
+            instance: instance,
+            storageID: storageID,
+            clusterID: clusterID
         )
         return MemberState(
             metadata: metadata,
@@ -198,7 +211,7 @@ public enum EnvelopeCodec {
         return MemberDigest(id: NodeID(id), incarnation: Incarnation(incarnation), status: status)
     }
 
-    static func readMessage(_ buffer: inout ByteBuffer) throws(DecodingError) -> MembershipMessage {
+    static func readMessage(_ buffer: inout ByteBuffer, version: UInt8) throws(DecodingError) -> MembershipMessage {
         let kind = try self.readInteger(&buffer, as: UInt8.self)
         switch kind {
         case 1: return .ping(sequence: try self.readVarint(&buffer))
@@ -217,7 +230,7 @@ public enum EnvelopeCodec {
         case 8:
             let count = try self.readCount(&buffer)
             var states: [MemberState] = []
-            for _ in 0..<count { states.append(try self.readState(&buffer)) }
+            for _ in 0..<count { states.append(try self.readState(&buffer, version: version)) }
             let digestCount = try self.readCount(&buffer)
             var digest: [MemberDigest] = []
             for _ in 0..<digestCount { digest.append(try self.readDigest(&buffer)) }
@@ -225,7 +238,7 @@ public enum EnvelopeCodec {
         case 9:
             let count = try self.readCount(&buffer)
             var states: [MemberState] = []
-            for _ in 0..<count { states.append(try self.readState(&buffer)) }
+            for _ in 0..<count { states.append(try self.readState(&buffer, version: version)) }
             return .syncDelta(states: states)
         default:
             throw DecodingError(description: "unknown message kind \(kind)")

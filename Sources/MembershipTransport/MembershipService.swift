@@ -18,7 +18,7 @@ public final class MembershipService: Sendable {
         case envelope(MembershipEnvelope)
         case tick
         case leave(CheckedContinuation<Void, Never>)
-        case lifecycle(MemberLifecycle, CheckedContinuation<Void, Never>)
+        case metadata(@Sendable (inout MemberMetadata) -> Void, CheckedContinuation<Void, Never>)
         case seeds([String])
         case forget(NodeID, CheckedContinuation<Bool, Never>)
     }
@@ -59,7 +59,14 @@ public final class MembershipService: Sendable {
     /// Announces a new lifecycle (joining → active, active → leaving) with a higher incarnation.
     public func setLifecycle(_ lifecycle: MemberLifecycle) async {
         await withCheckedContinuation { continuation in
-            self.inboxContinuation.yield(.lifecycle(lifecycle, continuation))
+            self.inboxContinuation.yield(.metadata({ $0.lifecycle = lifecycle }, continuation))
+        }
+    }
+
+    /// Announces the cluster log this node belongs to (after it bootstrapped or joined one).
+    public func setClusterID(_ clusterID: String) async {
+        await withCheckedContinuation { continuation in
+            self.inboxContinuation.yield(.metadata({ $0.clusterID = clusterID }, continuation))
         }
     }
 
@@ -119,7 +126,9 @@ public final class MembershipService: Sendable {
                 weight: self.configuration.weight,
                 version: self.configuration.version,
                 lifecycle: self.configuration.initialLifecycle,
-                instance: UInt64.random(in: 1...UInt64.max)
+                instance: UInt64.random(in: 1...UInt64.max),
+                storageID: self.configuration.storageID,
+                clusterID: self.configuration.clusterID
             ),
             // Wall-clock milliseconds: a restarted process starts above every incarnation of its
             // previous life.
@@ -194,8 +203,8 @@ public final class MembershipService: Sendable {
                     case .leave(let continuation):
                         actions = machine.leave(now: now)
                         continuation.resume()
-                    case .lifecycle(let lifecycle, let continuation):
-                        actions = machine.updateMetadata({ $0.lifecycle = lifecycle }, now: now)
+                    case .metadata(let change, let continuation):
+                        actions = machine.updateMetadata(change, now: now)
                         continuation.resume()
                     case .forget(let id, let continuation):
                         let result = machine.forget(id, now: now)

@@ -13,6 +13,10 @@ public struct MembershipServiceConfiguration: Sendable {
     public var zone = ""
     public var weight = 1.0
     public var version = ""
+    /// The identity of the node's data directory, and the cluster log it belongs to (empty before
+    /// it has one); both are announced with the member.
+    public var storageID = ""
+    public var clusterID = ""
     /// The lifecycle this node announces first (`joining` for a node that copies data before it serves).
     public var initialLifecycle: MemberLifecycle = .active
     /// Gossip addresses (`host:port`, the host an IP or a DNS name that may resolve to several

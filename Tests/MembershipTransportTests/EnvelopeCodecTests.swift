@@ -15,7 +15,9 @@ struct EnvelopeCodecTests {
             weight: 2.5,
             version: "0.1.0",
             lifecycle: .joining,
-            instance: 0xDEAD_BEEF_CAFE
+            instance: 0xDEAD_BEEF_CAFE,
+            storageID: "5f0c6a3e-7d1b-4c8e-9a52-0e1f2b3c4d5e",
+            clusterID: "c0ffee00-0000-4000-8000-000000000001"
         ),
         status: .suspect,
         incarnation: Incarnation(1_700_000_000_123),
@@ -36,6 +38,30 @@ struct EnvelopeCodecTests {
         let length = buffer.readInteger(as: UInt32.self)!
         #expect(Int(length) == buffer.readableBytes)
         #expect(try EnvelopeCodec.decode(buffer) == envelope)
+    }
+
+    /// A member of the previous build sends format 1 (no storage or cluster id): still understood.
+    @Test func formatOneFramesAreReadWithoutIdentity() throws {
+        var old = Self.state
+        old.metadata.storageID = ""
+        old.metadata.clusterID = ""
+        var frame = ByteBuffer()
+        EnvelopeCodec.encode(MembershipEnvelope(sender: old, message: .gossip, updates: [old]), into: &frame)
+        frame.moveReaderIndex(forwardBy: 4)
+        // Format 2 with both ids empty is format 1 plus two zero bytes after each member's instance.
+        var bytes = Array(frame.readableBytesView)
+        bytes[0] = 1
+        var removed = 0
+        for index in bytes.indices.reversed() where index + 1 < bytes.count {
+            let instance = withUnsafeBytes(of: UInt64(0xDEAD_BEEF_CAFE).bigEndian, Array.init)
+            if index >= 8, Array(bytes[(index - 8)..<index]) == instance, bytes[index] == 0, bytes[index + 1] == 0 {
+                bytes.removeSubrange(index...(index + 1))
+                removed += 1
+            }
+        }
+        #expect(removed == 2)
+        let decoded = try EnvelopeCodec.decode(ByteBuffer(bytes: bytes))
+        #expect(decoded == MembershipEnvelope(sender: old, message: .gossip, updates: [old]))
     }
 
     @Test func garbageIsRejectedNotTrusted() {

@@ -1,0 +1,99 @@
+import Consensus
+import Directory
+
+/// Who is in the cluster log: the Raft leader keeps the directory's members and the log's
+/// configuration in line with the nodes gossip shows in this cluster. Pure: the shell passes what
+/// it sees and proposes the plan (the commands in one entry, the configuration change on its own).
+///
+/// Rules:
+/// - a live node of this cluster that the directory does not know is registered (join, activate);
+///   one that comes back with another storage id (a wiped disk, a replaced machine) first has its
+///   old record removed, and its old replica is taken out of the configuration before the new one
+///   is registered, so the old self never votes again and the new one starts as a stranger;
+/// - a registered node whose replica is not in the configuration is added as a learner (the
+///   `Autopilot` decides on voters);
+/// - one configuration change at a time: removals before additions.
+public enum Roster {
+    /// A node gossip shows as a member of this cluster.
+    public struct Node: Sendable, Equatable {
+        public var id: String
+        public var storageID: String
+        public var zone: String
+        public var isAlive: Bool
+
+        public init(id: String, storageID: String, zone: String, isAlive: Bool) {
+            self.id = id
+            self.storageID = storageID
+            self.zone = zone
+            self.isAlive = isAlive
+        }
+    }
+
+    public struct Plan: Sendable, Equatable {
+        /// Directory commands, proposed together as one entry.
+        public var commands: [DirectoryCommand] = []
+        /// At most one configuration change.
+        public var change: ConfigurationChange?
+
+        public init(commands: [DirectoryCommand] = [], change: ConfigurationChange? = nil) {
+            self.commands = commands
+            self.change = change
+        }
+
+        public var isEmpty: Bool { self.commands.isEmpty && self.change == nil }
+    }
+
+    /// The plan for now. `replica` maps a storage id to its replica id (the shell's derivation).
+    public static func plan(
+        nodes: [Node],
+        members: [String: MemberEntry],
+        configuration: ClusterConfiguration,
+        replica: (String) -> ReplicaID
+    ) -> Plan {
+        var plan = Plan()
+        var removals: [ReplicaID] = []
+        var additions: [ReplicaID] = []
+        // Removed storage ids still in the configuration go first, whatever gossip shows.
+        for member in members.values where member.state == .removed {
+            let old = replica(member.storageID)
+            if configuration.contains(old) { removals.append(old) }
+        }
+        for node in nodes.sorted(by: { $0.id < $1.id }) where node.isAlive && !node.storageID.isEmpty {
+            let current = replica(node.storageID)
+            guard let member = members[node.id] else {
+                plan.commands += Self.register(node)
+                continue
+            }
+            if member.storageID != node.storageID {
+                if member.state != .removed {
+                    plan.commands.append(.removeMember(id: node.id))
+                } else if !configuration.contains(replica(member.storageID)) {
+                    plan.commands += Self.register(node)
+                }
+                continue
+            }
+            switch member.state {
+            case .removed:
+                continue  // this storage id is never trusted again
+            case .joining, .left:
+                plan.commands += Self.register(node)
+            case .active, .leaving:
+                break
+            }
+            if !configuration.contains(current) { additions.append(current) }
+        }
+        if let removal = removals.min() {
+            plan.change = .remove(removal)
+        } else if let addition = additions.min() {
+            plan.change = .addLearner(addition)
+        }
+        return plan
+    }
+
+    private static func register(_ node: Node) -> [DirectoryCommand] {
+        [
+            .joinMember(id: node.id, storageID: node.storageID, zone: node.zone),
+            .activateMember(id: node.id, storageID: node.storageID),
+        ]
+    }
+}
