@@ -86,13 +86,22 @@ public struct NodeAssembly: Sendable {
         )
         service.removeAbandonedCopies(idleSeconds: 0)
         let lifecycle = NodeLifecycle()
-        let (membership, tls) = try NodeMain.makeMembership(configuration, logger: logger)
+        let clusterLog =
+            configuration.isClustered
+            ? try ClusterLog(configuration: configuration, identity: identity, metrics: metrics, logger: logger) : nil
+        let (membership, tls) = try NodeMain.makeMembership(
+            configuration,
+            identity: identity,
+            clusterID: clusterLog?.clusterID ?? "",
+            logger: logger
+        )
         let peers = configuration.isClustered ? PeerClient(tls: tls) : nil
         let cluster = Cluster(
             configuration: configuration,
             service: service,
             membership: membership,
             peers: peers,
+            clusterLog: clusterLog,
             logger: logger
         )
         if configuration.authToken.isEmpty {
@@ -166,6 +175,7 @@ public struct NodeAssembly: Sendable {
     /// Stops what `start` started (after the service group stopped).
     public func stop() {
         self.service.directory?.log.stop()
+        self.cluster.clusterLog?.stop()
     }
 
     /// Hummingbird logs only warnings and worse; the node logs what it does itself.

@@ -71,6 +71,8 @@ public enum NodeMain {
     /// settings) and its TLS material.
     static func makeMembership(
         _ configuration: NodeConfiguration,
+        identity: StorageIdentity,
+        clusterID: String,
         logger: Logger
     ) throws(NodeError)
         -> (MembershipService?, TLSMaterial?)
@@ -100,6 +102,8 @@ public enum NodeMain {
             settings.dataAddress = "\(host):\(configuration.dataAddress.port)"
             settings.zone = configuration.zone
             settings.version = NodeHelp.version
+            settings.storageID = identity.storageID
+            settings.clusterID = clusterID
             // The members known before a restart are seeds too: a first member restarting without
             // TURSO_JOIN must find its cluster again rather than believe it is alone.
             let known = KnownMembers(stateDirectory: configuration.stateDirectory).load()

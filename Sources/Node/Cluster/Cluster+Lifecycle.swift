@@ -23,6 +23,13 @@ extension Cluster {
                     }
                 }
             }
+            if let clusterLog = self.clusterLog, let peers = self.peers {
+                group.addTask {
+                    await clusterLog.run(membership: membership, peers: peers)
+                    // Ends only when cancelled: the group is stopping anyway.
+                    try await Task.sleep(for: .seconds(86_400 * 365))
+                }
+            }
             group.addTask {
                 await self.settleUnresolvedHandoffs()
                 if self.phase.withLock({ $0 }) == .joining { await self.join() }

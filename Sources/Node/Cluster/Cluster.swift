@@ -40,6 +40,8 @@ public final class Cluster: Sendable {
     let service: NamespaceService
     let membership: MembershipService?
     let peers: PeerClient?
+    /// A clustered node's cluster log (a one-node cluster's is the directory service's).
+    let clusterLog: ClusterLog?
     let gate = NamespaceGate()
     let files: NamespaceFiles
     let knownMembers: KnownMembers
@@ -60,12 +62,14 @@ public final class Cluster: Sendable {
         service: NamespaceService,
         membership: MembershipService?,
         peers: PeerClient?,
+        clusterLog: ClusterLog? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
         self.service = service
         self.membership = membership
         self.peers = peers
+        self.clusterLog = clusterLog
         self.files = NamespaceFiles(configuration: configuration)
         self.knownMembers = KnownMembers(stateDirectory: configuration.stateDirectory)
         self.logger = logger
@@ -82,6 +86,8 @@ public final class Cluster: Sendable {
     }
 
     var isClustered: Bool { self.membership != nil }
+    /// This node's replica of the cluster log, when it has one.
+    var log: DirectoryLog? { self.service.directory?.log ?? self.clusterLog?.log }
     var selfID: String { self.configuration.nodeID }
     var metrics: NodeMetrics { self.service.metrics }
     var locks: KeyedLock { self.service.locks }

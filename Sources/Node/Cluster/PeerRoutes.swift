@@ -34,15 +34,11 @@ struct PeerRoutes: Sendable {
     /// The cluster's own calls between members.
     private func registerCalls(on calls: some RouterMethods<NodeRequestContext>) {
         calls.on("/raft", methods: [.post]) { request, _ in
-            guard let log = self.cluster.service.directory?.log else {
-                throw NodeError.notFound("this node runs no cluster log")
-            }
+            guard let log = self.cluster.log else { throw NodeError.notFound("this node runs no cluster log yet") }
             return try await RaftTransport.serve(request, log: log)
         }
         calls.on("/raft/propose", methods: [.post]) { request, _ in
-            guard let log = self.cluster.service.directory?.log else {
-                throw NodeError.notFound("this node runs no cluster log")
-            }
+            guard let log = self.cluster.log else { throw NodeError.notFound("this node runs no cluster log yet") }
             return try await RaftTransport.serveProposal(request, log: log)
         }
         calls.on("/status", methods: [.get]) { _, _ in

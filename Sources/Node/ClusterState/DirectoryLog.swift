@@ -80,15 +80,17 @@ final class DirectoryLog: Sendable {
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
     /// Opens this node's log and directory under `stateDirectory`. A node that was never part of a
-    /// group bootstraps one: of itself alone, or of `bootstrapVoters` (every founder passes the same
-    /// list). State of another cluster or of another data directory is refused.
+    /// group bootstraps one: of itself alone, or of `bootstrapVoters`; or, with `joining`, starts
+    /// an empty log of that cluster that the leader fills. State of another cluster or of another
+    /// data directory is refused.
     init(
         stateDirectory: String,
         identity: StorageIdentity,
         metrics: NodeMetrics,
         logger: Logger,
         compaction: Compaction = Compaction(),
-        bootstrapVoters: [ReplicaID]? = nil
+        bootstrapVoters: [ReplicaID]? = nil,
+        joining: String? = nil
     ) throws(NodeError) {
         let raftStore = try RaftStore(directory: stateDirectory)
         let directoryStore = try DirectoryStore(directory: stateDirectory)
@@ -114,10 +116,15 @@ final class DirectoryLog: Sendable {
                     "\(directoryStore.path) was applied through index \(directory.appliedIndex) but the Raft log is missing; restore \(raftStore.path) rather than starting a new cluster over it"
                 )
             }
-            persisted = PersistentState.bootstrap(
-                ClusterConfiguration(voters: bootstrapVoters ?? [identity.replicaID])
-            )
-            clusterID = bootstrapVoters.map(Self.clusterID(founders:)) ?? UUID().uuidString.lowercased()
+            if let joining {
+                persisted = .joining
+                clusterID = joining
+            } else {
+                persisted = PersistentState.bootstrap(
+                    ClusterConfiguration(voters: bootstrapVoters ?? [identity.replicaID])
+                )
+                clusterID = bootstrapVoters.map(Self.clusterID(founders:)) ?? UUID().uuidString.lowercased()
+            }
             try raftStore.setValues(["storage_id": .text(identity.storageID), "cluster_id": .text(clusterID)])
             try raftStore.save(
                 hardState: persisted.hardState,
@@ -125,8 +132,11 @@ final class DirectoryLog: Sendable {
                 snapshot: persisted.snapshot
             )
             logger.info(
-                "bootstrapped the cluster log",
-                metadata: ["cluster.id": "\(clusterID)", "raft.voters": "\(persisted.snapshot.metadata.configuration)"]
+                joining == nil ? "bootstrapped the cluster log" : "joining the cluster log",
+                metadata: [
+                    "cluster.id": "\(clusterID)",
+                    "raft.voters": "\(bootstrapVoters ?? (joining == nil ? [identity.replicaID] : []))",
+                ]
             )
         }
         if let found = directoryStore.value("cluster_id")?.textValue {
@@ -231,6 +241,9 @@ final class DirectoryLog: Sendable {
     /// Sends this replica's messages from now on (without one, a multi-voter group cannot elect).
     func connect(_ transport: RaftTransport) { self.transport.withLock { $0 = transport } }
 
+    /// The transport `connect` gave.
+    var connectedTransport: RaftTransport? { self.transport.withLock { $0 } }
+
     /// A message from another replica. False once this log has stopped or failed: the stream that
     /// brought it ends (a stopping node must not keep a sender's request open).
     @discardableResult
@@ -307,6 +320,10 @@ final class DirectoryLog: Sendable {
         var voters: [ReplicaID]
         var learners: [ReplicaID]
         var failure: String?
+        /// A configuration change is appended and not yet committed.
+        var pendingChange: Bool
+        /// The highest index known on each member, by replica id (the leader's view; empty elsewhere).
+        var matchIndex: [UInt64: UInt64]
     }
 
     var status: Status {
@@ -319,7 +336,14 @@ final class DirectoryLog: Sendable {
                 appliedIndex: core.directory.appliedIndex,
                 voters: core.raft.configuration.voters,
                 learners: core.raft.configuration.learners,
-                failure: core.failure?.message
+                failure: core.failure?.message,
+                pendingChange: core.raft.hasPendingConfigurationChange,
+                matchIndex: Dictionary(
+                    core.raft.replicationProgress.map {
+                        ($0.id.rawValue, $0.id == core.raft.id ? core.raft.lastIndex : $0.match)
+                    },
+                    uniquingKeysWith: max
+                )
             )
         }
     }
@@ -348,6 +372,23 @@ final class DirectoryLog: Sendable {
             try await self.waitUntilObserved(result.index)
             return result.outcomes
         }
+    }
+
+    /// Proposes one configuration change on the leader (the caller sees it done in `status`).
+    func proposeChange(_ change: ConfigurationChange) throws(NodeError) {
+        try self.core.withLock { core throws(NodeError) in
+            if let failure = core.failure { throw failure }
+            do {
+                _ = try core.raft.proposeChange(change)
+            } catch {
+                throw NodeError(
+                    .ownerUnavailable,
+                    "the configuration change \(change) was refused: \(error)",
+                    status: 503
+                )
+            }
+        }
+        self.kick()
     }
 
     enum LocalProposal: Sendable {

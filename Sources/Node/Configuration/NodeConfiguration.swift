@@ -77,6 +77,13 @@ public struct NodeConfiguration: Sendable {
     /// Copies of each namespace, owner included. `TURSO_REPLICAS`, default 2 (replication is not in this
     /// build: each namespace has exactly one copy, on its owner).
     public var replicas = 2
+    /// Members that found the cluster log together, as its first voters. `TURSO_BOOTSTRAP_EXPECT`,
+    /// default 1 without `TURSO_JOIN` (the node founds it alone) and 3 with it. Set it to the number
+    /// of nodes of the first deploy: only then is exactly one cluster guaranteed when they all start
+    /// at once.
+    public var bootstrapExpect = 1
+    /// Raft voters the leader keeps (odd, 1-5); other members are learners. `TURSO_VOTERS`, default 3.
+    public var voters = 3
     /// Membership timing: `lan`, `wan` or `local-testing`. `TURSO_MEMBERSHIP_PRESET`, default lan.
     public var membershipPreset = "lan"
     /// Longest wait for a namespace's in-flight requests when it is handed off.
@@ -120,6 +127,8 @@ public struct NodeConfiguration: Sendable {
         "TURSO_MAX_RUNNING": 1...1_000_000,
         "TURSO_MAX_BODY_BYTES": 1024...(1 << 30),
         "TURSO_REPLICAS": 1...9,
+        "TURSO_BOOTSTRAP_EXPECT": 1...64,
+        "TURSO_VOTERS": 1...5,
         "TURSO_SYNC_WAL_LIMIT": (64 << 10)...(64 << 30),
     ]
 
@@ -213,6 +222,8 @@ public struct NodeConfiguration: Sendable {
             self.insecureCluster = flag
         }
         self.replicas = try integer("TURSO_REPLICAS", self.replicas)
+        self.bootstrapExpect = try integer("TURSO_BOOTSTRAP_EXPECT", self.join.isEmpty ? 1 : 3)
+        self.voters = try integer("TURSO_VOTERS", self.voters)
         self.membershipPreset = value("TURSO_MEMBERSHIP_PRESET")?.lowercased() ?? self.membershipPreset
         self.handoffDrainTimeout = try duration("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout)
         self.leaveTimeout = try duration("TURSO_LEAVE_TIMEOUT", self.leaveTimeout)
@@ -254,13 +265,19 @@ public struct NodeConfiguration: Sendable {
         let integers: [(String, Int)] = [
             ("TURSO_MAX_NAMESPACES", self.maxNamespaces), ("TURSO_MAX_RUNNING", self.maxRunning),
             ("TURSO_MAX_BODY_BYTES", self.maxBodyBytes), ("TURSO_REPLICAS", self.replicas),
-            ("TURSO_SYNC_WAL_LIMIT", self.syncWALLimit),
+            ("TURSO_SYNC_WAL_LIMIT", self.syncWALLimit), ("TURSO_BOOTSTRAP_EXPECT", self.bootstrapExpect),
+            ("TURSO_VOTERS", self.voters),
         ]
         for (key, number) in integers {
             let range = Self.integerRanges[key]!
             guard range.contains(number) else {
                 throw .invalidConfiguration("\(key) must be between \(range.lowerBound) and \(range.upperBound)")
             }
+        }
+        guard self.voters % 2 == 1 else {
+            throw .invalidConfiguration(
+                "TURSO_VOTERS=\(self.voters) must be odd (1, 3 or 5): an even count adds no fault tolerance"
+            )
         }
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(self.logLevel) else {
             throw .invalidConfiguration("TURSO_LOG_LEVEL=\(self.logLevel) is not a log level")

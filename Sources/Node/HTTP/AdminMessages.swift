@@ -1,3 +1,5 @@
+import Consensus
+
 /// A namespace as the admin API (and the peer listener's namespace list) describes it. `ttl`,
 /// `expiresAt` and `owner` are written as null when unset; `port` and `pid` only while it runs;
 /// `storage` only when one namespace is described (lists stay cheap).
@@ -84,11 +86,28 @@ struct MemberInfo: Codable, Sendable {
     var term: UInt64?
     var commitIndex: UInt64?
     var appliedIndex: UInt64?
+    /// The member's data directory identity and the cluster log it belongs to, as gossip shows them.
+    var storageId: String?
+    var clusterId: String?
 
     enum CodingKeys: String, CodingKey {
         case id, gossipAddress, peerAddress, dataAddress, adminAddress, zone, weight, version, state, liveness
-        case incarnation, namespaces, running, role, leader, term, commitIndex, appliedIndex
+        case incarnation, namespaces, running, role, leader, term, commitIndex, appliedIndex, storageId, clusterId
         case isSelf = "self"
+    }
+
+    /// Fills the log fields from this node's replica of the log: the member's role in its
+    /// configuration (voter, learner, or none yet), whether it leads, and for this node itself its
+    /// term, commit and applied index.
+    mutating func describeLog(_ log: DirectoryLog, replica: ReplicaID, isSelf: Bool = true) {
+        let status = log.status
+        self.role =
+            status.voters.contains(replica) ? "voter" : status.learners.contains(replica) ? "learner" : "none"
+        self.leader = status.leader == replica
+        guard isSelf else { return }
+        self.term = status.term
+        self.commitIndex = status.commitIndex
+        self.appliedIndex = status.appliedIndex
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -112,6 +131,8 @@ struct MemberInfo: Codable, Sendable {
         try container.encodeIfPresent(self.term, forKey: .term)
         try container.encodeIfPresent(self.commitIndex, forKey: .commitIndex)
         try container.encodeIfPresent(self.appliedIndex, forKey: .appliedIndex)
+        try container.encodeIfPresent(self.storageId, forKey: .storageId)
+        try container.encodeIfPresent(self.clusterId, forKey: .clusterId)
     }
 }
 

@@ -268,14 +268,7 @@ struct AdminRoutes: Sendable {
                 running: await self.service.supervisor.runningCount,
                 isSelf: true
             )
-            if let log = self.service.directory?.log {
-                let status = log.status
-                member.role = status.voters.contains(log.identity.replicaID) ? "voter" : "learner"
-                member.leader = status.role == .leader
-                member.term = status.term
-                member.commitIndex = status.commitIndex
-                member.appliedIndex = status.appliedIndex
-            }
+            if let log = self.service.directory?.log { member.describeLog(log, replica: log.identity.replicaID) }
             return HTTPHelpers.json(.ok, MemberList(members: [member]))
         }
         let view = self.cluster.view
@@ -296,9 +289,10 @@ struct AdminRoutes: Sendable {
             for await (id, count) in group { if let count { counts[id] = count } }
             return counts
         }
+        let log = self.cluster.log
         let items = view.members.map { member in
             let isSelf = member.id.rawValue == self.cluster.selfID
-            return MemberInfo(
+            var info = MemberInfo(
                 id: member.id.rawValue,
                 gossipAddress: member.metadata.gossipAddress,
                 peerAddress: member.metadata.peerAddress,
@@ -312,6 +306,12 @@ struct AdminRoutes: Sendable {
                 namespaces: isSelf ? self.service.registry.count : counts[member.id.rawValue],
                 isSelf: isSelf
             )
+            info.storageId = member.metadata.storageID.isEmpty ? nil : member.metadata.storageID
+            info.clusterId = member.metadata.clusterID.isEmpty ? nil : member.metadata.clusterID
+            if let log, !member.metadata.storageID.isEmpty, member.metadata.clusterID == log.clusterID {
+                info.describeLog(log, replica: ClusterLog.replica(member.metadata.storageID), isSelf: isSelf)
+            }
+            return info
         }
         return HTTPHelpers.json(.ok, MemberList(members: items))
     }
