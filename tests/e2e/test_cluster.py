@@ -561,26 +561,39 @@ def test_first_member_restarting_without_join_finds_its_cluster(cluster):
     assert "rejoining the members known before the restart" in n1.log_path.read_text()
 
 
-def test_forgetting_a_dead_member_unblocks_creation(cluster):
+def test_removing_a_dead_member_unblocks_creation(cluster):
     nodes = cluster.start(3)
     n1, n2, n3 = nodes
     names = [f"f{i}" for i in range(20)]
     prepare(n1, names)
     victim = sorted(n2.held())[0]
+    # The three are voters of one cluster log before n2 dies.
+    deadline = time.time() + 30
+    while time.time() < deadline and sorted(m.get("role") for m in n1.members().values()) != ["voter"] * 3:
+        time.sleep(0.2)
     n2.kill()
     deadline = time.time() + 20
     while time.time() < deadline and n1.members()["n2"]["liveness"] != "dead":
         time.sleep(0.2)
     # While a member is unreachable nothing new is created (it might hold the name).
     assert sql(n3, "brand-new", "CREATE TABLE t(x)").status == 503
-    assert n1.admin("POST", "/v1/cluster/members/n3/forget").status == 409, "an alive member is not forgotten"
-    assert n1.admin("POST", "/v1/cluster/members/nobody/forget").status == 404
-    assert n1.admin("POST", "/v1/cluster/members/n2/forget").status == 200
+    assert n1.admin("POST", "/v1/cluster/members/n3/remove").status == 409, "an alive member is not removed"
+    assert n1.admin("POST", "/v1/cluster/members/n1/remove").status == 409, "a node does not remove itself"
+    assert n1.admin("POST", "/v1/cluster/members/nobody/remove").status == 404
+    removed = n3.admin("POST", "/v1/cluster/members/n2/remove")
+    assert removed.status == 200, removed.body
+    assert removed.json()["state"] == "removed"
     deadline = time.time() + 20
-    while time.time() < deadline and n3.members()["n2"]["liveness"] != "left":
+    while time.time() < deadline and n1.members()["n2"]["liveness"] != "left":
         time.sleep(0.2)
-    assert n3.members()["n2"]["liveness"] == "left"
+    assert n1.members()["n2"]["liveness"] == "left"
+    # The leader took its replica out of the voters through the log.
+    deadline = time.time() + 20
+    while time.time() < deadline and n1.members()["n2"].get("role") != "none":
+        time.sleep(0.2)
+    assert n1.members()["n2"].get("role") == "none"
+    assert sorted(m.get("role") for i, m in n3.members().items() if i != "n2") == ["voter", "voter"]
     assert sql(n3, "brand-new", "CREATE TABLE t(x)").status == 200
-    # The forgotten member's namespaces are absent now: restored from backups, or created anew.
+    # The removed member's namespaces are absent now: restored from backups, or created anew.
     assert sql(n1, victim, "CREATE TABLE t(id TEXT, writer TEXT)").status == 200
     assert rows(n3, victim, "SELECT count(*) FROM t") == [["0"]]

@@ -147,9 +147,11 @@ struct StatusBody: Codable, Sendable {
 }
 
 /// `POST /v1/cluster/members/:id/forget`.
-struct ForgottenMember: Codable, Sendable {
+/// `POST /v1/cluster/members/:id/remove`.
+struct RemovedMember: Codable, Sendable {
     var id: String
-    var liveness: String
+    var storageId: String
+    var state: String
 }
 
 /// `DELETE /v1/namespaces/:name`.

@@ -39,8 +39,8 @@ struct AdminRoutes: Sendable {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         authenticated.on("/v1/cluster/members", methods: [.get]) { _, _ in await self.members() }
-        authenticated.on("/v1/cluster/members/:id/forget", methods: [.post]) { _, context in
-            try await self.forget(try context.parameters.require("id"))
+        authenticated.on("/v1/cluster/members/:id/remove", methods: [.post]) { _, context in
+            try await self.remove(try context.parameters.require("id"))
         }
         authenticated.on("/v1/cluster/leave", methods: [.post]) { _, _ in
             self.logger.info("leave requested through the admin API")
@@ -316,24 +316,40 @@ struct AdminRoutes: Sendable {
         return HTTPHelpers.json(.ok, MemberList(members: items))
     }
 
-    /// `POST /v1/cluster/members/:id/forget`: declares a dead member gone for good. Its namespaces
-    /// then count as absent (restore them from backups); it must not come back with its old data.
-    private func forget(_ id: String) async throws(NodeError) -> Response {
+    /// `POST /v1/cluster/members/:id/remove`: takes a member that is not alive out of the cluster
+    /// for good, through the log: its record is removed (its storage id is never trusted again; the
+    /// node id may return only with a new data directory) and the leader then takes its replica out
+    /// of the voters. Gossip announces it `left`, so nothing waits for it any more; its namespaces
+    /// count as absent (restore them from backups).
+    private func remove(_ id: String) async throws(NodeError) -> Response {
         guard let membership = self.cluster.membership else {
             throw NodeError(.badRequest, "this node is not clustered", status: 409)
         }
-        guard let member = self.cluster.view.member(id), id != self.cluster.selfID else {
-            throw .notFound("no member \(id)")
+        guard id != self.cluster.selfID else {
+            throw NodeError(.badRequest, "a node cannot remove itself; stop it and remove it from another member", status: 409)
         }
-        guard member.status == .dead, await membership.forget(member.id) else {
+        let member = self.cluster.view.member(id)
+        if let member, member.status == .alive || member.status == .suspect {
             throw NodeError(
                 .badRequest,
-                "member \(id) is \(member.status), not dead: only a dead member can be forgotten",
+                "member \(id) is \(member.status): only a member that is down can be removed (stop it first, or let it leave)",
                 status: 409
             )
         }
-        self.logger.warning("member forgotten by an operator", metadata: ["membership.peer": "\(id)"])
-        return HTTPHelpers.json(.ok, ForgottenMember(id: id, liveness: "left"))
+        guard let log = self.cluster.log else {
+            throw NodeError(.ownerUnavailable, "this node has no cluster log yet; retry shortly", status: 503, retryAfter: 1)
+        }
+        guard let recorded = log.read({ $0.members[id] }) else { throw .notFound("no member \(id)") }
+        let outcomes = try await log.propose([.removeMember(id: id)])
+        guard outcomes == [.applied] else {
+            throw NodeError(.badRequest, "member \(id) was not removed: \(outcomes)", status: 409)
+        }
+        if let member, member.status == .dead { _ = await membership.forget(member.id) }
+        self.logger.warning(
+            "member removed by an operator",
+            metadata: ["membership.peer": "\(id)", "storage.id": "\(recorded.storageID)"]
+        )
+        return HTTPHelpers.json(.ok, RemovedMember(id: id, storageId: recorded.storageID, state: "removed"))
     }
 
     /// `GET /v1/namespaces`: this node's namespaces, or with `merged` every live member's, each with
