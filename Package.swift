@@ -54,6 +54,8 @@ let package = Package(
         .target(name: "Directory"),
         // Pure: which voter changes the Raft leader proposes (Consul autopilot's shape).
         .target(name: "Autopilot", dependencies: ["Consensus", "Directory"]),
+        // Pure: a node's side of namespace ownership (admit, fence, move, reclaim, archive).
+        .target(name: "Ownership", dependencies: ["Directory"]),
         // Test support (not a product): the deterministic multi-node simulator with a virtual clock.
         .target(name: "ClusterTestKit", dependencies: ["Membership"], swiftSettings: optimizedInDebug),
         // Small helpers shared by the node and the backend (constant-time comparison).
@@ -125,6 +127,7 @@ let package = Package(
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
         .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus", "Directory"]),
+        .testTarget(name: "OwnershipTests", dependencies: ["Ownership", "Directory"], swiftSettings: optimizedInDebug),
         .testTarget(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]

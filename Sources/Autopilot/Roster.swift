@@ -12,7 +12,8 @@ import Directory
 ///   is registered, so the old self never votes again and the new one starts as a stranger;
 /// - a registered node whose replica is not in the configuration is added as a learner (the
 ///   `Autopilot` decides on voters);
-/// - one configuration change at a time: removals before additions.
+/// - an identity once removed is never registered again, even if it comes back;
+/// - one configuration change at a time: removals before additions; never the leader's removal.
 public enum Roster {
     /// A node gossip shows as a member of this cluster.
     public struct Node: Sendable, Equatable {
@@ -43,11 +44,13 @@ public enum Roster {
         public var isEmpty: Bool { self.commands.isEmpty && self.change == nil }
     }
 
-    /// The plan for now. `replica` maps a storage id to its replica id (the shell's derivation).
+    /// The plan for now. `replica` maps a storage id to its replica id (the shell's derivation);
+    /// `leader` is never removed (another leader will, once it steps down).
     public static func plan(
         nodes: [Node],
         members: [String: MemberEntry],
         configuration: ClusterConfiguration,
+        leader: ReplicaID,
         replica: (String) -> ReplicaID
     ) -> Plan {
         var plan = Plan()
@@ -56,9 +59,11 @@ public enum Roster {
         // Removed storage ids still in the configuration go first, whatever gossip shows.
         for member in members.values where member.state == .removed {
             let old = replica(member.storageID)
-            if configuration.contains(old) { removals.append(old) }
+            if configuration.contains(old) && old != leader { removals.append(old) }
         }
         for node in nodes.sorted(by: { $0.id < $1.id }) where node.isAlive && !node.storageID.isEmpty {
+            // An identity removed before is never trusted again (an old disk that came back).
+            if members[DirectoryState.retiredKey(node.id, node.storageID)] != nil { continue }
             let current = replica(node.storageID)
             guard let member = members[node.id] else {
                 plan.commands += Self.register(node)

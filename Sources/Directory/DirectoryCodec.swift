@@ -78,6 +78,10 @@ public enum DirectoryCodec {
                 self.string(name)
                 self.varint(epoch)
                 self.string(owner)
+            case .guarded(let createdAt, let command):
+                self.bytes.append(13)
+                self.varint(createdAt)
+                self.command(command)
             case .setLocked(let name, let locked):
                 self.bytes.append(5)
                 self.string(name)
@@ -160,7 +164,9 @@ public enum DirectoryCodec {
             try self.bool() ? try self.varint() : nil
         }
 
-        mutating func command() throws(DecodingError) -> DirectoryCommand {
+        /// One command; a guarded command nests exactly one plain command (`depth` keeps garbage
+        /// from nesting without end).
+        mutating func command(depth: Int = 0) throws(DecodingError) -> DirectoryCommand {
             switch try self.byte() {
             case 1:
                 let name = try self.string()
@@ -190,6 +196,9 @@ public enum DirectoryCodec {
                 let version = try self.varint()
                 guard version <= UInt64(UInt32.max) else { throw DecodingError(description: "format out of range") }
                 return .raiseFormat(version: UInt32(version))
+            case 13 where depth == 0:
+                let createdAt = try self.varint()
+                return .guarded(createdAt: createdAt, try self.command(depth: depth + 1))
             case let tag:
                 throw DecodingError(description: "unknown command tag \(tag)")
             }

@@ -30,6 +30,16 @@ public enum DirectoryCommand: Sendable, Equatable {
     case removeMember(id: String)
     /// Raises the apply rules' format once every member supports it.
     case raiseFormat(version: UInt32)
+    /// `command` (one about a namespace), applied only to the namespace created at `createdAt`:
+    /// what a node proposes from what it last saw of a namespace (a move, an archive) never
+    /// applies to a later namespace of the same name (archived, then created again). Format 2.
+    indirect case guarded(createdAt: UInt64, DirectoryCommand)
+
+    /// The apply rules a batch carrying this command needs.
+    public var requiredFormat: UInt32 {
+        if case .guarded = self { return 2 }
+        return 1
+    }
 }
 
 extension DirectoryCommand {
@@ -39,6 +49,8 @@ extension DirectoryCommand {
         case .createNamespace(let name, _, _, _, _, _), .beginArchive(let name, _), .finishArchive(let name, _),
             .moveNamespace(let name, _, _), .setLocked(let name, _), .setTTL(let name, _):
             name
+        case .guarded(_, let command):
+            command.namespaceName
         default: nil
         }
     }
@@ -60,8 +72,10 @@ public struct DirectoryBatch: Sendable, Equatable {
     public var format: UInt32
     public var commands: [DirectoryCommand]
 
-    public init(format: UInt32 = DirectoryState.supportedFormat, commands: [DirectoryCommand]) {
-        self.format = format
+    /// `format` defaults to the oldest rules the commands need, so a member that has not been
+    /// upgraded yet keeps applying what it understands.
+    public init(format: UInt32? = nil, commands: [DirectoryCommand]) {
+        self.format = format ?? commands.map(\.requiredFormat).max() ?? 1
         self.commands = commands
     }
 }

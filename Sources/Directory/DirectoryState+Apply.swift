@@ -26,6 +26,11 @@ extension DirectoryState {
             guard entry.epoch == epoch else { return .refused(.epochMismatch(current: entry.epoch)) }
             guard entry.state == .archiving else { return .refused(.invalidTransition) }
             self.namespaces[name] = nil
+        case .guarded(let createdAt, let command):
+            guard let name = command.namespaceName, self.namespaces[name]?.createdAt == createdAt else {
+                return .refused(.noSuchNamespace)
+            }
+            return self.apply(command)
         case .moveNamespace(let name, let epoch, let owner):
             guard var entry = self.namespaces[name] else { return .refused(.noSuchNamespace) }
             guard entry.epoch == epoch else { return .refused(.epochMismatch(current: entry.epoch)) }
@@ -40,11 +45,20 @@ extension DirectoryState {
         case .setTTL(let name, let ttl):
             return self.update(name) { $0.ttlMilliseconds = ttl }
         case .joinMember(let id, let storageID, let zone):
+            // A removed storage id is never trusted again; the node id comes back as a new member
+            // only with a new data directory (a wiped disk, a replaced machine). The identities it
+            // had before stay recorded as removed under `Self.retiredKey`.
+            if self.members[Self.retiredKey(id, storageID)] != nil { return .refused(.memberRemoved) }
             if let member = self.members[id] {
-                // A removed storage id is never trusted again; the node id comes back as a new member
-                // only with a new data directory (a wiped disk, a replaced machine).
                 if member.state == .removed {
                     guard member.storageID != storageID else { return .refused(.memberRemoved) }
+                    let retired = Self.retiredKey(id, member.storageID)
+                    self.members[retired] = MemberEntry(
+                        id: retired,
+                        storageID: member.storageID,
+                        zone: member.zone,
+                        state: .removed
+                    )
                     self.members[id] = MemberEntry(id: id, storageID: storageID, zone: zone, state: .joining)
                     return .applied
                 }

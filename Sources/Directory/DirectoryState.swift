@@ -3,7 +3,7 @@
 /// holds the same directory (the node's shell persists it with the applied index in one transaction).
 public struct DirectoryState: Sendable, Equatable {
     /// The newest apply rules this build knows.
-    public static let supportedFormat: UInt32 = 1
+    public static let supportedFormat: UInt32 = 2
 
     public internal(set) var namespaces: [String: NamespaceEntry] = [:]
     public internal(set) var members: [String: MemberEntry] = [:]
@@ -41,6 +41,11 @@ public struct DirectoryState: Sendable, Equatable {
         guard let entry = self.namespaces[name], entry.state == .active else { return nil }
         return (entry.owner, entry.epoch)
     }
+
+    /// The id under which an identity (node id, storage id) that was removed, and whose node id came
+    /// back with a new data directory, stays recorded as a removed member (node ids cannot contain
+    /// `/`, so it never names a node).
+    public static func retiredKey(_ id: String, _ storageID: String) -> String { "\(id)/\(storageID)" }
 
     /// Active members sorted by id (the candidates for placement).
     public var activeMembers: [MemberEntry] {

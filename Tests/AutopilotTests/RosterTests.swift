@@ -26,6 +26,7 @@ struct RosterTests {
                 voters: voters.map(ReplicaID.init),
                 learners: learners.map(ReplicaID.init)
             ),
+            leader: ReplicaID(1),
             replica: Self.replica
         )
     }
@@ -98,5 +99,25 @@ struct RosterTests {
             Self.plan([Self.node("a", "s1"), Self.node("b", "s2")], members, voters: [1], learners: [2])
                 == Roster.Plan(change: .remove(ReplicaID(2)))
         )
+    }
+
+    /// b was wiped (s2 → s9) and its old disk comes back (s2): the old identity is never trusted
+    /// again and the new one is left alone.
+    @Test func anOldDiskThatComesBackIsIgnored() {
+        let members = [
+            MemberEntry(id: "a", storageID: "s1", zone: "z", state: .active),
+            MemberEntry(id: "b", storageID: "s9", zone: "z", state: .active),
+            MemberEntry(id: DirectoryState.retiredKey("b", "s2"), storageID: "s2", zone: "z", state: .removed),
+        ]
+        #expect(Self.plan([Self.node("a", "s1"), Self.node("b", "s2")], members, voters: [1, 9]).isEmpty)
+    }
+
+    @Test func theLeaderIsNeverRemoved() {
+        let members = [
+            MemberEntry(id: "a", storageID: "s1", zone: "z", state: .removed),
+            MemberEntry(id: "b", storageID: "s2", zone: "z", state: .removed),
+        ]
+        #expect(Self.plan([], members, voters: [1, 2, 3]) == Roster.Plan(change: .remove(ReplicaID(2))))
+        #expect(Self.plan([], [members[0]], voters: [1, 3]).isEmpty)
     }
 }

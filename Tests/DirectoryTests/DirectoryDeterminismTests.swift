@@ -23,7 +23,7 @@ struct DirectoryDeterminismTests {
         let name = names.randomElement(using: &random)!
         let member = members.randomElement(using: &random)!
         let epoch = UInt64.random(in: 0...4, using: &random)
-        switch random.next() % 12 {
+        switch random.next() % 13 {
         case 0:
             return .createNamespace(
                 name: name,
@@ -31,7 +31,7 @@ struct DirectoryDeterminismTests {
                 origin: Bool.random(using: &random) ? .auto : .explicit,
                 locked: Bool.random(using: &random),
                 ttlMilliseconds: Bool.random(using: &random) ? nil : random.next() >> 20,
-                createdAt: random.next() >> 22
+                createdAt: random.next() % 3
             )
         case 1: return .beginArchive(name: name, epoch: epoch)
         case 2: return .finishArchive(name: name, epoch: epoch)
@@ -44,7 +44,13 @@ struct DirectoryDeterminismTests {
         case 9: return .leftMember(id: member, storageID: storage.randomElement(using: &random)!)
         case 10:
             return random.next() % 4 == 0 ? .removeMember(id: member) : .activateMember(id: member, storageID: "s1")
-        default: return .raiseFormat(version: UInt32(random.next() % 3))
+        case 11:
+            return .guarded(
+                createdAt: random.next() % 3,
+                random.next() % 2 == 0
+                    ? .moveNamespace(name: name, epoch: epoch, owner: member) : .beginArchive(name: name, epoch: epoch)
+            )
+        default: return .raiseFormat(version: UInt32(random.next() % 4))
         }
     }
 

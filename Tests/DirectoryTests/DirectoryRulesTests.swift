@@ -91,8 +91,15 @@ struct DirectoryRulesTests {
                 .applied,
             ]
         )
-        // The node id came back with a new data directory: a new member, joining, owning nothing.
+        // The node id came back with a new data directory: a new member, joining, owning nothing;
+        // the removed identity stays recorded and is refused for good.
         #expect(state.members["n1"] == MemberEntry(id: "n1", storageID: "new", zone: "a", state: .joining))
+        #expect(state.members[DirectoryState.retiredKey("n1", "s1")]?.state == .removed)
+        #expect(
+            state.apply(DirectoryBatch(commands: [.joinMember(id: "n1", storageID: "s1", zone: "a")]), at: 3) == [
+                .refused(.memberRemoved)
+            ]
+        )
         #expect(state.activeMembers.map(\.id) == ["n2"])
     }
 
@@ -119,13 +126,33 @@ struct DirectoryRulesTests {
         var state = Self.directory()
         #expect(state.apply(DirectoryBatch(commands: [Self.create("a")]), at: 1) == nil)  // replayed index
         #expect(
-            state.apply(DirectoryBatch(commands: [.raiseFormat(version: 2)]), at: 2)
+            state.apply(DirectoryBatch(commands: [.raiseFormat(version: 3)]), at: 2)
                 == [.refused(.formatNotRaised(current: 1))]
         )
-        #expect(state.apply(DirectoryBatch(format: 2, commands: [Self.create("a")]), at: 3) == nil)
-        #expect(state.haltedAt?.index == 3 && state.haltedAt?.format == 2)
+        #expect(state.apply(DirectoryBatch(format: 3, commands: [Self.create("a")]), at: 3) == nil)
+        #expect(state.haltedAt?.index == 3 && state.haltedAt?.format == 3)
         #expect(state.apply(DirectoryBatch(commands: [Self.create("b")]), at: 4) == nil)
         #expect(state.namespaces.isEmpty && state.appliedIndex == 2)
+    }
+
+    /// A guarded command names the namespace's incarnation: one meant for an archived namespace never
+    /// moves a later one of the same name. It needs format 2, so a build that only knows format 1
+    /// halts on it instead of misapplying it.
+    @Test func aGuardedCommandAppliesOnlyToItsIncarnation() {
+        var state = Self.directory()
+        _ = state.apply(DirectoryBatch(commands: [Self.create("app")]), at: 2)
+        let createdAt = state.namespaces["app"]!.createdAt
+        let batch = DirectoryBatch(commands: [
+            .guarded(createdAt: createdAt + 1, .moveNamespace(name: "app", epoch: 1, owner: "n2")),
+            .guarded(createdAt: createdAt, .moveNamespace(name: "app", epoch: 1, owner: "n2")),
+            .guarded(createdAt: createdAt, .moveNamespace(name: "app", epoch: 1, owner: "n1")),
+        ])
+        #expect(batch.format == 2)
+        #expect(DirectoryBatch(commands: [Self.create("x")]).format == 1)
+        #expect(
+            state.apply(batch, at: 3) == [.refused(.noSuchNamespace), .applied, .refused(.epochMismatch(current: 2))]
+        )
+        #expect(state.owner(of: "app")! == ("n2", 2))
     }
 }
 

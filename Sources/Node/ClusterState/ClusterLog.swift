@@ -23,6 +23,8 @@ final class ClusterLog: Sendable {
         var downSince: [UInt64: Duration] = [:]
         var lastWait = ""
         var lastRefusal = ""
+        /// When this node opened a log of a cluster it joined, until a leader reached it.
+        var joinedAt: ContinuousClock.Instant?
     }
 
     private let current = Mutex<DirectoryLog?>(nil)
@@ -51,7 +53,7 @@ final class ClusterLog: Sendable {
             autopilot.deadVoterGrace = .seconds(6)
         }
         self.steward = Mutex(Steward(autopilot: Autopilot(configuration: autopilot)))
-        if FileManager.default.fileExists(atPath: configuration.stateDirectory + "/raft.db") {
+        if try RaftStore.hasState(directory: configuration.stateDirectory) {
             let log = try DirectoryLog(
                 stateDirectory: configuration.stateDirectory,
                 identity: identity,
@@ -83,6 +85,7 @@ final class ClusterLog: Sendable {
             if let log = self.log {
                 self.route(log, members)
                 await self.steer(log, members)
+                self.warnIfNeverReached(log)
             }
             try? await Task.sleep(for: Self.interval)
         }
@@ -160,6 +163,30 @@ final class ClusterLog: Sendable {
         await membership.setClusterID(log.clusterID)
     }
 
+    /// A replica that joined with an empty log learns the configuration from the leader; if none
+    /// reaches it for a minute (say, the founder lost its disk before it replicated anything,
+    /// and every other member joined empty too), nobody can elect: say so once.
+    private func warnIfNeverReached(_ log: DirectoryLog) {
+        let status = log.status
+        let warn = self.steward.withLock { steward -> Bool in
+            guard status.voters.isEmpty, status.learners.isEmpty else {
+                steward.joinedAt = nil
+                return false
+            }
+            let since = steward.joinedAt ?? .now
+            steward.joinedAt = since
+            guard ContinuousClock.now - since > .seconds(60) else { return false }
+            steward.joinedAt = .now + .seconds(86_400 * 365)  // once
+            return true
+        }
+        if warn {
+            self.logger.warning(
+                "no leader of the cluster log has reached this node for a minute; if every member joined with an empty log (the founder lost its data before replicating), the cluster must be founded again",
+                metadata: ["cluster.id": "\(log.clusterID)"]
+            )
+        }
+    }
+
     // MARK: - Routing
 
     /// Points each replica id at its member's peer listener, as gossip last showed it.
@@ -177,7 +204,15 @@ final class ClusterLog: Sendable {
     /// On the leader: one round of the roster, then of the autopilot.
     private func steer(_ log: DirectoryLog, _ members: [MemberState]) async {
         let status = log.status
-        guard status.role == .leader, status.failure == nil else { return }
+        guard status.role == .leader, status.failure == nil else {
+            // Health timers restart with the next term this node leads: a gap in leading must not
+            // count as time a learner was stable or a voter was dead.
+            self.steward.withLock { steward in
+                steward.autopilot = Autopilot(configuration: steward.autopilot.configuration)
+                steward.downSince = [:]
+            }
+            return
+        }
         let ours = members.filter { $0.metadata.clusterID == log.clusterID && !$0.metadata.storageID.isEmpty }
         let nodes = ours.map { member in
             Roster.Node(
@@ -189,7 +224,13 @@ final class ClusterLog: Sendable {
         }
         let recorded = log.read(\.members)
         let configuration = ClusterConfiguration(voters: status.voters, learners: status.learners)
-        let plan = Roster.plan(nodes: nodes, members: recorded, configuration: configuration, replica: Self.replica)
+        let plan = Roster.plan(
+            nodes: nodes,
+            members: recorded,
+            configuration: configuration,
+            leader: self.identity.replicaID,
+            replica: Self.replica
+        )
         if !plan.commands.isEmpty {
             do {
                 let outcomes = try await log.propose(plan.commands)
@@ -201,11 +242,9 @@ final class ClusterLog: Sendable {
                 self.refused("recording members", error.message)
             }
         }
-        let change = plan.change ?? self.autopilot(status, ours, recorded)
-        guard let change, !status.pendingChange else { return }
-        if case .remove(let replica) = change, replica == self.identity.replicaID {
-            return  // the leader never removes itself; another leader will
-        }
+        // The autopilot observes every round (its timers need it); the roster's change goes first.
+        let piloted = self.autopilot(status, ours, recorded)
+        guard let change = plan.change ?? piloted, !status.pendingChange else { return }
         do {
             try log.proposeChange(change)
             self.logger.notice("cluster log configuration change proposed", metadata: ["raft.change": "\(change)"])

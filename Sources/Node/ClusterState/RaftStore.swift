@@ -29,6 +29,16 @@ final class RaftStore: Sendable {
         )
     }
 
+    /// Whether `<directory>/raft.db` holds a replica (a hard state was saved): a file created by a
+    /// first start that crashed before its first save holds none.
+    static func hasState(directory: String) throws(NodeError) -> Bool {
+        guard FileManager.default.fileExists(atPath: directory + "/raft.db") else { return false }
+        let store = try RaftStore(directory: directory)
+        return try store.reading { connection throws(NodeError) in
+            try StateDatabase.meta(connection, path: store.path)["term"]?.unsigned != nil
+        }
+    }
+
     /// What the replica restarts from, or nil when this node has never been part of a group.
     func load() throws(NodeError) -> PersistentState? {
         try self.reading { connection throws(NodeError) -> PersistentState? in

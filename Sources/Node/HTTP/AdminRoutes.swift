@@ -24,7 +24,7 @@ struct AdminRoutes: Sendable {
             guard self.cluster.isReady else {
                 throw NodeError(.ownerUnavailable, "the node has not joined the cluster yet", status: 503)
             }
-            if let failure = self.service.directory?.log.status.failure {
+            if let failure = self.cluster.log?.status.failure {
                 throw NodeError(.stateUnreadable, "the cluster log failed: \(failure)", status: 503)
             }
             return HTTPHelpers.json(.ok, StatusBody(status: "ready"))
@@ -326,7 +326,11 @@ struct AdminRoutes: Sendable {
             throw NodeError(.badRequest, "this node is not clustered", status: 409)
         }
         guard id != self.cluster.selfID else {
-            throw NodeError(.badRequest, "a node cannot remove itself; stop it and remove it from another member", status: 409)
+            throw NodeError(
+                .badRequest,
+                "a node cannot remove itself; stop it and remove it from another member",
+                status: 409
+            )
         }
         let member = self.cluster.view.member(id)
         if let member, member.status == .alive || member.status == .suspect {
@@ -337,9 +341,21 @@ struct AdminRoutes: Sendable {
             )
         }
         guard let log = self.cluster.log else {
-            throw NodeError(.ownerUnavailable, "this node has no cluster log yet; retry shortly", status: 503, retryAfter: 1)
+            throw NodeError(
+                .ownerUnavailable,
+                "this node has no cluster log yet; retry shortly",
+                status: 503,
+                retryAfter: 1
+            )
         }
         guard let recorded = log.read({ $0.members[id] }) else { throw .notFound("no member \(id)") }
+        if log.status.leader == ClusterLog.replica(recorded.storageID) {
+            throw NodeError(
+                .badRequest,
+                "member \(id) leads the cluster log (it is reachable there): it is not down",
+                status: 409
+            )
+        }
         let outcomes = try await log.propose([.removeMember(id: id)])
         guard outcomes == [.applied] else {
             throw NodeError(.badRequest, "member \(id) was not removed: \(outcomes)", status: 409)
