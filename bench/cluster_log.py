@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""The cluster log across three real nodes on loopback addresses with mutual TLS:
+
+1. Formation: three nodes started together (TURSO_BOOTSTRAP_EXPECT=3) until one leader leads a
+   configuration of three voters that every node agrees on.
+2. Leader failover, repeated: kill -9 of the leader until another node leads and has committed an
+   entry of its own term (a new leader's first entry), then the old leader is restarted and rejoins.
+
+    swift build -c release && bench/.venv/bin/python bench/cluster_log.py [runs]
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from cluster import TOKEN, BenchNode
+from common import BIN, Process, percentile
+
+
+def own_status(node: BenchNode) -> dict | None:
+    """This node's own entry of GET /v1/cluster/members (its role, leader flag, term, commit)."""
+    try:
+        req = urllib.request.Request(node.url("/v1/cluster/members"), headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=1) as r:
+            members = json.loads(r.read())["members"]
+    except OSError:
+        return None
+    return next((m for m in members if m.get("self")), None)
+
+
+def leader_of(nodes: list[BenchNode]) -> tuple[BenchNode, dict] | None:
+    """The node that says it leads, with three voters visible from it."""
+    for node in nodes:
+        status = own_status(node)
+        if status and status.get("leader") and status.get("role") == "voter":
+            return node, status
+    return None
+
+
+def wait_for(predicate, timeout=60.0, interval=0.01):
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not reached")
+
+
+def voters_agree(nodes: list[BenchNode]) -> bool:
+    views = []
+    for node in nodes:
+        try:
+            req = urllib.request.Request(node.url("/v1/cluster/members"), headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(req, timeout=1) as r:
+                members = json.loads(r.read())["members"]
+        except OSError:
+            return False
+        views.append(sorted((m["id"], m.get("role")) for m in members))
+    return all(v == views[0] for v in views) and [r for _, r in views[0]] == ["voter"] * len(nodes)
+
+
+def main():
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        subprocess.run([str(BIN / "turso-server"), "certs", "ca", "--out", str(work / "tls")], check=True,
+                       capture_output=True)
+        base = 31000
+        seed = f"127.0.0.1:{base + 2}"
+        nodes = [BenchNode(work, i, base, seed) for i in range(1, 4)]
+        for node in nodes:
+            node.env["TURSO_BOOTSTRAP_EXPECT"] = "3"
+        started = time.perf_counter()
+        for node in nodes:
+            node.process = Process([str(BIN / "turso-server")], env=node.env, log=node.log)
+        wait_for(lambda: leader_of(nodes) and voters_agree(nodes), interval=0.02)
+        formation = time.perf_counter() - started
+        print("| measure | value |\n|---|---|")
+        print(f"| formation of 3 nodes started together (to one leader, 3 agreed voters) | {formation:.2f} s |")
+
+        failovers = []
+        for _ in range(runs):
+            leader, status = wait_for(lambda: leader_of(nodes))
+            before = status["commitIndex"]
+            others = [n for n in nodes if n is not leader]
+            killed = time.perf_counter()
+            leader.process.p.send_signal(signal.SIGKILL)
+            leader.process.p.wait()
+
+            def successor():
+                for node in others:
+                    s = own_status(node)
+                    if s and s.get("leader") and s.get("commitIndex", 0) > before:
+                        return node
+                return None
+
+            wait_for(successor, timeout=30, interval=0.005)
+            failovers.append(time.perf_counter() - killed)
+            leader.process = Process([str(BIN / "turso-server")], env=leader.env, log=leader.log)
+            wait_for(lambda: voters_agree(nodes) and leader_of(nodes), timeout=60, interval=0.05)
+        print(f"| leader failover, kill -9 to a commit by the next leader, {runs} runs: p50 | "
+              f"{percentile(failovers, 50) * 1000:.0f} ms |")
+        print(f"| ... p99 | {percentile(failovers, 99) * 1000:.0f} ms |")
+        print(f"| ... max | {max(failovers) * 1000:.0f} ms |")
+        for node in nodes:
+            node.process.stop()
+
+
+if __name__ == "__main__":
+    main()
