@@ -127,7 +127,11 @@ let package = Package(
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
         .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus", "Directory"]),
-        .testTarget(name: "OwnershipTests", dependencies: ["Ownership", "Directory"], swiftSettings: optimizedInDebug),
+        .testTarget(
+            name: "OwnershipTests",
+            dependencies: ["Ownership", "Directory", "Consensus"],
+            swiftSettings: optimizedInDebug
+        ),
         .testTarget(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]

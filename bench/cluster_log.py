@@ -22,15 +22,19 @@ from cluster import TOKEN, BenchNode
 from common import BIN, Process, percentile
 
 
-def own_status(node: BenchNode) -> dict | None:
-    """This node's own entry of GET /v1/cluster/members (its role, leader flag, term, commit)."""
+def members(node: BenchNode) -> list[dict] | None:
+    """GET /v1/cluster/members of one node (None while it does not answer)."""
     try:
         req = urllib.request.Request(node.url("/v1/cluster/members"), headers={"Authorization": f"Bearer {TOKEN}"})
         with urllib.request.urlopen(req, timeout=1) as r:
-            members = json.loads(r.read())["members"]
+            return json.loads(r.read())["members"]
     except OSError:
         return None
-    return next((m for m in members if m.get("self")), None)
+
+
+def own_status(node: BenchNode) -> dict | None:
+    """This node's own entry (its role, leader flag, term, commit)."""
+    return next((m for m in members(node) or [] if m.get("self")), None)
 
 
 def leader_of(nodes: list[BenchNode]) -> tuple[BenchNode, dict] | None:
@@ -55,13 +59,10 @@ def wait_for(predicate, timeout=60.0, interval=0.01):
 def voters_agree(nodes: list[BenchNode]) -> bool:
     views = []
     for node in nodes:
-        try:
-            req = urllib.request.Request(node.url("/v1/cluster/members"), headers={"Authorization": f"Bearer {TOKEN}"})
-            with urllib.request.urlopen(req, timeout=1) as r:
-                members = json.loads(r.read())["members"]
-        except OSError:
+        listed = members(node)
+        if listed is None:
             return False
-        views.append(sorted((m["id"], m.get("role")) for m in members))
+        views.append(sorted((m["id"], m.get("role")) for m in listed))
     return all(v == views[0] for v in views) and [r for _, r in views[0]] == ["voter"] * len(nodes)
 
 

@@ -1,3 +1,4 @@
+import Consensus
 import Directory
 
 @testable import Ownership

@@ -192,10 +192,11 @@ final class ClusterLog: Sendable {
     /// Points each replica id at its member's peer listener, as gossip last showed it.
     private func route(_ log: DirectoryLog, _ members: [MemberState], transport: RaftTransport? = nil) {
         guard let transport = transport ?? log.connectedTransport else { return }
-        for member in members
-        where !member.metadata.storageID.isEmpty && member.id.rawValue != self.configuration.nodeID {
-            let address = member.status == .left ? nil : member.metadata.peerAddress
-            transport.setAddress(address, for: Self.replica(member.metadata.storageID))
+        for member in members where !member.metadata.storageID.isEmpty {
+            let replica = Self.replica(member.metadata.storageID)
+            log.name(replica, node: member.id.rawValue)
+            guard member.id.rawValue != self.configuration.nodeID else { continue }
+            transport.setAddress(member.status == .left ? nil : member.metadata.peerAddress, for: replica)
         }
     }
 

@@ -76,6 +76,8 @@ final class DirectoryLog: Sendable {
     private let metrics: NodeMetrics
     private let logger: Logger
     private let observer = Mutex<Observer?>(nil)
+    /// Node ids by replica id, as gossip shows them (for log lines operators can read).
+    private let nodeNames = Mutex<[UInt64: String]>([:])
     private let transport = Mutex<RaftTransport?>(nil)
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
@@ -240,6 +242,11 @@ final class DirectoryLog: Sendable {
 
     /// Sends this replica's messages from now on (without one, a multi-voter group cannot elect).
     func connect(_ transport: RaftTransport) { self.transport.withLock { $0 = transport } }
+
+    /// Names replica `replica` after its node in log lines.
+    func name(_ replica: ReplicaID, node: String) {
+        self.nodeNames.withLock { $0[replica.rawValue] = node }
+    }
 
     /// The transport `connect` gave.
     var connectedTransport: RaftTransport? { self.transport.withLock { $0 } }
@@ -490,9 +497,15 @@ final class DirectoryLog: Sendable {
     private func handle(_ ready: Ready) async throws(NodeError) {
         if let soft = ready.softState {
             self.metrics.raftLeaderChanges.increment()
+            let leader = soft.leader.map { replica in
+                self.nodeNames.withLock { $0[replica.rawValue] }.map { "\($0) (\(replica))" } ?? "\(replica)"
+            }
             self.logger.info(
                 "raft leader changed",
-                metadata: ["raft.role": "\(soft.role)", "raft.leader": "\(soft.leader.map { "\($0)" } ?? "none")"]
+                metadata: [
+                    "raft.role": "\(soft.role)", "raft.leader": "\(leader ?? "none")",
+                    "raft.term": "\(self.status.term)",
+                ]
             )
         }
         let store = self.raftStore
