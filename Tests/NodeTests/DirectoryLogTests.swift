@@ -241,4 +241,32 @@ struct DirectoryLogTests {
         try Data("not a uuid".utf8).write(to: URL(fileURLWithPath: directory + "/storage-id"))
         #expect(throws: NodeError.self) { try StorageIdentity.load(stateDirectory: directory) }
     }
+
+    /// A member speaks only for itself: a raft message whose sender replica gossip names after
+    /// another node than the connection's certificate is refused.
+    @Test func aRaftMessageMustComeFromTheNodeItNames() async throws {
+        try await Self.withStateDirectory { directory in
+            let log = try DirectoryLog(
+                stateDirectory: directory,
+                identity: try StorageIdentity.load(stateDirectory: directory),
+                metrics: NodeMetrics(),
+                logger: Self.logger
+            )
+            log.name(ReplicaID(7), node: "n2")
+            func message(from replica: UInt64) -> RaftMessage {
+                RaftMessage(
+                    from: ReplicaID(replica),
+                    to: log.identity.replicaID,
+                    term: 1,
+                    kind: .preVoteResponse(granted: true)
+                )
+            }
+            try RaftTransport.checkSender(message(from: 7), log: log, sender: ["n2", "n2.example"])
+            try RaftTransport.checkSender(message(from: 8), log: log, sender: ["n3"])  // not named yet
+            try RaftTransport.checkSender(message(from: 7), log: log, sender: nil)  // not a TLS listener
+            #expect(throws: NodeError.self) {
+                try RaftTransport.checkSender(message(from: 7), log: log, sender: ["n3"])
+            }
+        }
+    }
 }

@@ -50,9 +50,9 @@ struct RaftClusterTests {
         /// The peer listener: only the raft routes, as PeerRoutes registers them.
         func listen(on port: Int = 0) async throws {
             let router = Router(context: NodeRequestContext.self)
-            router.post("/_peer/v1/raft") { request, _ -> Response in
+            router.post("/_peer/v1/raft") { request, context -> Response in
                 guard let log = self.current else { throw NodeError.notFound("this replica is down") }
-                return try await RaftTransport.serve(request, log: log)
+                return try await RaftTransport.serve(request, log: log, sender: context.peerIdentities)
             }
             router.post("/_peer/v1/raft/propose") { request, _ -> Response in
                 guard let log = self.current else { throw NodeError.notFound("this replica is down") }

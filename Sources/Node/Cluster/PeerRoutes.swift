@@ -33,9 +33,9 @@ struct PeerRoutes: Sendable {
 
     /// The cluster's own calls between members.
     private func registerCalls(on calls: some RouterMethods<NodeRequestContext>) {
-        calls.on("/raft", methods: [.post]) { request, _ in
+        calls.on("/raft", methods: [.post]) { request, context in
             guard let log = self.cluster.log else { throw NodeError.notFound("this node runs no cluster log yet") }
-            return try await RaftTransport.serve(request, log: log)
+            return try await RaftTransport.serve(request, log: log, sender: context.peerIdentities)
         }
         calls.on("/raft/propose", methods: [.post]) { request, _ in
             guard let log = self.cluster.log else { throw NodeError.notFound("this node runs no cluster log yet") }

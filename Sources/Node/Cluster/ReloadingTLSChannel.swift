@@ -16,6 +16,7 @@ struct ReloadingTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: self.material.contexts.server))
+            try channel.pipeline.syncOperations.addHandler(PeerIdentities())
         }.flatMap {
             self.base.setup(channel: channel, logger: logger)
         }

@@ -243,10 +243,14 @@ final class DirectoryLog: Sendable {
     /// Sends this replica's messages from now on (without one, a multi-voter group cannot elect).
     func connect(_ transport: RaftTransport) { self.transport.withLock { $0 = transport } }
 
-    /// Names replica `replica` after its node in log lines.
+    /// Names replica `replica` after its node (log lines, and the check that a member speaks only
+    /// for itself).
     func name(_ replica: ReplicaID, node: String) {
         self.nodeNames.withLock { $0[replica.rawValue] = node }
     }
+
+    /// The node gossip last showed with replica `replica`, if any.
+    func nodeName(of replica: ReplicaID) -> String? { self.nodeNames.withLock { $0[replica.rawValue] } }
 
     /// The transport `connect` gave.
     var connectedTransport: RaftTransport? { self.transport.withLock { $0 } }

@@ -130,6 +130,18 @@ final class RaftTransport: Sendable {
         return request
     }
 
+    /// Refuses (403) a message whose sender replica belongs, as gossip shows it, to a node other
+    /// than the one the connection's certificate names. Replicas gossip has not named yet pass (the
+    /// membership layer has already checked that the certificate is the cluster's).
+    static func checkSender(_ message: RaftMessage, log: DirectoryLog, sender: Set<String>?) throws(NodeError) {
+        guard let sender, let node = log.nodeName(of: message.from), !sender.contains(node) else { return }
+        throw NodeError(
+            .peerProtocol,
+            "a raft message from replica \(message.from) (node \(node)) arrived over a connection of \(sender.sorted())",
+            status: 403
+        )
+    }
+
     /// Refuses (412) a request from another cluster, before anything of it is read.
     static func checkCluster(_ request: Request, log: DirectoryLog) throws(NodeError) {
         let sender = request.headers[HTTPField.Name(Self.clusterHeader)!]
@@ -143,14 +155,19 @@ final class RaftTransport: Sendable {
     }
 
     /// The receiving end of `/_peer/v1/raft`: refuses another cluster's stream, then hands every
-    /// message to `log` until it stops.
-    static func serve(_ request: Request, log: DirectoryLog) async throws(NodeError) -> Response {
+    /// message to `log` until it stops. `sender`: the identities of the connection's certificate;
+    /// a message from a replica that gossip names after another node ends the stream (a member
+    /// speaks only for itself).
+    static func serve(_ request: Request, log: DirectoryLog, sender: Set<String>?) async throws(NodeError) -> Response {
         try Self.checkCluster(request, log: log)
         // A stream may stay idle for long: on a graceful shutdown of the listener it ends at once
         // (the sender reconnects to whoever listens next) instead of holding the drain up.
         do {
             try await cancelWhenGracefulShutdown {
-                try await Self.receive(request.body) { log.receive($0) }
+                try await Self.receive(request.body) { message throws(NodeError) in
+                    try Self.checkSender(message, log: log, sender: sender)
+                    return log.receive(message)
+                }
             }
         } catch let error as NodeError {
             throw error
@@ -166,7 +183,7 @@ final class RaftTransport: Sendable {
     /// ends the stream with an error: the sender reconnects.
     static func receive(
         _ body: some AsyncSequence<ByteBuffer, any Error>,
-        deliver: (RaftMessage) -> Bool
+        deliver: (RaftMessage) throws(NodeError) -> Bool
     ) async throws(NodeError) {
         var pending = ByteBuffer()
         do {
@@ -186,7 +203,7 @@ final class RaftTransport: Sendable {
                     } catch {
                         throw NodeError.badRequest("an undecodable raft frame: \(error)")
                     }
-                    guard deliver(message) else { return }
+                    guard try deliver(message) else { return }
                 }
                 pending.discardReadBytes()
             }
