@@ -101,6 +101,8 @@ public enum NodeMain {
             settings.peerAddress = "\(host):\(configuration.peerAddress.port)"
             settings.dataAddress = "\(host):\(configuration.dataAddress.port)"
             settings.zone = configuration.zone
+            // A witness announces weight 0: placement never gives it a namespace.
+            settings.weight = configuration.isWitness ? 0 : 1
             settings.version = NodeHelp.version
             settings.storageID = identity.storageID
             settings.clusterID = clusterID

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from conftest import SERVER_BIN
-from test_cluster import ADMIN, Cluster, cluster  # noqa: F401 (the fixture)
+from test_cluster import ADMIN, Cluster, cluster, prepare, rows, sql  # noqa: F401 (the fixture)
 
 
 def log_view(node) -> dict:
@@ -122,3 +122,22 @@ def test_a_wiped_node_is_not_trusted_as_its_old_self(cluster):
     assert view["n3"]["role"] == "voter"
     logs = "".join(n.log_path.read_text() for n in nodes)
     assert "removeMember" in logs, "the old storage id was removed through the log"
+
+
+def test_two_members_and_a_witness_keep_a_quorum_and_the_witness_holds_nothing(cluster):
+    n1, n2 = cluster.node(1).start(), cluster.node(2).start()
+    witness = cluster.node(3)
+    witness.env["TURSO_ROLE"] = "witness"
+    witness.start()
+    nodes = [n1, n2, witness]
+    view = wait_for(lambda: settled(nodes, voters=3), what="three voters, the witness among them")
+    assert view["n3"]["weight"] == 0
+    names = [f"w{i}" for i in range(12)]
+    prepare(witness, names)  # created through the witness, placed on the two members
+    assert not witness.held()
+    assert n1.held() | n2.held() == set(names)
+    assert rows(witness, names[0], "SELECT count(*) FROM t") == [["0"]]
+    # One member down: the other and the witness still make a quorum of the cluster log.
+    n2.kill()
+    wait_for(lambda: any(m.get("leader") and m["liveness"] == "alive" for m in log_view(n1).values()),
+             what="a leader among the two that are left")

@@ -19,7 +19,8 @@ public struct ClusterView: Sendable {
         self.members = members
         self.byID = Dictionary(members.map { ($0.id.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
         let eligible = members.filter { member in
-            guard member.status != .left else { return false }
+            // Witnesses (weight 0) hold no namespaces.
+            guard member.status != .left, member.metadata.weight > 0 else { return false }
             if treatSelfAsActive && member.id.rawValue == selfID { return true }
             return member.metadata.lifecycle == .active
         }

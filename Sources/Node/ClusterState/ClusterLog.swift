@@ -289,7 +289,7 @@ final class ClusterLog: Sendable {
                         id: replica,
                         zone: byReplica[replica.rawValue]?.metadata.zone ?? zones[replica.rawValue] ?? "",
                         isVoter: isVoter,
-                        isWitness: false,
+                        isWitness: byReplica[replica.rawValue]?.metadata.weight == 0,
                         health: health,
                         matchIndex: status.matchIndex[replica.rawValue] ?? 0
                     )

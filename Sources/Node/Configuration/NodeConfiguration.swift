@@ -84,6 +84,9 @@ public struct NodeConfiguration: Sendable {
     public var bootstrapExpect = 1
     /// Raft voters the leader keeps (odd, 1-5); other members are learners. `TURSO_VOTERS`, default 3.
     public var voters = 3
+    /// `TURSO_ROLE`: `member` (default) or `witness`, a member that holds no namespaces and is
+    /// promoted to voter first (the third voter of a two-node cluster).
+    public var isWitness = false
     /// Membership timing: `lan`, `wan` or `local-testing`. `TURSO_MEMBERSHIP_PRESET`, default lan.
     public var membershipPreset = "lan"
     /// Longest wait for a namespace's in-flight requests when it is handed off.
@@ -224,6 +227,12 @@ public struct NodeConfiguration: Sendable {
         self.replicas = try integer("TURSO_REPLICAS", self.replicas)
         self.bootstrapExpect = try integer("TURSO_BOOTSTRAP_EXPECT", self.join.isEmpty ? 1 : 3)
         self.voters = try integer("TURSO_VOTERS", self.voters)
+        if let role = value("TURSO_ROLE")?.lowercased() {
+            guard role == "member" || role == "witness" else {
+                throw .invalidConfiguration("TURSO_ROLE=\(role) is not member or witness")
+            }
+            self.isWitness = role == "witness"
+        }
         self.membershipPreset = value("TURSO_MEMBERSHIP_PRESET")?.lowercased() ?? self.membershipPreset
         self.handoffDrainTimeout = try duration("TURSO_HANDOFF_DRAIN_TIMEOUT", self.handoffDrainTimeout)
         self.leaveTimeout = try duration("TURSO_LEAVE_TIMEOUT", self.leaveTimeout)
@@ -312,6 +321,9 @@ public struct NodeConfiguration: Sendable {
         }
         for seed in self.join where Self.parseAddress(seed) == nil || seed.hasPrefix(":") {
             throw .invalidConfiguration("TURSO_JOIN entry \(seed) is not host:port")
+        }
+        if self.isWitness && !self.isClustered {
+            throw .invalidConfiguration("TURSO_ROLE=witness needs a cluster (TURSO_JOIN or the TLS files): a witness alone serves nothing")
         }
         guard self.isClustered else { return }
         let listeners = [
