@@ -186,9 +186,19 @@ struct NodeConfigurationTests {
         ["TURSO_MAX_BODY_BYTES": "99999999999999999999"], ["TURSO_MAX_BODY_BYTES": "\(2 << 30)"],
         ["TURSO_LEAVE_TIMEOUT": "1000d"], ["TURSO_REPLICAS": "0"], ["TURSO_SYNC_WAL_LIMIT": "1KiB"],
         ["TURSO_SYNC_WAL_LIMIT": "lots"], ["TURSO_SYNC_WAL_LIMIT": "65GiB"], ["TURSO_SYNC_HISTORY_RETENTION": "0s"],
+        ["TURSO_VOTERS": "2"], ["TURSO_VOTERS": "7"], ["TURSO_BOOTSTRAP_EXPECT": "0"], ["TURSO_ROLE": "boss"],
+        ["TURSO_ROLE": "witness"],
     ])
     func rejectsInvalidValues(_ environment: [String: String]) {
         #expect(throws: NodeError.self) { try NodeConfiguration(environment: environment) }
+    }
+
+    @Test func clusterLogDefaultsFollowTheJoinSetting() throws {
+        #expect(try NodeConfiguration(environment: [:]).bootstrapExpect == 1)
+        let joined = try NodeConfiguration(environment: [
+            "TURSO_JOIN": "10.0.0.1:7946", "TURSO_INSECURE_CLUSTER": "true", "TURSO_ROLE": "Witness",
+        ])
+        #expect(joined.bootstrapExpect == 3 && joined.voters == 3 && joined.isWitness)
     }
 
     @Test func everyRangeErrorNamesTheVariableAndItsLimits() {
