@@ -323,7 +323,9 @@ public struct NodeConfiguration: Sendable {
             throw .invalidConfiguration("TURSO_JOIN entry \(seed) is not host:port")
         }
         if self.isWitness && !self.isClustered {
-            throw .invalidConfiguration("TURSO_ROLE=witness needs a cluster (TURSO_JOIN or the TLS files): a witness alone serves nothing")
+            throw .invalidConfiguration(
+                "TURSO_ROLE=witness needs a cluster (TURSO_JOIN or the TLS files): a witness alone serves nothing"
+            )
         }
         guard self.isClustered else { return }
         let listeners = [
