@@ -26,8 +26,12 @@ import Directory
 ///   own and a late copy of an earlier attempt is refused.
 /// - **Archive**: propose begin (nothing is admitted anywhere from its application), drain, move
 ///   the files to the archive, propose finish.
-/// - **Restart**: sealed files are reclaimed (or dropped if the move applied); an archive this node
-///   began is finished.
+/// - **Restart**: sealed files are reclaimed (or dropped if the move applied); an archive the
+///   directory began is finished (also one that applied in the middle of a move).
+///
+/// The shell's contract: an action's durable effect (a record, files moved into place) is complete
+/// before the machine gets its next input, and staging stays until the record of its install is
+/// durable; the simulation performs them so.
 public struct OwnershipMachine: Sendable {
     /// One namespace's files at one epoch: `createdAt` tells the namespace from an earlier one of
     /// the same name (archived, then created again).
@@ -122,6 +126,8 @@ public struct OwnershipMachine: Sendable {
         case unfenceOnUnknownOutcome
         /// Keep admitting requests while the files are sealed and copied to the target.
         case skipFence
+        /// Leave an archive the directory began alone while a move of the namespace is under way.
+        case archiveOnlyWhenIdle
     }
 
     private enum Task: Sendable, Equatable {
@@ -179,15 +185,11 @@ public struct OwnershipMachine: Sendable {
         var actions: [Action] = []
         for name in self.slots.keys.sorted() {
             actions += self.settle(name)
+            actions += self.archiveIfBegun(name)
             if case .sealed(let version) = self.slots[name]?.copy, let entry = self.slots[name]?.entry,
-                entry.owner == self.node, Version(entry) == version
+                entry.owner == self.node, entry.state == .active, Version(entry) == version
             {
                 actions += self.reclaim(name, version)
-            }
-            if let entry = self.slots[name]?.entry, entry.owner == self.node, entry.state == .archiving,
-                self.slots[name]?.task == nil
-            {
-                actions += self.continueArchive(name, entry: entry)
             }
         }
         return actions
@@ -402,14 +404,30 @@ public struct OwnershipMachine: Sendable {
     /// The directory entry of `name` as this node just applied it (nil: it no longer exists).
     public mutating func applied(_ name: String, _ entry: NamespaceEntry?) -> [Action] {
         self.slots[name, default: Slot()].entry = entry
-        var actions = self.settle(name)
-        if let entry, entry.owner == self.node, entry.state == .archiving, let slot = self.slots[name],
-            slot.task == .archiving(.beginning) || slot.task == nil
-        {
-            actions += self.continueArchive(name, entry: entry)
-        }
+        let actions = self.settle(name) + self.archiveIfBegun(name)
         if self.slots[name] == Slot() { self.slots[name] = nil }
         return actions
+    }
+
+    /// The directory began archiving a namespace this node owns (whoever proposed it, whenever):
+    /// the archive goes on, whatever else this node was doing with it. A move from this version
+    /// can no longer apply (moves need an active namespace), so sealed files are held again.
+    private mutating func archiveIfBegun(_ name: String) -> [Action] {
+        guard let slot = self.slots[name], let entry = slot.entry, entry.owner == self.node,
+            entry.state == .archiving
+        else { return [] }
+        switch slot.task {
+        case .archiving(.draining), .archiving(.archiving), .archiving(.finishing): return []
+        case .moving, .reclaiming:
+            if self.mutations.contains(.archiveOnlyWhenIdle) { return [] }
+        default: break
+        }
+        var actions: [Action] = []
+        if case .sealed(let version) = slot.copy, version == Version(entry) {
+            self.slots[name]?.copy = .held(version)
+            actions.append(.unseal(name, version))
+        }
+        return actions + self.continueArchive(name, entry: entry)
     }
 
     /// Brings the local copy in line with the applied entry.

@@ -106,7 +106,11 @@ struct OwnershipSimulation {
             try self.check()
         }
         try self.check()
-        // Nothing is stuck: every namespace is served by its owner once everything settled.
+        // Nothing is stuck: no archive is left half done, and every namespace is served by its owner
+        // once everything settled.
+        if let stuck = self.committed.namespaces.values.first(where: { $0.state == .archiving }) {
+            throw Failure(description: "\(stuck.name) is still being archived by \(stuck.owner) after settling")
+        }
         for (name, entry) in self.committed.namespaces where entry.state == .active {
             let owner = self.nodes.first { $0.id == entry.owner }!
             guard owner.machine?.admission(name) == .serve else {
@@ -399,7 +403,9 @@ struct OwnershipSimulation {
         var machine = OwnershipMachine(
             node: self.nodes[index].id,
             copies: storage.copies,
-            staged: storage.staging.compactMapValues { $0.keys.max { $0.epoch < $1.epoch } },
+            staged: storage.staging.compactMapValues { staged in
+                staged.keys.max { ($0.createdAt, $0.epoch) < ($1.createdAt, $1.epoch) }
+            },
             directory: self.nodes[index].directory.namespaces,
             mutations: self.mutations
         )

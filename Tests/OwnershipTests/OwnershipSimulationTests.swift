@@ -37,7 +37,7 @@ struct OwnershipSimulationTests {
     }
 
     /// The checks bite: each rule removed makes some seed fail.
-    @Test(arguments: [OwnershipMachine.Mutation.unfenceOnUnknownOutcome, .skipFence])
+    @Test(arguments: [OwnershipMachine.Mutation.unfenceOnUnknownOutcome, .skipFence, .archiveOnlyWhenIdle])
     func aBrokenRuleFailsSomeSeed(_ mutation: OwnershipMachine.Mutation) {
         for seed in UInt64(1)...3000 {
             var simulation = OwnershipSimulation(seed: seed, nodes: 3, mutations: [mutation])
