@@ -27,8 +27,17 @@ extension DirectoryState {
             guard entry.state == .archiving else { return .refused(.invalidTransition) }
             self.namespaces[name] = nil
         case .guarded(let createdAt, let command):
-            guard let name = command.namespaceName, self.namespaces[name]?.createdAt == createdAt else {
-                return .refused(.noSuchNamespace)
+            guard let name = command.namespaceName, var entry = self.namespaces[name], entry.createdAt == createdAt
+            else { return .refused(.noSuchNamespace) }
+            // A reclaim (a move to the owner it has) settles the owner's own move whatever the
+            // owner's membership state: a leaving member must be able to take back what it could
+            // not hand off.
+            if case .moveNamespace(_, let epoch, let owner) = command, owner == entry.owner {
+                guard entry.epoch == epoch else { return .refused(.epochMismatch(current: entry.epoch)) }
+                guard entry.state == .active else { return .refused(.namespaceNotActive) }
+                entry.epoch += 1
+                self.namespaces[name] = entry
+                return .applied
             }
             return self.apply(command)
         case .moveNamespace(let name, let epoch, let owner):

@@ -153,6 +153,17 @@ struct DirectoryRulesTests {
             state.apply(batch, at: 3) == [.refused(.noSuchNamespace), .applied, .refused(.epochMismatch(current: 2))]
         )
         #expect(state.owner(of: "app")! == ("n2", 2))
+        // A reclaim by a leaving owner still applies (a plain move to a leaving member does not).
+        let leaving = state.apply(
+            DirectoryBatch(commands: [
+                .leaveMember(id: "n2", storageID: "s2"),
+                .guarded(createdAt: createdAt, .moveNamespace(name: "app", epoch: 2, owner: "n2")),
+                .moveNamespace(name: "app", epoch: 3, owner: "n2"),
+            ]),
+            at: 4
+        )
+        #expect(leaving == [.applied, .applied, .refused(.memberNotActive)])
+        #expect(state.owner(of: "app")! == ("n2", 3))
     }
 }
 
