@@ -115,11 +115,9 @@ final class ClusterLog: Sendable {
         do {
             switch decision {
             case .wait(let reason):
-                let changed = self.steward.withLock { steward in
-                    defer { steward.lastWait = reason }
-                    return steward.lastWait != reason
+                if self.isNew(reason, \.lastWait) {
+                    self.logger.notice("no cluster log yet", metadata: ["raft.waiting": "\(reason)"])
                 }
-                if changed { self.logger.notice("no cluster log yet", metadata: ["raft.waiting": "\(reason)"]) }
                 return nil
             case .found(let founders):
                 self.logger.notice(
@@ -313,10 +311,16 @@ final class ClusterLog: Sendable {
     /// Logs a refused step once per distinct reason (the next round tries again).
     private func refused(_ what: String, _ reason: String) {
         let text = "\(what): \(reason)"
-        let changed = self.steward.withLock { steward in
-            defer { steward.lastRefusal = text }
-            return steward.lastRefusal != text
+        if self.isNew(text, \.lastRefusal) {
+            self.logger.info("cluster log step not taken; retrying", metadata: ["raft.refused": "\(text)"])
         }
-        if changed { self.logger.info("cluster log step not taken; retrying", metadata: ["raft.refused": "\(text)"]) }
+    }
+
+    /// Records `text` as the last one said under `key`; true when it differs (said once per change).
+    private func isNew(_ text: String, _ key: WritableKeyPath<Steward, String>) -> Bool {
+        self.steward.withLock { steward in
+            defer { steward[keyPath: key] = text }
+            return steward[keyPath: key] != text
+        }
     }
 }

@@ -502,13 +502,13 @@ final class DirectoryLog: Sendable {
         if let soft = ready.softState {
             self.metrics.raftLeaderChanges.increment()
             let leader = soft.leader.map { replica in
-                self.nodeNames.withLock { $0[replica.rawValue] }.map { "\($0) (\(replica))" } ?? "\(replica)"
+                self.nodeName(of: replica).map { "\($0) (\(replica))" } ?? "\(replica)"
             }
             self.logger.info(
                 "raft leader changed",
                 metadata: [
                     "raft.role": "\(soft.role)", "raft.leader": "\(leader ?? "none")",
-                    "raft.term": "\(self.status.term)",
+                    "raft.term": "\(self.core.withLock { $0.raft.term })",
                 ]
             )
         }

@@ -99,8 +99,7 @@ struct MemberInfo: Codable, Sendable {
     /// Fills the log fields from this node's replica of the log: the member's role in its
     /// configuration (voter, learner, or none yet), whether it leads, and for this node itself its
     /// term, commit and applied index.
-    mutating func describeLog(_ log: DirectoryLog, replica: ReplicaID, isSelf: Bool = true) {
-        let status = log.status
+    mutating func describeLog(_ status: DirectoryLog.Status, replica: ReplicaID, isSelf: Bool = true) {
         self.role =
             status.voters.contains(replica) ? "voter" : status.learners.contains(replica) ? "learner" : "none"
         self.leader = status.leader == replica

@@ -268,7 +268,7 @@ struct AdminRoutes: Sendable {
                 running: await self.service.supervisor.runningCount,
                 isSelf: true
             )
-            if let log = self.service.directory?.log { member.describeLog(log, replica: log.identity.replicaID) }
+            if let log = self.service.directory?.log { member.describeLog(log.status, replica: log.identity.replicaID) }
             return HTTPHelpers.json(.ok, MemberList(members: [member]))
         }
         let view = self.cluster.view
@@ -290,6 +290,7 @@ struct AdminRoutes: Sendable {
             return counts
         }
         let log = self.cluster.log
+        let status = log?.status  // once for every member
         let items = view.members.map { member in
             let isSelf = member.id.rawValue == self.cluster.selfID
             var info = MemberInfo(
@@ -308,8 +309,8 @@ struct AdminRoutes: Sendable {
             )
             info.storageId = member.metadata.storageID.isEmpty ? nil : member.metadata.storageID
             info.clusterId = member.metadata.clusterID.isEmpty ? nil : member.metadata.clusterID
-            if let log, !member.metadata.storageID.isEmpty, member.metadata.clusterID == log.clusterID {
-                info.describeLog(log, replica: ClusterLog.replica(member.metadata.storageID), isSelf: isSelf)
+            if let log, let status, !member.metadata.storageID.isEmpty, member.metadata.clusterID == log.clusterID {
+                info.describeLog(status, replica: ClusterLog.replica(member.metadata.storageID), isSelf: isSelf)
             }
             return info
         }
