@@ -88,7 +88,7 @@ let package = Package(
             name: "Node",
             dependencies: [
                 "SQLiteSupport", "ServerSupport", "Proxy", "Placement", "Membership", "MembershipTransport",
-                "Consensus", "Directory", "Autopilot", "SyncServer",
+                "Consensus", "Directory", "Autopilot", "Ownership", "SyncServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -12,9 +12,14 @@ public final class NamespaceService: Sendable {
     public let metrics: NodeMetrics
     let archives: ArchiveStore
     let logger: Logger
-    /// The cluster directory, when this node decides through the log (a one-node cluster); nil for a
-    /// clustered node, which still settles ownership by claims until the log spans its members.
-    let directory: DirectoryService?
+    /// The cluster directory of a one-node cluster (which mirrors it into the registry).
+    private let oneNodeDirectory: DirectoryService?
+    /// A clustered node's directory and ownership machine, once its cluster log is open.
+    private let attached = Mutex<(directory: DirectoryService, ownership: OwnershipService)?>(nil)
+    /// The cluster directory this node decides through (nil: a clustered node without its log yet).
+    var directory: DirectoryService? { self.oneNodeDirectory ?? self.attached.withLock { $0?.directory } }
+    /// A clustered node's ownership machine (nil before its log is open, and on a one-node cluster).
+    var ownership: OwnershipService? { self.attached.withLock { $0?.ownership } }
     /// Namespaces being deleted or archived: new requests are refused until it is done.
     private let fenced = Mutex<Set<String>>([])
     /// Serialises what changes where a namespace lives: creation, archiving, handoff and install.
@@ -28,7 +33,7 @@ public final class NamespaceService: Sendable {
         logger: Logger,
         directory: DirectoryService? = nil
     ) {
-        self.directory = directory
+        self.oneNodeDirectory = directory
         self.configuration = configuration
         self.registry = registry
         self.supervisor = supervisor
@@ -38,6 +43,12 @@ public final class NamespaceService: Sendable {
     }
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A clustered node's log is open: from now on namespaces are created, archived and changed
+    /// through it, and the ownership machine decides what this node holds.
+    func attach(directory: DirectoryService, ownership: OwnershipService) {
+        self.attached.withLock { $0 = (directory, ownership) }
+    }
 
     func checkNotFenced(_ name: String) throws(NodeError) {
         if self.fenced.withLock({ $0.contains(name) }) || self.directory?.entry(name)?.state == .archiving {
@@ -70,6 +81,7 @@ public final class NamespaceService: Sendable {
         keepingFiles: Bool = false
     ) async throws(NodeError) -> NamespaceRecord? {
         let now = Self.nowMilliseconds()
+        try self.requireLogWhenClustered()
         guard let directory else {
             if !keepingFiles && self.registry.record(name) == nil { try self.archiveLeftovers(name) }
             return try await self.registry.create(
@@ -207,8 +219,16 @@ public final class NamespaceService: Sendable {
         )
     }
 
+    /// A clustered node changes namespaces only through its cluster log: before the log is open
+    /// (and the ownership machine attached) it refuses rather than write its registry alone.
+    private func requireLogWhenClustered() throws(NodeError) {
+        guard self.configuration.isClustered, self.ownership == nil else { return }
+        throw NodeError(.ownerUnavailable, "this node has no cluster log yet", status: 503, retryAfter: 1)
+    }
+
     /// `lock` / `unlock`: through the log when there is one. Returns the updated record.
     func setLocked(_ name: String, _ locked: Bool) async throws(NodeError) -> NamespaceRecord {
+        try self.requireLogWhenClustered()
         guard let directory else {
             guard let record = try await self.registry.update(name, { $0.locked = locked }) else {
                 throw .notFound("namespace \(name) does not exist")
@@ -221,6 +241,7 @@ public final class NamespaceService: Sendable {
 
     /// `ttl`: nil clears it. Returns the updated record.
     func setTTL(_ name: String, seconds: Double?) async throws(NodeError) -> NamespaceRecord {
+        try self.requireLogWhenClustered()
         guard let directory else {
             guard let record = try await self.registry.update(name, { $0.ttlSeconds = seconds }) else {
                 throw .notFound("namespace \(name) does not exist")
@@ -240,6 +261,8 @@ public final class NamespaceService: Sendable {
     }
 
     private func archiveLocked(_ name: String, reason: String) async throws(NodeError) -> String {
+        if let ownership { return try await self.archiveOwned(name, ownership: ownership, reason: reason) }
+        try self.requireLogWhenClustered()
         let claimed = self.fenced.withLock { $0.insert(name).inserted }
         guard claimed else {
             throw NodeError(.backendUnavailable, "namespace \(name) is already being archived", status: 409)
@@ -277,6 +300,30 @@ public final class NamespaceService: Sendable {
         return folder
     }
 
+    /// Archives a namespace of a clustered node: the ownership machine proposes it, drains, moves
+    /// the files to the archive and finishes it in the log.
+    private func archiveOwned(
+        _ name: String,
+        ownership: OwnershipService,
+        reason: String
+    ) async throws(NodeError) -> String {
+        guard self.registry.record(name) != nil else { throw .notFound("namespace \(name) does not exist") }
+        guard await ownership.archive(name, timeout: .seconds(60)) else {
+            throw NodeError(
+                .backendUnavailable,
+                "namespace \(name) could not be archived now (it is moving, or the cluster log has no quorum); retry",
+                status: 503,
+                retryAfter: 5
+            )
+        }
+        let folder = ownership.takeArchiveFolder(name) ?? ""
+        self.logger.info(
+            "gc archive",
+            metadata: ["namespace": "\(name)", "reason": "\(reason)", "archive": "\(folder)"]
+        )
+        return folder
+    }
+
     /// Copies being received (`_state/incoming/<name>/`) whose files have not changed for
     /// `idleSeconds` belong to a join or handoff that will not finish: removes them and returns their
     /// names. At start every one is abandoned (a copy never resumes across a restart).
@@ -289,6 +336,9 @@ public final class NamespaceService: Sendable {
         var removed: [String] = []
         for entry in entries {
             let folder = root + "/" + entry
+            // Labelled with a version: a verified copy a move may still install (the ownership
+            // machine drops it once the directory shows it never will).
+            if fm.fileExists(atPath: folder + "/version") { continue }
             let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } + [folder]
             let newest = files.compactMap { (try? fm.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
             guard idleSeconds <= 0 || (newest ?? .distantPast) < cutoff else { continue }

@@ -23,6 +23,8 @@ struct NodeCoreService: Service {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: configuration.accessFlushInterval)
+                    // The last flush runs after the backends stopped, below.
+                    if Task.isCancelled { break }
                     do {
                         try await self.service.registry.flushAccessTimes()
                     } catch {

@@ -87,52 +87,6 @@ struct ClusterViewTests {
     }
 }
 
-@Suite("Namespace gate")
-struct NamespaceGateTests {
-    @Test func admitsUntilFencedThenRedirectsWaiters() async {
-        let gate = NamespaceGate()
-        #expect(await gate.enter("n", timeout: .seconds(5)) == .admitted)
-        let fenced = Task { await gate.fence("n", drainTimeout: .seconds(30)) }
-        while !gate.isFenced("n") { await Task.yield() }
-        // A second fence (another handoff or an archive) is refused.
-        #expect(await gate.fence("n", drainTimeout: .seconds(1)) == false)
-        let waiter = Task { await gate.enter("n", timeout: .seconds(30)) }
-        gate.exit("n")  // the fence waits for the request in flight
-        #expect(await fenced.value == true)
-        gate.unfence("n", movedTo: "b")
-        #expect(await waiter.value == .moved("b"))
-        #expect(gate.movedTo("n") == "b")
-        gate.forgetMove("n")
-        #expect(gate.movedTo("n") == nil)
-    }
-
-    @Test func unfenceWithoutMoveAdmitsWaitersHere() async {
-        let gate = NamespaceGate()
-        #expect(await gate.fence("n", drainTimeout: .seconds(1)))
-        let waiter = Task { await gate.enter("n", timeout: .seconds(30)) }
-        try? await Task.sleep(for: .milliseconds(20))
-        gate.unfence("n", movedTo: nil)
-        #expect(await waiter.value == .admitted)
-        #expect(gate.inFlightTotal == 1)
-        gate.exit("n")
-        #expect(gate.inFlightTotal == 0)
-    }
-
-    @Test func waitersGiveUpAfterTheirTimeout() async {
-        let gate = NamespaceGate()
-        #expect(await gate.fence("n", drainTimeout: .seconds(1)))
-        #expect(await gate.enter("n", timeout: .milliseconds(50)) == .timedOut)
-    }
-
-    @Test func theDrainWaitIsBounded() async {
-        let gate = NamespaceGate()
-        #expect(await gate.enter("n", timeout: .seconds(1)) == .admitted)
-        // The fence returns although the request never finishes.
-        #expect(await gate.fence("n", drainTimeout: .milliseconds(50)))
-        #expect(gate.inFlightTotal == 1)
-    }
-}
-
 @Suite("Cluster configuration")
 struct ClusterConfigurationTests {
     @Test func noClusterSettingsMeansOneNode() throws {
@@ -193,18 +147,22 @@ struct NamespaceFilesTests {
         }
         #expect(try NamespaceFiles.digest(files.stagingPath("n", .db)).size == 11)
         #expect(try NamespaceFiles.digest(files.stagingPath("n", .db), length: 5).size == 5)
-        // Stale files already in place are archived, never overwritten.
+        // A label names the version the staged copy becomes; installing moves the files into
+        // place (an empty staged history removes the live one) and survives being repeated.
+        try files.markStaged("n", .init(createdAt: 7, epoch: 2))
+        #expect(files.stagedVersion("n") == .init(createdAt: 7, epoch: 2))
+        #expect(files.stagedVersions() == ["n": .init(createdAt: 7, epoch: 2)])
         try Data("stale".utf8).write(to: URL(fileURLWithPath: files.livePath("n", .db)))
-        try files.install(
-            "n",
-            kinds: Set(NamespaceFiles.Kind.allCases),
-            archives: ArchiveStore(directory: configuration.archiveDirectory),
-            now: 0
-        )
+        try Data("old history".utf8).write(to: URL(fileURLWithPath: files.livePath("n", .history)))
+        _ = try files.openStaging("n", .history, truncate: true)
+        try files.installStaged("n")
+        try files.installStaged("n")
         #expect(try String(contentsOfFile: files.livePath("n", .db), encoding: .utf8) == "hello world")
         #expect(try String(contentsOfFile: files.livePath("n", .wal), encoding: .utf8) == "frames")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: configuration.archiveDirectory).count == 1)
+        #expect(!FileManager.default.fileExists(atPath: files.livePath("n", .history)))
         #expect(!FileManager.default.fileExists(atPath: files.stagingPath("n", .db)))
+        files.discardStaging("n")
+        #expect(files.stagedVersion("n") == nil)
         files.removeLive("n")
         #expect(!FileManager.default.fileExists(atPath: files.livePath("n", .db)))
     }

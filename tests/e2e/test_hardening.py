@@ -104,15 +104,18 @@ def test_peer_file_offsets_are_checked(node_factory):
         time.sleep(0.1)
     assert created.status == 201, created.body
     base = f"http://127.0.0.1:{peer}/_peer/v1/namespaces/app/files"
+    current = {"x-turso-peer-protocol": "2"}
     for offset in ["-5", "-9223372036854775808", "abc", "99999999999999999999"]:
-        assert_error(http("GET", f"{base}/wal?offset={offset}"), 400, "BAD_REQUEST", "offset")
-    whole = http("GET", f"{base}/db?offset=0")
+        assert_error(http("GET", f"{base}/wal?offset={offset}", headers=current), 400, "BAD_REQUEST", "offset")
+    whole = http("GET", f"{base}/db?offset=0", headers=current)
     assert whole.status == 200 and len(whole.body) >= 4096
-    assert http("GET", f"{base}/db?offset=9223372036854775807").body == b""
+    assert http("GET", f"{base}/db?offset=9223372036854775807", headers=current).body == b""
+    # A member of an earlier release (no version header) is refused, not misread.
+    assert_error(http("GET", f"{base}/db?offset=0"), 400, "PEER_PROTOCOL", "version 1")
     # A member that speaks another peer protocol version is refused clearly, not misread.
-    future = http("GET", f"http://127.0.0.1:{peer}/_peer/v1/status", headers={"x-turso-peer-protocol": "2"})
-    assert_error(future, 400, "PEER_PROTOCOL", "version 2")
-    status = http("GET", f"http://127.0.0.1:{peer}/_peer/v1/status", headers={"x-turso-peer-protocol": "1"})
+    future = http("GET", f"http://127.0.0.1:{peer}/_peer/v1/status", headers={"x-turso-peer-protocol": "3"})
+    assert_error(future, 400, "PEER_PROTOCOL", "version 3")
+    status = http("GET", f"http://127.0.0.1:{peer}/_peer/v1/status", headers={"x-turso-peer-protocol": "2"})
     assert status.status == 200 and status.json() == {"id": "solo", "namespaces": 1, "running": 1}
     assert http("GET", node.admin_url + "/healthz").status == 200
 

@@ -27,7 +27,8 @@ extension Cluster {
     /// Holder side: `u64 database size` then `u32 page, 4096 bytes` for every page that may differ
     /// from a copy at `since`; 409 when the history does not reach back (the target copies whole).
     func databaseDelta(_ name: String, since: DatabaseFileDelta.Position) async throws(NodeError) -> [UInt8] {
-        guard self.service.registry.record(name) != nil else {
+        // A sealed copy (mid-move, no registry record) is what a transfer's delta is read from.
+        guard self.service.registry.record(name) != nil || self.service.registry.copy(name) != nil else {
             throw NodeError.notFound("namespace \(name) is not held here")
         }
         let path = self.files.livePath(name, .db)

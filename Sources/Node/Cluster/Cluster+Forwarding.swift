@@ -50,6 +50,17 @@ extension Cluster {
                 self.metrics.countForwarded("ok")
                 return response
             }
+            if response.headers[ClusterHeaders.owner] == self.selfID {
+                // The target's directory is newer than this node's and names this node: the caller
+                // resolves again once this node has applied it.
+                self.metrics.countForwarded("misdirected")
+                throw NodeError(
+                    .misdirected,
+                    "this node's directory lags; it owns the namespace",
+                    status: 421,
+                    owner: self.selfID
+                )
+            }
             let hint = response.headers[ClusterHeaders.owner].flatMap { self.view.member($0) }
             guard !retried, body != nil, let hint, hint.id != target.id, hint.id.rawValue != self.selfID else {
                 self.metrics.countForwarded("misdirected")

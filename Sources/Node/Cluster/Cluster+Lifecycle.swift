@@ -25,13 +25,14 @@ extension Cluster {
             }
             if let clusterLog = self.clusterLog, let peers = self.peers {
                 group.addTask {
-                    await clusterLog.run(membership: membership, peers: peers)
+                    await clusterLog.run(membership: membership, peers: peers) { log in
+                        await self.attachOwnership(log)
+                    }
                     // Ends only when cancelled: the group is stopping anyway.
                     try await Task.sleep(for: .seconds(86_400 * 365))
                 }
             }
             group.addTask {
-                await self.settleUnresolvedHandoffs()
                 if self.phase.withLock({ $0 }) == .joining { await self.join() }
                 try self.refuseOnIdentityConflict()
                 // Rebalance on every membership change and every few seconds.
@@ -49,7 +50,6 @@ extension Cluster {
                     self.rememberMembers()
                     if self.phase.withLock({ $0 }) == .active && self.isReady {
                         await self.rebalance()
-                        await self.settleUnresolvedHandoffs()
                     }
                 }
             }
@@ -71,8 +71,8 @@ extension Cluster {
         )
     }
 
-    /// Joining: once in touch with the cluster, copy the namespaces this node will own (while their
-    /// holders keep serving), then announce `active`. The holders then hand each one over.
+    /// Joining: once in touch with the cluster, announce `active`. The owners then move the
+    /// namespaces this node should own here, each copied while its owner keeps serving.
     func join() async {
         guard let membership else { return }
         let started = ContinuousClock.now
@@ -90,70 +90,21 @@ extension Cluster {
             try? await Task.sleep(for: membership.configuration.membership.identitySettleTime)
         }
         if self.identityConflict.withLock({ $0 }) != nil { return }
-        let view = ClusterView(selfID: self.selfID, members: membership.members, treatSelfAsActive: true)
-        var copied = 0
-        var bytes = 0
-        for member in view.receivers {
-            guard let peers,
-                let (_, answer) = try? await peers.call(
-                    .GET,
-                    member.metadata.peerAddress,
-                    "/_peer/v1/namespaces",
-                    timeout: .seconds(30),
-                    answer: PeerNamespaces.self
-                ), let items = answer?.namespaces
-            else { continue }
-            for item in items {
-                let name = item.name
-                guard NamespaceName.isValid(name), view.isOwner(name) else { continue }
-                do {
-                    bytes += try await self.precopy(name, from: member.metadata.peerAddress)
-                    copied += 1
-                } catch {
-                    self.logger.warning(
-                        "join precopy failed; the handoff will copy it whole",
-                        metadata: ["namespace": "\(name)", "error": "\(error.message)"]
-                    )
-                }
-            }
-        }
         await membership.setLifecycle(.active)
         self.phase.withLock { $0 = .active }
         self.logger.info(
             "joined the cluster",
             metadata: [
-                "cluster.members": "\(membership.members.count)", "join.precopied": "\(copied)",
-                "join.bytes": "\(bytes)", "join.ms": "\(started.duration(to: .now).milliseconds)",
+                "cluster.members": "\(membership.members.count)",
+                "join.ms": "\(started.duration(to: .now).milliseconds)",
             ]
         )
     }
 
-    /// Hands every namespace this node holds but no longer owns to its owner, when the owner is alive
-    /// and active. Returns how many are still misplaced.
+    /// Starts moving every namespace this node holds but no longer owns to its owner, when the
+    /// owner is alive and active. Returns how many are still misplaced.
     @discardableResult
-    func rebalance() async -> Int {
-        let view = self.view
-        var moves: [(String, MemberState)] = []
-        for record in self.service.registry.all() {
-            guard let owner = view.owner(of: record.name), owner.id.rawValue != self.selfID else { continue }
-            moves.append((record.name, owner))
-        }
-        guard !moves.isEmpty else { return 0 }
-        let ready = moves.filter { $0.1.canReceive }
-        // A few at a time: each handoff is mostly waiting on the network and the target's disk.
-        await withTaskGroup(of: Void.self) { group in
-            var pending = ready[...]
-            for _ in 0..<4 {
-                guard let (name, owner) = pending.popFirst() else { break }
-                group.addTask { await self.handOff(name, to: owner) }
-            }
-            while await group.next() != nil {
-                guard let (name, owner) = pending.popFirst() else { continue }
-                group.addTask { await self.handOff(name, to: owner) }
-            }
-        }
-        return self.service.registry.all().filter { view.owner(of: $0.name)?.id.rawValue != self.selfID }.count
-    }
+    func rebalance() async -> Int { await self.rebalanceOwned() }
 
     /// Graceful leave: announce `leaving` (the others stop routing here), hand every namespace to its
     /// owner, then announce `left`. A namespace that cannot be handed off in time stays here, and the
@@ -164,15 +115,15 @@ extension Cluster {
         let started = ContinuousClock.now
         self.phase.withLock { $0 = .leaving }
         await membership.setLifecycle(.leaving)
-        self.logger.info("leaving the cluster", metadata: ["namespaces.held": "\(self.service.registry.count)"])
+        self.logger.info("leaving the cluster", metadata: ["namespaces.held": "\(self.copiesHeld)"])
         try? await Task.sleep(for: .milliseconds(500))
         let deadline = started + self.configuration.leaveTimeout
-        while self.service.registry.count > 0 && ContinuousClock.now < deadline {
+        while self.copiesHeld > 0 && ContinuousClock.now < deadline {
             if self.view.receivers.isEmpty { break }
             if await self.rebalance() == 0 { break }
             try? await Task.sleep(for: .milliseconds(500))
         }
-        let left = self.service.registry.count
+        let left = self.copiesHeld
         if left == 0 {
             await membership.leave()
             self.logger.info("left the cluster", metadata: ["leave.ms": "\(started.duration(to: .now).milliseconds)"])

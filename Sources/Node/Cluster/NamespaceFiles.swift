@@ -88,26 +88,12 @@ struct NamespaceFiles: Sendable {
         return handle
     }
 
+    /// Removes `name`'s staging, its label first: a label never outlives the files it describes
+    /// (a label without a staged database file means an install already moved it into place).
     func discardStaging(_ name: String) {
+        try? FileManager.default.removeItem(atPath: self.stagingMarkerPath(name))
+        Self.syncDirectory("\(self.stagingRoot)/\(name)")
         try? FileManager.default.removeItem(atPath: "\(self.stagingRoot)/\(name)")
-    }
-
-    /// Moves verified staging files (`kinds`: those whose digests were checked) into place, history
-    /// and WAL first, then the database file, and syncs them.
-    /// Files already there without a registry record (left from an interrupted earlier life) are
-    /// archived first, never overwritten silently.
-    func install(_ name: String, kinds: Set<Kind>, archives: ArchiveStore, now: Int64) throws {
-        _ = try archives.archiveLeftovers(name: name, databasePath: self.configuration.databasePath(name), now: now)
-        for kind in [Kind.history, .wal, .db] where kinds.contains(kind) {
-            let staged = self.stagingPath(name, kind)
-            guard FileManager.default.fileExists(atPath: staged), Self.size(staged) > 0 || kind == .db else { continue }
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: staged))
-            try handle.synchronize()
-            try handle.close()
-            try FileManager.default.moveItem(atPath: staged, toPath: self.livePath(name, kind))
-        }
-        Self.syncDirectory(self.configuration.dataDirectory)
-        self.discardStaging(name)
     }
 
     /// Deletes a namespace's live files (after it was handed off and the new holder verified them).

@@ -5,9 +5,10 @@ import HTTPTypes
 /// rather than misread it, so a rolling upgrade that changes a message raises the version.
 enum PeerProtocol {
     /// What this build speaks and sends.
-    static let version = 1
-    /// What this build understands; a request without the header is from a build before versions (1).
-    static let supported = 1...1
+    /// 2: moves through the cluster log (`transfer`); claims, `held` and `commit` are gone.
+    static let version = 2
+    /// What this build understands (a build before the cluster log's moves cannot take part).
+    static let supported = 2...2
     static let header = HTTPField.Name("x-turso-peer-protocol")!
 }
 
@@ -23,27 +24,6 @@ struct PeerNamespaces: Codable, Sendable {
     var namespaces: [NamespaceInfo]
 }
 
-/// `GET /_peer/v1/namespaces/:name/held`.
-struct HeldAnswer: Codable, Sendable {
-    var held: Bool
-}
-
-/// `POST /_peer/v1/namespaces/:name/claim`: what a member answers the owner asking for a namespace.
-struct ClaimAnswer: Codable, Sendable, Equatable {
-    enum State: String, Codable, Sendable {
-        /// It holds the namespace (or a handoff of it is unresolved) and keeps it; `owner` is who it
-        /// thinks owns it.
-        case held
-        /// It does not hold the namespace.
-        case absent
-        /// It handed the namespace to the claimer.
-        case handedOff = "handed-off"
-    }
-
-    var state: State
-    var owner: String?
-}
-
 /// `POST /_peer/v1/namespaces/:name/precopy`: copy the namespace's files from `from` while it serves.
 struct PrecopyRequest: Codable, Sendable {
     var from: String
@@ -53,22 +33,28 @@ struct PrecopyAnswer: Codable, Sendable {
     var copied: Int
 }
 
-/// `POST /_peer/v1/namespaces/:name/commit`: the sealed namespace's metadata and the digests of its
-/// final files; the target copies the tail from `from`, verifies and registers it.
-struct CommitRequest: Codable, Sendable {
+/// `POST /_peer/v1/namespaces/:name/transfer`: the owner sealed the namespace and asks the target
+/// to stage its final files (described by their digests) as version (createdAt, epoch); the target
+/// copies the tail from `from`, verifies and labels its staging, or refuses (409).
+struct TransferRequest: Codable, Sendable {
     var from: String
-    var record: NamespaceRecord
+    var createdAt: UInt64
+    var epoch: UInt64
     var db: NamespaceFiles.Digest
     var wal: NamespaceFiles.Digest
-    /// Absent from a sender that predates the change history: the target then starts a new history
-    /// (its clients resync once).
     var history: NamespaceFiles.Digest?
 
-    func digest(_ kind: NamespaceFiles.Kind) -> NamespaceFiles.Digest? {
-        switch kind {
-        case .db: self.db
-        case .wal: self.wal
-        case .history: self.history
+    /// The digests to check, each valid.
+    func digests() throws(NodeError) -> [NamespaceFiles.Kind: NamespaceFiles.Digest] {
+        var digests: [NamespaceFiles.Kind: NamespaceFiles.Digest] = [.db: self.db, .wal: self.wal]
+        digests[.history] = self.history
+        for (kind, digest) in digests where digest.size < 0 || digest.sha256.utf8.count != 64 {
+            throw .badRequest("transfer needs a valid \(kind.rawValue) digest")
         }
+        return digests
     }
+}
+
+struct TransferAnswer: Codable, Sendable {
+    var staged: Bool
 }

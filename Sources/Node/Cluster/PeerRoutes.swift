@@ -7,7 +7,7 @@ import SyncServer
 
 /// The peer listener (mutual TLS): requests other members forward (`/<namespace>/…` data requests,
 /// `/_peer/admin/…` admin requests) and the cluster's own calls under `/_peer/v1/…` (namespace
-/// lists, claims, handoff copies and commits).
+/// lists, the cluster log, and the copies of moves).
 struct PeerRoutes: Sendable {
     let cluster: Cluster
     let data: DataRoutes
@@ -55,25 +55,17 @@ struct PeerRoutes: Sendable {
             let items = await self.admin.infos(self.cluster.service.registry.all())
             return HTTPHelpers.json(.ok, PeerNamespaces(namespaces: items))
         }
-        calls.on("/namespaces/:name/held", methods: [.get]) { _, context in
-            let name = try Self.name(context)
-            return HTTPHelpers.json(.ok, HeldAnswer(held: self.cluster.holds(name)))
-        }
-        calls.on("/namespaces/:name/claim", methods: [.post]) { request, context in
-            let name = try Self.name(context)
-            let claimer = request.headers[ClusterHeaders.node] ?? ""
-            return HTTPHelpers.json(.ok, await self.cluster.answerClaim(name, claimer: claimer))
-        }
         calls.on("/namespaces/:name/precopy", methods: [.post]) { request, context in
             let name = try Self.name(context)
             let body = try await Self.decode(PrecopyRequest.self, from: request)
-            let copied = try await self.cluster.precopy(name, from: body.from)
+            let copied = try await self.cluster.receivePrecopy(name, from: body.from)
             return HTTPHelpers.json(.ok, PrecopyAnswer(copied: copied))
         }
-        calls.on("/namespaces/:name/commit", methods: [.post]) { request, context in
+        calls.on("/namespaces/:name/transfer", methods: [.post]) { request, context in
             let name = try Self.name(context)
-            try await self.cluster.commit(name, request: try await Self.decode(CommitRequest.self, from: request))
-            return HTTPHelpers.json(.ok, HeldAnswer(held: true))
+            let body = try await Self.decode(TransferRequest.self, from: request)
+            try await self.cluster.receiveTransfer(name, request: body)
+            return HTTPHelpers.json(.ok, TransferAnswer(staged: true))
         }
         calls.on("/namespaces/:name/files/:kind", methods: [.get]) { request, context in
             let name = try Self.name(context)
@@ -81,12 +73,14 @@ struct PeerRoutes: Sendable {
             guard let kind = NamespaceFiles.Kind(rawValue: kindText) else {
                 throw NodeError.notFound("no file \(kindText)")
             }
-            guard self.cluster.service.registry.record(name) != nil else {
-                throw NodeError.notFound("namespace \(name) is not held here")
-            }
             let text = request.uri.queryParameters.get("offset") ?? "0"
             guard let offset = Int(text), offset >= 0 else {
                 throw NodeError.badRequest("offset=\(text) is not an integer between 0 and \(Int.max)")
+            }
+            // Held or sealed for a move: the files a target copies.
+            guard self.cluster.service.registry.copy(name) != nil || self.cluster.service.registry.record(name) != nil
+            else {
+                throw NodeError.notFound("namespace \(name) is not held here")
             }
             // Taken before the bytes are read: a lower bound of what the copy holds.
             let base = kind == .db ? DatabaseFileDelta.base(databasePath: self.cluster.files.livePath(name, .db)) : nil

@@ -75,11 +75,20 @@ final class ClusterLog: Sendable {
 
     /// Gets a log if needed, then keeps the transport's addresses current and, while this node
     /// leads, the log's members and voters; until cancelled.
-    func run(membership: MembershipService, peers: PeerClient) async {
-        if let log = self.log { await self.started(log, membership: membership, peers: peers) }
+    /// `opened` runs once the log is open and before it starts (nothing new is applied yet).
+    func run(
+        membership: MembershipService,
+        peers: PeerClient,
+        opened: @Sendable (DirectoryLog) async -> Void
+    ) async {
+        if let log = self.log {
+            await opened(log)
+            await self.started(log, membership: membership, peers: peers)
+        }
         while !Task.isCancelled {
             let members = membership.members
             if self.log == nil, let log = self.form(members) {
+                await opened(log)
                 await self.started(log, membership: membership, peers: peers)
             }
             if let log = self.log {

@@ -297,7 +297,8 @@ final class DirectoryLog: Sendable {
         self.kick()
         guard sole else { return }
         // It leads once its vote is on disk (the drain loop saves it): until then proposals are refused.
-        let deadline = ContinuousClock.now + .seconds(30)
+        // Generous: on a starved machine (2 cores busy elsewhere) saving one vote has taken 30 s.
+        let deadline = ContinuousClock.now + .seconds(120)
         while self.status.role != .leader {
             if let failure = self.status.failure { throw NodeError(.stateUnreadable, failure, status: 503) }
             guard ContinuousClock.now < deadline, !Task.isCancelled else {

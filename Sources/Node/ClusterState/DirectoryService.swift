@@ -20,12 +20,25 @@ final class DirectoryService: Sendable {
     /// Commands per log entry when importing (keeps entries well under the message size limit).
     static let importBatch = 500
 
-    init(log: DirectoryLog, registry: NamespaceRegistry, nodeID: String, zone: String, logger: Logger) {
+    /// Whether this service keeps the registry a mirror of the directory (a one-node cluster); on a
+    /// clustered node the ownership machine does, with the files.
+    let mirrors: Bool
+
+    init(
+        log: DirectoryLog,
+        registry: NamespaceRegistry,
+        nodeID: String,
+        zone: String,
+        logger: Logger,
+        mirrors: Bool = true
+    ) {
         self.log = log
         self.registry = registry
         self.nodeID = nodeID
         self.zone = zone
         self.logger = logger
+        self.mirrors = mirrors
+        guard mirrors else { return }
         log.observe { [registry, nodeID, weak log] change in
             guard let log else { return }
             await Self.mirror(change.namespaces, log: log, registry: registry, nodeID: nodeID, logger: logger)
@@ -53,6 +66,7 @@ final class DirectoryService: Sendable {
 
     /// Mirrors one name again (after a failed mirror write).
     func remirror(_ name: String) async {
+        guard self.mirrors else { return }
         await Self.mirror([name], log: self.log, registry: self.registry, nodeID: self.nodeID, logger: self.logger)
     }
 
@@ -271,13 +285,7 @@ final class DirectoryService: Sendable {
                 if registry.record(name) != nil { removals.append(name) }
                 continue
             }
-            var record = NamespaceRecord(
-                name: name,
-                origin: entry.origin == .explicit ? .explicit : .auto,
-                createdAt: Int64(clamping: entry.createdAt)
-            )
-            record.locked = entry.locked
-            record.ttlSeconds = entry.ttlMilliseconds.map { Double($0) / 1000 }
+            var record = NamespaceRecord(entry)
             if let existing = registry.record(name) {
                 record.lastAccessAt = existing.lastAccessAt
                 if existing == record { continue }  // already mirrored (the common case at start)
@@ -305,7 +313,25 @@ final class DirectoryService: Sendable {
         case .invalidName: NodeError(.invalidName, "invalid namespace name \(name)", status: 400)
         case .epochMismatch:
             NodeError(.misdirected, "namespace \(name) changed owner meanwhile; retry", status: 409)
+        case .noSuchMember, .memberNotActive:
+            NodeError.ownerUnavailable(
+                "the member that would own namespace \(name) is not active in the cluster log yet",
+                owner: nil
+            )
         default: NodeError(.stateUnreadable, "the directory refused the change of \(name): \(refusal)", status: 500)
         }
+    }
+}
+
+extension NamespaceRecord {
+    /// The registry record a directory entry describes (its access time is the holder's own).
+    init(_ entry: NamespaceEntry) {
+        self.init(
+            name: entry.name,
+            origin: entry.origin == .explicit ? .explicit : .auto,
+            createdAt: Int64(clamping: entry.createdAt)
+        )
+        self.locked = entry.locked
+        self.ttlSeconds = entry.ttlMilliseconds.map { Double($0) / 1000 }
     }
 }

@@ -77,8 +77,12 @@ struct AdminRoutes: Sendable {
         guard NamespaceName.isValid(name) else { throw .invalidName(name) }
         let method = request.method
         switch try await self.cluster.resolve(name, forwarded: context.forwarded, handedOver: false) {
+        case .local where method == .delete && action.isEmpty:
+            // An archive drains the namespace's requests first: the DELETE must not be one of them.
+            self.cluster.exit(name)
+            return try await self.perform(request, context: context, name: name, action: action)
         case .local:
-            defer { self.cluster.gate.exit(name) }
+            defer { self.cluster.exit(name) }
             return try await self.perform(request, context: context, name: name, action: action)
         case .absent:
             guard method == .post && (action == "create" || action == "restore") else {

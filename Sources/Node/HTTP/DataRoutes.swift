@@ -48,41 +48,59 @@ struct DataRoutes: Sendable {
         }
         guard NamespaceName.isValid(segment) else { throw .invalidName(segment) }
         let name = String(segment)
-        for _ in 0..<3 {
+        // A request body can be read once: after a forward it is replayed from this buffer, and a
+        // streamed body (too large to buffer) is not retried.
+        var body: ByteBuffer?
+        var bodyRead = false
+        attempts: for _ in 0..<3 {
             switch try await self.cluster.resolve(name, forwarded: forwarded, handedOver: handedOver) {
             case .local:
-                return try await self.serveLocally(request, name: name, rest: rest)
+                return try await self.serveLocally(request, name: name, rest: rest, body: body)
             case .absent:
                 try await self.cluster.locks.withLock(name) { () async throws(NodeError) in
                     _ = try await self.service.recordForDataRequest(name)
                 }
             case .forward(let member, let passedOn):
-                let body: ByteBuffer?
-                do {
-                    body = try await ReverseProxy.bufferedBody(
-                        of: request,
-                        maxBodyBytes: self.service.configuration.maxBodyBytes
-                    )
-                } catch {
-                    throw NodeError(.payloadTooLarge, error.message, status: 413)
+                if !bodyRead {
+                    do {
+                        body = try await ReverseProxy.bufferedBody(
+                            of: request,
+                            maxBodyBytes: self.service.configuration.maxBodyBytes
+                        )
+                    } catch {
+                        throw NodeError(.payloadTooLarge, error.message, status: 413)
+                    }
+                    bodyRead = true
+                } else if body == nil {
+                    break attempts
                 }
-                return try await self.cluster.forward(
-                    request,
-                    path: request.uri.description,
-                    to: member,
-                    handedOver: passedOn,
-                    body: body,
-                    maxBodyBytes: self.service.configuration.maxBodyBytes,
-                    timeout: self.service.configuration.upstreamTimeout
-                )
+                do {
+                    return try await self.cluster.forward(
+                        request,
+                        path: request.uri.description,
+                        to: member,
+                        handedOver: passedOn,
+                        body: body,
+                        maxBodyBytes: self.service.configuration.maxBodyBytes,
+                        timeout: self.service.configuration.upstreamTimeout
+                    )
+                } catch  where error.code == .misdirected && error.owner == self.cluster.selfID {
+                    await self.cluster.awaitDirectory(name, notOwnedBy: member.id.rawValue)
+                    if body == nil { break attempts }
+                }
             }
         }
         throw NodeError.ownerUnavailable("namespace \(name) is moving between members; retry shortly", owner: nil)
     }
 
     /// Proxies to this node's backend for `name` (already admitted to the gate).
-    private func serveLocally(_ request: Request, name: String, rest: String) async throws(NodeError) -> Response {
-        let gate = self.cluster.gate
+    private func serveLocally(
+        _ request: Request,
+        name: String,
+        rest: String,
+        body: ByteBuffer?
+    ) async throws(NodeError) -> Response {
+        let cluster = self.cluster
         let port: Int
         do {
             // Registered already (this node holds it); creation happens only under the namespace's
@@ -90,10 +108,10 @@ struct DataRoutes: Sendable {
             try self.service.checkNotFenced(name)
             port = try await self.service.supervisor.acquire(name)
         } catch {
-            gate.exit(name)
+            cluster.exit(name)
             throw error
         }
-        let lease = BackendLease(name: name, supervisor: self.service.supervisor) { gate.exit(name) }
+        let lease = BackendLease(name: name, supervisor: self.service.supervisor) { cluster.exit(name) }
         self.service.registry.touch(name, now: NamespaceService.nowMilliseconds())
         let started = ContinuousClock.now
         let upstream: Response
@@ -105,7 +123,8 @@ struct DataRoutes: Sendable {
                 maxBodyBytes: self.service.configuration.maxBodyBytes,
                 timeout: self.service.configuration.upstreamTimeout,
                 extraHeaders: self.service.supervisor.backendHeaders,
-                removingHeaders: ClusterHeaders.internalNames
+                removingHeaders: ClusterHeaders.internalNames,
+                body: body
             )
         } catch {
             lease.release()

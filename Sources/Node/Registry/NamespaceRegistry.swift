@@ -13,15 +13,15 @@ public final class NamespaceRegistry: Sendable {
     /// registry mirrors the cluster log's directory (a build before the log must not write it).
     public static let formatVersion = 2
 
-    private struct State {
+    struct State {
         var records: [String: NamespaceRecord] = [:]
         var dirtyAccess: Set<String> = []
     }
 
-    private let connection: Mutex<SQLiteConnection>
+    let connection: Mutex<SQLiteConnection>
     /// Serialises changes (taken before `connection`, never while `state` is held).
     private let writer = Mutex(())
-    private let state: Mutex<State>
+    let state: Mutex<State>
     public let path: String
 
     /// Opens (creating if needed) the registry in `directory`. Throws a clear error for a state
@@ -52,6 +52,12 @@ public final class NamespaceRegistry: Sendable {
                     ttl_seconds REAL,
                     created_at INTEGER NOT NULL,
                     last_access_at INTEGER NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS copies(
+                    name TEXT PRIMARY KEY,
+                    created_at INTEGER NOT NULL,
+                    epoch INTEGER NOT NULL,
+                    sealed INTEGER NOT NULL
                 );
                 CREATE TABLE IF NOT EXISTS handoffs(
                     name TEXT PRIMARY KEY,
@@ -220,7 +226,7 @@ public final class NamespaceRegistry: Sendable {
     /// Runs one change of the database on the blocking-I/O threads. Changes are serialised by the
     /// connection's lock; the in-memory records are locked only to read and publish, so lookups on
     /// the request path never wait for an fsync.
-    private func mutate<T: Sendable>(
+    func mutate<T: Sendable>(
         _ body: @escaping @Sendable () throws(NodeError) -> T
     ) async throws(NodeError)
         -> T
@@ -322,7 +328,7 @@ public final class NamespaceRegistry: Sendable {
         }
     }
 
-    private static func write(_ record: NamespaceRecord, _ connection: SQLiteConnection) throws(SQLiteError) {
+    static func write(_ record: NamespaceRecord, _ connection: SQLiteConnection) throws(SQLiteError) {
         try connection.run(
             """
             INSERT INTO namespaces(name, origin, locked, ttl_seconds, created_at, last_access_at)

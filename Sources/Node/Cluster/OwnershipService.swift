@@ -1,0 +1,551 @@
+import Directory
+import Foundation
+import Logging
+import Ownership
+import Synchronization
+
+/// The copying a move needs between nodes; the shell around the ownership machine asks it and
+/// reports the outcome back. Implemented over the peer connections.
+protocol OwnershipPeers: Sendable {
+    /// Has `node` copy `name`'s files while this node still serves it.
+    func precopy(_ name: String, to node: String) async -> Bool
+    /// Has `node` copy what it lacks of `name`'s sealed files into its staging for `version`,
+    /// verified against `digests` and durable there. True once it confirmed.
+    func transfer(
+        _ name: String,
+        to node: String,
+        _ version: OwnershipMachine.Version,
+        digests: [NamespaceFiles.Kind: NamespaceFiles.Digest]
+    ) async -> Bool
+}
+
+/// The node's side of ownership: `OwnershipMachine` (every rule) driven by the directory as this
+/// node applies it, by requests and by the outcomes of its actions, which this shell carries out.
+///
+/// The machine's contract holds because every input for a namespace runs in that namespace's lane
+/// together with the durable part of the actions it returns (records, files moved into place);
+/// actions that wait on the network or the log run outside it and report back through the lane.
+/// A proposal never runs inside a lane: its answer waits for the local application, which needs it.
+final class OwnershipService: Sendable {
+    typealias Version = OwnershipMachine.Version
+
+    let nodeID: String
+    let log: DirectoryLog
+    let registry: NamespaceRegistry
+    let files: NamespaceFiles
+    let archives: ArchiveStore
+    let supervisor: Supervisor
+    let peers: (any OwnershipPeers)?
+    let metrics: NodeMetrics
+    let logger: Logger
+    private let machine: Mutex<OwnershipMachine>
+    private let lanes = KeyedLock()
+    private let stagingWriters = KeyedLock()
+    /// Copies found without a row (files of an earlier release), recorded by `start`.
+    private let adopted: [String: OwnershipMachine.Copy]
+    private let waiters = Mutex<[String: [UUID: CheckedContinuation<Void, Never>]]>([:])
+    /// Where each namespace archived here went, until the archive's requester takes it.
+    private let archiveFolders = Mutex<[String: String]>([:])
+    private let moves = Mutex<Set<String>>([])
+    /// Consecutive failed moves of each namespace and when the next may start.
+    private let failedMoves = Mutex<[String: (count: Int, retryAt: ContinuousClock.Instant)]>([:])
+    /// The fence each namespace's drain timer belongs to (the last one armed counts).
+    private let drainTimers = Mutex<[String: UInt64]>([:])
+    /// When each move in progress fenced its namespace (for the fenced-time histogram).
+    private let fencedAt = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// How long a namespace may drain its requests before a move or an archive goes on without them.
+    let drainTimeout: Duration
+
+    /// Loads what this node holds and the directory as applied so far. Call `start` next (and
+    /// `attach` the log's observer to `applied` before the log applies anything new).
+    init(
+        nodeID: String,
+        log: DirectoryLog,
+        registry: NamespaceRegistry,
+        files: NamespaceFiles,
+        archives: ArchiveStore,
+        supervisor: Supervisor,
+        peers: (any OwnershipPeers)?,
+        drainTimeout: Duration,
+        metrics: NodeMetrics,
+        logger: Logger
+    ) throws(NodeError) {
+        self.nodeID = nodeID
+        self.log = log
+        self.registry = registry
+        self.files = files
+        self.archives = archives
+        self.supervisor = supervisor
+        self.peers = peers
+        self.drainTimeout = drainTimeout
+        self.metrics = metrics
+        self.logger = logger
+        var copies = try registry.copies()
+        let directory = log.read { $0.namespaces }
+        let adopted = Self.unrecordedCopies(registry: registry, files: files, directory: directory, node: nodeID)
+        copies.merge(adopted) { recorded, _ in recorded }
+        self.adopted = adopted
+        self.machine = Mutex(
+            OwnershipMachine(node: nodeID, copies: copies, staged: files.stagedVersions(), directory: directory)
+        )
+    }
+
+    /// Namespaces a node of an earlier release (before copies were recorded) serves: a registry
+    /// record with files here, that the log says this node owns and that is active. Everything
+    /// else of this release records its copy in the same transaction as its record.
+    private static func unrecordedCopies(
+        registry: NamespaceRegistry,
+        files: NamespaceFiles,
+        directory: [String: NamespaceEntry],
+        node: String
+    ) -> [String: OwnershipMachine.Copy] {
+        var adopted: [String: OwnershipMachine.Copy] = [:]
+        for record in registry.all() where registry.copy(record.name) == nil {
+            guard let entry = directory[record.name], entry.owner == node, entry.state == .active,
+                FileManager.default.fileExists(atPath: files.livePath(record.name, .db))
+            else { continue }
+            adopted[record.name] = .held(Version(entry))
+        }
+        return adopted
+    }
+
+    /// Finishes what a crash interrupted (reclaims, archives, installs).
+    func start() async {
+        for (name, copy) in self.adopted.sorted(by: { $0.key < $1.key }) {
+            guard let record = self.registry.record(name) else { continue }
+            do {
+                try await self.registry.setCopy(copy, record: record)
+                self.logger.notice(
+                    "namespace files of an earlier release adopted as this node's copy",
+                    metadata: ["namespace": "\(name)", "epoch": "\(copy.version.epoch)"]
+                )
+            } catch {
+                self.logger.error(
+                    "cannot record an adopted copy; adopting it again at the next start",
+                    metadata: ["namespace": "\(name)", "error": "\(error)"]
+                )
+            }
+        }
+        let actions = self.machine.withLock { $0.start() }
+        let byName = Dictionary(grouping: actions, by: Self.name(of:))
+        for (name, actions) in byName.sorted(by: { $0.key < $1.key }) {
+            await self.lanes.withLock(name) { await self.perform(actions) }
+        }
+        // Metadata changed while this node was down (lock, TTL) reaches the records it serves.
+        for name in self.registry.all().map(\.name) {
+            guard let entry = self.log.read({ $0.namespaces[name] }) else { continue }
+            await self.lanes.withLock(name) { await self.mirrorMetadata(entry) }
+        }
+    }
+
+    // MARK: - Inputs
+
+    /// The directory entries of `names` changed (the log's observer).
+    func applied(_ names: Set<String>) async {
+        for name in names.sorted() {
+            await self.lanes.withLock(name) {
+                let entry = self.log.read { $0.namespaces[name] }
+                let actions = self.machine.withLock { $0.applied(name, entry) }
+                await self.perform(actions)
+                if let entry {
+                    await self.mirrorMetadata(entry)
+                    if entry.state == .archiving && entry.owner == self.nodeID { self.armDrainTimer(name) }
+                }
+            }
+        }
+    }
+
+    /// Whether a request for `name` may run here now; `.serve` must be paired with `finished`.
+    /// Waits (up to `timeout`) while the namespace moves or settles.
+    func admit(_ name: String, timeout: Duration) async -> OwnershipMachine.Admission {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let admission = await self.lanes.withLock(name) { self.machine.withLock { $0.admit(name) } }
+            guard admission == .unavailable(.moving), ContinuousClock.now < deadline else { return admission }
+            await self.waitForRelease(name, until: deadline)
+        }
+    }
+
+    /// What `admit` would answer now, without admitting or waiting.
+    func admission(_ name: String) -> OwnershipMachine.Admission { self.machine.withLock { $0.admission(name) } }
+
+    /// A request admitted by `admit` ended (callable from synchronous code).
+    func finished(_ name: String) {
+        let actions = self.machine.withLock { $0.finished(name) }
+        guard !actions.isEmpty else { return }
+        Task { await self.lanes.withLock(name) { await self.perform(actions) } }
+    }
+
+    /// Moves `name` to `node` when this node serves it and does nothing else with it. True when the
+    /// move started.
+    func startMove(_ name: String, to node: String) async -> Bool {
+        if let retry = self.failedMoves.withLock({ $0[name]?.retryAt }), retry > .now { return false }
+        return await self.lanes.withLock(name) { () async -> Bool in
+            let actions = self.machine.withLock { $0.startMove(name, to: node) }
+            guard !actions.isEmpty else { return false }
+            self.moves.withLock { _ = $0.insert(name) }
+            await self.perform(actions)
+            return true
+        }
+    }
+
+    /// A move of `name` failed: the next attempt waits (5 s, doubling up to 5 min), so a target
+    /// that keeps refusing does not have the namespace fenced every few seconds.
+    private func moveFailed(_ name: String) {
+        self.metrics.handoffsFailed.increment()
+        self.failedMoves.withLock { failed in
+            let count = (failed[name]?.count ?? 0) + 1
+            let delay = Duration.seconds(5 * (1 << min(count - 1, 6)))
+            failed[name] = (count, .now + min(delay, .seconds(300)))
+        }
+    }
+
+    /// Moves started here and not settled yet.
+    var movesInProgress: Int { self.moves.withLock { $0.count } }
+
+    /// Archives `name` through the log when this node serves it; waits until the directory no
+    /// longer has it (or `timeout`). True when it is gone.
+    func archive(_ name: String, timeout: Duration) async -> Bool {
+        await self.input(name) { $0.startArchive(name) }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if self.log.read({ $0.namespaces[name] }) == nil { return true }
+            await self.waitForRelease(name, until: min(deadline, .now + .milliseconds(200)))
+        }
+        return self.log.read { $0.namespaces[name] } == nil
+    }
+
+    /// The archive folder of the last archive of `name` here, once.
+    func takeArchiveFolder(_ name: String) -> String? { self.archiveFolders.withLock { $0.removeValue(forKey: name) } }
+
+    /// Whether this node takes a transfer of `name` at `version` into its staging.
+    func acceptsTransfer(_ name: String, _ version: Version) -> Bool {
+        self.machine.withLock { $0.acceptsTransfer(name, version) }
+    }
+
+    /// Labels a transfer as staged for `version` when the machine still takes it and the staged
+    /// files still match `expected` (checked again here, where nothing else writes them). True when
+    /// it was labelled.
+    func staged(
+        _ name: String,
+        _ version: Version,
+        expected: [NamespaceFiles.Kind: NamespaceFiles.Digest]
+    ) async -> Bool {
+        await self.lanes.withLock(name) { () async -> Bool in
+            guard self.acceptsTransfer(name, version) else { return false }
+            for (kind, want) in expected {
+                let path = self.files.stagingPath(name, kind)
+                let digest = try? await BlockingIO.run { () throws(NodeError) in
+                    do { return try NamespaceFiles.digest(path) } catch { throw NodeError.io("\(error)") }
+                }
+                guard digest == want else {
+                    self.logger.error(
+                        "a staged copy changed after it was verified; not labelling it",
+                        metadata: ["namespace": "\(name)", "file": "\(kind.rawValue)"]
+                    )
+                    return false
+                }
+            }
+            do {
+                try self.files.markStaged(name, version)
+            } catch {
+                self.logger.error(
+                    "cannot label a staged copy",
+                    metadata: ["namespace": "\(name)", "error": "\(error)"]
+                )
+                return false
+            }
+            let actions = self.machine.withLock { $0.staged(name, version) }
+            await self.perform(actions)
+            return true
+        }
+    }
+
+    /// One writer at a time into each namespace's staging (a precopy or a transfer, each holding
+    /// it for its whole copy): a late handler of an earlier attempt waits rather than writing under
+    /// a newer one.
+    func withStaging<T>(_ name: String, _ body: () async throws(NodeError) -> T) async throws(NodeError) -> T {
+        try await self.stagingWriters.withLock(name, body)
+    }
+
+    /// Whether a precopy may write into `name`'s staging: not while a verified copy is labelled
+    /// there (only the machine, applying the log, installs or discards it). Call within
+    /// `withStaging`.
+    func precopyMayWrite(_ name: String) -> Bool { self.files.stagedVersion(name) == nil }
+
+    /// A transfer of `version` begins writing into `name`'s staging (within `withStaging`): false
+    /// when the machine does not take it; a label found there is of an earlier attempt the log
+    /// already superseded, and is removed before its files change.
+    func transferStarts(_ name: String, _ version: Version) async -> Bool {
+        await self.lanes.withLock(name) { () -> Bool in
+            guard self.acceptsTransfer(name, version) else { return false }
+            self.files.unmarkStaged(name)
+            return true
+        }
+    }
+
+    private func input(_ name: String, _ step: @Sendable (inout OwnershipMachine) -> [OwnershipMachine.Action]) async {
+        await self.lanes.withLock(name) {
+            let actions = self.machine.withLock { step(&$0) }
+            await self.perform(actions)
+        }
+    }
+
+    // MARK: - Actions
+
+    private static func name(of action: OwnershipMachine.Action) -> String {
+        switch action {
+        case .precopy(let name, _), .seal(let name, _), .transfer(let name, _, _), .propose(let name, _),
+            .unseal(let name, _), .install(let name, _), .provision(let name, _), .drop(let name, _),
+            .archiveFiles(let name), .release(let name):
+            name
+        }
+    }
+
+    /// Carries out `actions` (inside their namespace's lane): the durable ones here, the waiting
+    /// ones in tasks that report back.
+    private func perform(_ actions: [OwnershipMachine.Action]) async {
+        for action in actions {
+            switch action {
+            case .precopy(let name, let target):
+                Task {
+                    let succeeded = await self.peers?.precopy(name, to: target) ?? false
+                    await self.input(name) { $0.precopied(name, succeeded: succeeded) }
+                    if succeeded {
+                        self.fencedAt.withLock { $0[name] = .now }
+                        self.armDrainTimer(name)
+                    } else {
+                        self.moves.withLock { _ = $0.remove(name) }
+                        self.moveFailed(name)
+                    }
+                }
+            case .seal(let name, let version):
+                Task { await self.seal(name, version) }
+            case .transfer(let name, let target, let version):
+                Task {
+                    let succeeded = await self.transfer(name, to: target, version)
+                    await self.input(name) { $0.transferred(name, succeeded: succeeded) }
+                }
+            case .propose(let name, let command):
+                Task {
+                    let outcome = await self.propose(command)
+                    await self.input(name) { $0.answered(name, outcome) }
+                }
+            case .unseal(let name, let version), .install(let name, let version), .provision(let name, let version):
+                await self.hold(name, version, action: action)
+            case .drop(let name, let keeping):
+                await self.drop(name, keeping: keeping)
+            case .archiveFiles(let name):
+                Task { await self.archiveFiles(name) }
+            case .release(let name):
+                self.release(name)
+            }
+        }
+    }
+
+    /// Gives the requests in flight when `name` was fenced a deadline; past it the move or archive
+    /// goes on without them (a timer from an earlier fence does nothing once that drain is over).
+    private func armDrainTimer(_ name: String) {
+        let fence = self.drainTimers.withLock { timers -> UInt64 in
+            timers[name, default: 0] &+= 1
+            return timers[name]!
+        }
+        Task {
+            try? await Task.sleep(for: self.drainTimeout)
+            // Only the timer of the latest fence: an earlier one must not cut a later drain short.
+            guard self.drainTimers.withLock({ $0[name] == fence }) else { return }
+            await self.input(name) { $0.drainTimedOut(name) }
+        }
+    }
+
+    /// Stops the backend and records the files sealed at `version`, retrying a failed write (the
+    /// namespace stays fenced meanwhile).
+    private func seal(_ name: String, _ version: Version) async {
+        await self.supervisor.stop(name, hold: true)
+        var attempt = 0
+        while true {
+            do {
+                guard let record = self.registry.record(name) ?? self.record(name) else {
+                    throw NodeError.io("no record")
+                }
+                try await self.registry.setCopy(.sealed(version), record: record)
+                break
+            } catch {
+                attempt += 1
+                if attempt == 1 {
+                    self.logger.error(
+                        "cannot seal for a move; retrying",
+                        metadata: ["namespace": "\(name)", "error": "\(error)"]
+                    )
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        await self.supervisor.unhold(name)
+        await self.input(name) { $0.sealed(name) }
+    }
+
+    private func transfer(_ name: String, to target: String, _ version: Version) async -> Bool {
+        guard let peers else { return false }
+        let files = self.files
+        guard
+            let digests = try? await BlockingIO.run({ () throws(NodeError) in
+                do { return try files.liveDigests(name) } catch { throw NodeError.io("\(error)") }
+            })
+        else { return false }
+        return await peers.transfer(name, to: target, version, digests: digests)
+    }
+
+    /// Proposes `command`; an unknown outcome is reported after a pause, since the machine answers
+    /// it with another proposal (a reclaim) and a log without a leader would otherwise spin.
+    private func propose(_ command: DirectoryCommand) async -> OwnershipMachine.Outcome {
+        do {
+            let outcomes = try await self.log.propose([command])
+            return outcomes.first == .applied ? .applied : .refused
+        } catch {
+            self.logger.warning(
+                "a proposal's outcome is unknown; the log settles it",
+                metadata: ["error": "\(error.message)"]
+            )
+            try? await Task.sleep(for: .seconds(1))
+            return .unknown
+        }
+    }
+
+    /// Records the files of `version` as held (after moving staged files into place for an
+    /// install), with the entry's metadata.
+    private func hold(_ name: String, _ version: Version, action: OwnershipMachine.Action) async {
+        do {
+            let now = NamespaceService.nowMilliseconds()
+            // A provision adopts what is at the path: its creator archived leftovers before
+            // proposing it, and a restore put its database there.
+            if case .install = action { try self.files.installStaged(name) }
+            guard var record = self.record(name) else { return }
+            // Gained here (or served again): idle from now, so GC never archives it for moving.
+            record.lastAccessAt = max(record.createdAt, now)
+            try await self.registry.setCopy(.held(version), record: record)
+            if case .install = action { self.files.discardStaging(name) }
+            if case .install = action {
+                self.metrics.handoffsIn.increment()
+                self.logger.info(
+                    "namespace moved here",
+                    metadata: ["namespace": "\(name)", "epoch": "\(version.epoch)"]
+                )
+            }
+        } catch {
+            // The machine counts it held; the files are not usable: refuse rather than serve wrong.
+            self.logger.critical(
+                "cannot take up a namespace's files; it is refused until the node restarts",
+                metadata: ["namespace": "\(name)", "error": "\(error)"]
+            )
+            try? await self.registry.dropCopy(name)
+        }
+    }
+
+    /// Deletes this node's files of `name` (owned elsewhere or gone) and its staging other than
+    /// `keeping`.
+    private func drop(_ name: String, keeping: Version?) async {
+        await self.supervisor.stop(name, hold: true)
+        let copy = self.registry.copy(name)
+        if copy != nil { self.files.removeLive(name) }
+        if case .sealed(let version) = copy, let entry = self.log.read({ $0.namespaces[name] }),
+            entry.owner != self.nodeID, entry.createdAt == version.createdAt
+        {
+            // The move out applied: the namespace lives on its new owner now.
+            self.metrics.handoffsOut.increment()
+            self.failedMoves.withLock { _ = $0.removeValue(forKey: name) }
+            if let fenced = self.fencedAt.withLock({ $0.removeValue(forKey: name) }) {
+                self.metrics.handoffDuration.record(ContinuousClock.now - fenced)
+            }
+            self.logger.info(
+                "ownership changed",
+                metadata: [
+                    "namespace": "\(name)", "handoff.from": "\(self.nodeID)", "handoff.to": "\(entry.owner)",
+                    "epoch": "\(entry.epoch)",
+                ]
+            )
+        }
+        if keeping == nil || self.files.stagedVersion(name) != keeping { self.files.discardStaging(name) }
+        do {
+            try await self.registry.dropCopy(name)
+        } catch {
+            self.logger.error("cannot forget a dropped copy", metadata: ["namespace": "\(name)", "error": "\(error)"])
+        }
+        await self.supervisor.unhold(name)
+    }
+
+    private func archiveFiles(_ name: String) async {
+        await self.supervisor.stop(name, hold: true)
+        var attempt = 0
+        while true {
+            do {
+                let folder = try self.archives.archive(
+                    name: name,
+                    files: NamespaceFiles.allPaths(databasePath: self.files.configuration.databasePath(name)),
+                    now: NamespaceService.nowMilliseconds()
+                )
+                try await self.registry.dropCopy(name)
+                self.archiveFolders.withLock { $0[name] = folder }
+                break
+            } catch {
+                attempt += 1
+                if attempt == 1 {
+                    self.logger.error(
+                        "cannot archive; retrying",
+                        metadata: ["namespace": "\(name)", "error": "\(error)"]
+                    )
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        await self.supervisor.unhold(name)
+        await self.input(name) { $0.archived(name) }
+    }
+
+    /// Keeps the registry record of a namespace held here in line with its entry (lock, TTL).
+    private func mirrorMetadata(_ entry: NamespaceEntry) async {
+        guard entry.owner == self.nodeID, let existing = self.registry.record(entry.name),
+            var record = self.record(entry.name)
+        else { return }
+        record.lastAccessAt = existing.lastAccessAt
+        guard record != existing else { return }
+        do {
+            try await self.registry.mirror(upserts: [record], removals: [])
+        } catch {
+            self.logger.error(
+                "cannot mirror a directory entry",
+                metadata: ["namespace": "\(entry.name)", "error": "\(error)"]
+            )
+        }
+    }
+
+    /// The registry record the directory entry of `name` describes.
+    private func record(_ name: String) -> NamespaceRecord? {
+        self.log.read { $0.namespaces[name] }.map(NamespaceRecord.init)
+    }
+
+    // MARK: - Waiting requests
+
+    private func release(_ name: String) {
+        if self.moves.withLock({ $0.remove(name) }) != nil,
+            self.fencedAt.withLock({ $0.removeValue(forKey: name) }) != nil
+        {
+            // Settled without the move applying here (a reclaim): served again on this node.
+            self.moveFailed(name)
+        }
+        let waiting = self.waiters.withLock { $0.removeValue(forKey: name) } ?? [:]
+        for continuation in waiting.values { continuation.resume() }
+    }
+
+    private func waitForRelease(_ name: String, until deadline: ContinuousClock.Instant) async {
+        let id = UUID()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.waiters.withLock { $0[name, default: [:]][id] = continuation }
+            Task {
+                try? await Task.sleep(until: deadline)
+                let expired = self.waiters.withLock { $0[name]?.removeValue(forKey: id) }
+                expired?.resume()
+            }
+        }
+    }
+}

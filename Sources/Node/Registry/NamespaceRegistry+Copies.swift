@@ -1,0 +1,102 @@
+import Foundation
+import Ownership
+import SQLiteSupport
+
+/// What this node durably holds of each namespace, for the ownership machine: its files at a version
+/// (incarnation and epoch), usable or sealed for a move. A held copy has a registry record (the
+/// working set GC and the supervisor read); a sealed one has none, so nothing starts its backend.
+extension NamespaceRegistry {
+    /// Every copy recorded here.
+    func copies() throws(NodeError) -> [String: OwnershipMachine.Copy] {
+        do {
+            let rows = try self.connection.withLock {
+                try $0.query("SELECT name, created_at, epoch, sealed FROM copies")
+            }
+            var copies: [String: OwnershipMachine.Copy] = [:]
+            for row in rows {
+                guard case .text(let name) = row[0], case .integer(let createdAt) = row[1],
+                    case .integer(let epoch) = row[2], case .integer(let sealed) = row[3]
+                else { throw NodeError(.stateUnreadable, "state database \(self.path) has a malformed copy row") }
+                let version = OwnershipMachine.Version(createdAt: UInt64(createdAt), epoch: UInt64(epoch))
+                copies[name] = sealed != 0 ? .sealed(version) : .held(version)
+            }
+            return copies
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError.io("cannot read the state database: \(error)")
+        }
+    }
+
+    /// This node's copy of `name`, if it has one.
+    func copy(_ name: String) -> OwnershipMachine.Copy? {
+        guard
+            let row = try? self.connection.withLock({
+                try $0.query("SELECT created_at, epoch, sealed FROM copies WHERE name = ?", [.text(name)])
+            }).first,
+            case .integer(let createdAt) = row[0], case .integer(let epoch) = row[1], case .integer(let sealed) = row[2]
+        else { return nil }
+        let version = OwnershipMachine.Version(createdAt: UInt64(createdAt), epoch: UInt64(epoch))
+        return sealed != 0 ? .sealed(version) : .held(version)
+    }
+
+    /// Records `copy` of `record.name`, in one transaction with its registry record: written for a
+    /// held copy (keeping a known access time), deleted for a sealed one.
+    func setCopy(_ copy: OwnershipMachine.Copy, record: NamespaceRecord) async throws(NodeError) {
+        try await self.mutate { () throws(NodeError) in
+            var record = record
+            let held: Bool
+            switch copy {
+            case .held: held = true
+            case .sealed: held = false
+            }
+            if held, let existing = self.state.withLock({ $0.records[record.name] }) {
+                record.lastAccessAt = max(existing.lastAccessAt, record.lastAccessAt)
+            }
+            do {
+                try self.connection.withLock { connection throws(SQLiteError) in
+                    try connection.transaction { () throws(SQLiteError) in
+                        try connection.run(
+                            "INSERT OR REPLACE INTO copies(name, created_at, epoch, sealed) VALUES (?, ?, ?, ?)",
+                            [
+                                .text(record.name), .integer(Int64(clamping: copy.version.createdAt)),
+                                .integer(Int64(clamping: copy.version.epoch)), .integer(held ? 0 : 1),
+                            ]
+                        )
+                        if held {
+                            try Self.write(record, connection)
+                        } else {
+                            try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(record.name)])
+                        }
+                    }
+                }
+            } catch {
+                throw NodeError.io("cannot update the state database: \(error)")
+            }
+            self.state.withLock { state in
+                state.records[record.name] = held ? record : nil
+                if !held { state.dirtyAccess.remove(record.name) }
+            }
+        }
+    }
+
+    /// Forgets this node's copy of `name` and its registry record (the files are gone or going).
+    func dropCopy(_ name: String) async throws(NodeError) {
+        try await self.mutate { () throws(NodeError) in
+            do {
+                try self.connection.withLock { connection throws(SQLiteError) in
+                    try connection.transaction { () throws(SQLiteError) in
+                        try connection.run("DELETE FROM copies WHERE name = ?", [.text(name)])
+                        try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(name)])
+                    }
+                }
+            } catch {
+                throw NodeError.io("cannot update the state database: \(error)")
+            }
+            self.state.withLock { state in
+                state.records[name] = nil
+                state.dirtyAccess.remove(name)
+            }
+        }
+    }
+}
