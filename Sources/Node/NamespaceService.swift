@@ -328,21 +328,25 @@ public final class NamespaceService: Sendable {
     /// `idleSeconds` belong to a join or handoff that will not finish: removes them and returns their
     /// names. At start every one is abandoned (a copy never resumes across a restart).
     @discardableResult
-    func removeAbandonedCopies(idleSeconds: Double) -> [String] {
-        let fm = FileManager.default
+    func removeAbandonedCopies(idleSeconds: Double) async -> [String] {
         let root = self.configuration.stateDirectory + "/incoming"
-        guard let entries = try? fm.contentsOfDirectory(atPath: root) else { return [] }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
         let cutoff = Date().addingTimeInterval(-idleSeconds)
         var removed: [String] = []
         for entry in entries {
             let folder = root + "/" + entry
-            // Labelled with a version: a verified copy a move may still install (the ownership
-            // machine drops it once the directory shows it never will).
-            if fm.fileExists(atPath: folder + "/version") { continue }
-            let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } + [folder]
-            let newest = files.compactMap { (try? fm.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
-            guard idleSeconds <= 0 || (newest ?? .distantPast) < cutoff else { continue }
-            if (try? fm.removeItem(atPath: folder)) != nil { removed.append(entry) }
+            // Checked and removed as the one writer of the folder: a transfer labelling it meanwhile
+            // must not have it deleted under its label.
+            let gone: Bool
+            if let ownership, NamespaceName.isValid(entry) {
+                gone =
+                    (try? await ownership.withStaging(entry) { () -> Bool in
+                        Self.removeIfAbandoned(folder, idleSeconds: idleSeconds, cutoff: cutoff)
+                    }) ?? false
+            } else {
+                gone = Self.removeIfAbandoned(folder, idleSeconds: idleSeconds, cutoff: cutoff)
+            }
+            if gone { removed.append(entry) }
         }
         if !removed.isEmpty {
             self.logger.info("removed abandoned incoming copies", metadata: ["namespaces": "\(removed)"])
@@ -350,10 +354,32 @@ public final class NamespaceService: Sendable {
         return removed
     }
 
+    /// At start (before anything copies): every unlabelled staging folder is abandoned, since a
+    /// copy never resumes across a restart.
+    func removeUnlabelledStaging() {
+        let root = self.configuration.stateDirectory + "/incoming"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        let removed = entries.filter { Self.removeIfAbandoned(root + "/" + $0, idleSeconds: 0, cutoff: Date()) }
+        if !removed.isEmpty {
+            self.logger.info("removed abandoned incoming copies", metadata: ["namespaces": "\(removed)"])
+        }
+    }
+
+    private static func removeIfAbandoned(_ folder: String, idleSeconds: Double, cutoff: Date) -> Bool {
+        let fm = FileManager.default
+        // Labelled with a version: a verified copy a move may still install (the ownership
+        // machine drops it once the directory shows it never will).
+        if fm.fileExists(atPath: folder + "/version") { return false }
+        let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } + [folder]
+        let newest = files.compactMap { (try? fm.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
+        guard idleSeconds <= 0 || (newest ?? .distantPast) < cutoff else { return false }
+        return (try? fm.removeItem(atPath: folder)) != nil
+    }
+
     /// One GC sweep: archive idle auto-created and TTL-expired namespaces, purge old archives, drop
     /// incoming copies abandoned for an hour.
     func collectGarbage() async {
-        self.removeAbandonedCopies(idleSeconds: 3600)
+        await self.removeAbandonedCopies(idleSeconds: 3600)
         let planner = GarbageCollectionPlanner(
             autoIdle: self.configuration.autoIdleDuration,
             archiveRetention: self.configuration.archiveRetention

@@ -84,7 +84,7 @@ public struct NodeAssembly: Sendable {
             logger: logger,
             directory: directory
         )
-        service.removeAbandonedCopies(idleSeconds: 0)
+        service.removeUnlabelledStaging()
         let lifecycle = NodeLifecycle()
         let clusterLog =
             configuration.isClustered

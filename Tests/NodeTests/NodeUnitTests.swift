@@ -1,3 +1,4 @@
+import Directory
 import Foundation
 import NIOCore
 import ServerSupport
@@ -289,7 +290,21 @@ struct AdminJSONTests {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for list in [
             NamespaceList(namespaces: []), NamespaceList(namespaces: [running, dormant], next: "z"),
-            NamespaceList(namespaces: [dormant], unreachable: ["n2", "n3"]),
+            NamespaceList(
+                namespaces: [
+                    dormant,
+                    NamespaceInfo(
+                        remote: NamespaceEntry(
+                            name: "zz",
+                            owner: "n2",
+                            origin: .auto,
+                            locked: true,
+                            ttlMilliseconds: 60_000,
+                            createdAt: 5
+                        )
+                    ),
+                ]
+            ),
         ] {
             #expect(
                 String(decoding: list.jsonBytes, as: UTF8.self)

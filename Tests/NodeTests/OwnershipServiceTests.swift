@@ -170,6 +170,35 @@ struct OwnershipServiceTests {
         }
     }
 
+    @Test func namespacesAnEarlierReleaseKeptOnlyInItsRegistryAreImportedIntoTheLog() async throws {
+        try await DirectoryLogTests.withStateDirectory { root in
+            let first = try await Self.open(root)
+            // Another incarnation of "twin" is in the log, owned elsewhere.
+            #expect(try await first.propose(Self.create("twin", owner: "b")) == .applied)
+            for name in ["legacy", "twin"] {
+                _ = try await first.registry.create(name, origin: .explicit, now: 5_000, maxNamespaces: 0)
+                let path = first.configuration.databasePath(name)
+                #expect(FileManager.default.createFile(atPath: path, contents: Data(name.utf8)))
+            }
+            first.log.stop()
+
+            let node = try await Self.open(root)
+            defer { node.log.stop() }
+            #expect(await Self.eventually { node.registry.copy("legacy") == .held(.init(createdAt: 5_000, epoch: 1)) })
+            #expect(node.entry("legacy")?.owner == "a" && node.entry("legacy")?.createdAt == 5_000)
+            #expect(!node.ownership.isImporting("legacy"))
+            #expect(node.ownership.admission("legacy") == .serve)
+            let legacy = node.configuration.databasePath("legacy")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: legacy)) == Data("legacy".utf8))
+            // The log's "twin" is not this one: its files are archived, never served or deleted.
+            #expect(await Self.eventually { node.registry.record("twin") == nil })
+            #expect(!FileManager.default.fileExists(atPath: node.configuration.databasePath("twin")))
+            let archived = try FileManager.default.contentsOfDirectory(atPath: node.configuration.archiveDirectory)
+            #expect(archived.contains { $0.hasPrefix("twin.stale") })
+            #expect(node.ownership.admission("twin") == .forward(owner: "b"))
+        }
+    }
+
     @Test func aMoveThatAppliedDropsTheSealedCopyAndStagingWaitsForItsVersion() async throws {
         try await DirectoryLogTests.withStateDirectory { root in
             let node = try await Self.open(root)

@@ -181,11 +181,27 @@ def test_three_nodes_serve_any_namespace_from_any_node(cluster, tmp_path):
         owners = {n.admin("GET", f"/v1/namespaces/{name}").json()["owner"] for n in (n1, n2, n3)}
         holders = {n.admin("GET", f"/v1/namespaces/{name}").json()["holder"] for n in (n1, n2, n3)}
         assert len(owners) == 1 and owners == holders, (name, owners, holders)
-    listed = n2.admin("GET", "/v1/namespaces").json()
-    assert sorted(e["name"] for e in listed["namespaces"]) == sorted(names + ["shop"])
-    assert listed["unreachable"] == []
-    assert all(e["owner"] == e["holder"] for e in listed["namespaces"])
+    # Every node lists the whole directory it applied, by itself: its own namespaces with their
+    # process and access time, the others' as the directory describes them; pages follow `next`.
     held = [n.held() for n in (n1, n2, n3)]
+    for node, own in zip((n1, n2, n3), held):
+        listed = node.admin("GET", "/v1/namespaces").json()
+        assert sorted(e["name"] for e in listed["namespaces"]) == sorted(names + ["shop"])
+        assert "unreachable" not in listed and "next" not in listed
+        assert all(e["owner"] == e["holder"] for e in listed["namespaces"])
+        for e in listed["namespaces"]:
+            if e["name"] in own:
+                assert e["holder"] == node.id and e["lastAccessAt"] and e["state"] in ("running", "dormant"), e
+            else:
+                assert e["holder"] != node.id and e["lastAccessAt"] is None and e["state"] == "remote", e
+        paged, after = [], None
+        while True:
+            page = node.admin("GET", "/v1/namespaces?limit=5" + (f"&after={after}" if after else "")).json()
+            paged += [e["name"] for e in page["namespaces"]]
+            if "next" not in page:
+                break
+            after = page["next"]
+        assert paged == sorted(names + ["shop"])
     assert sum(len(h) for h in held) == len(names) + 1, "each namespace is on exactly one node"
     members = n3.members()
     assert set(members) == {"n1", "n2", "n3"}

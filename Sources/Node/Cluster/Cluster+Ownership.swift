@@ -50,6 +50,14 @@ extension Cluster {
         guard let ownership else {
             throw NodeError(.ownerUnavailable, "this node has no cluster log yet", status: 503, retryAfter: 1)
         }
+        if ownership.isImporting(name) {
+            throw NodeError(
+                .ownerUnavailable,
+                "namespace \(name) is being imported into the cluster log; retry shortly",
+                status: 503,
+                retryAfter: 1
+            )
+        }
         switch await ownership.admit(name, timeout: .seconds(15)) {
         case .serve:
             return .local
@@ -132,7 +140,8 @@ extension Cluster {
             return max(self.service.registry.count, 1)
         }
         let view = self.view
-        var misplaced = 0
+        // Labelled staging is a move in flight too, until the log settles it.
+        var misplaced = self.files.stagedVersions().filter { copies[$0.key] == nil }.count
         var movable: [(String, MemberState)] = []
         for (name, copy) in copies.sorted(by: { $0.key < $1.key }) {
             if case .sealed = copy {
@@ -143,9 +152,11 @@ extension Cluster {
             misplaced += 1
             movable.append((name, owner))
         }
+        // A leaving node has a deadline: it tries every move again rather than back off.
+        let leaving = self.phase.withLock { $0 } == .leaving
         var budget = Self.concurrentMoves - ownership.movesInProgress
         for (name, owner) in movable where owner.canReceive && budget > 0 {
-            if await ownership.startMove(name, to: owner.id.rawValue) { budget -= 1 }
+            if await ownership.startMove(name, to: owner.id.rawValue, ignoringBackoff: leaving) { budget -= 1 }
         }
         return misplaced
     }
@@ -155,7 +166,11 @@ extension Cluster {
         guard self.ownership != nil, let copies = try? self.service.registry.copies() else {
             return self.service.registry.count
         }
-        return copies.count
+        // Copies, records not adopted yet, and labelled staging a move may still install here.
+        var names = Set(copies.keys)
+        names.formUnion(self.service.registry.all().map(\.name))
+        names.formUnion(self.files.stagedVersions().keys)
+        return names.count
     }
 
     /// Moves running at once: each is mostly waiting on the network and the target's disk.
@@ -176,14 +191,24 @@ extension Cluster {
             )
         }
         let expected = try body.digests()
+        try self.requireActiveToReceive(name)
         try await ownership.withStaging(name) { () async throws(NodeError) in
             guard await ownership.transferStarts(name, version) else {
                 throw NodeError(.misdirected, "the directory changed before \(name) was copied", status: 409)
             }
             try await self.receiveVerified(name, expected: expected, from: body.from)
+            try self.requireActiveToReceive(name)
             guard await ownership.staged(name, version, expected: expected) else {
                 throw NodeError(.misdirected, "the directory changed while \(name) was copied", status: 409)
             }
+        }
+    }
+
+    /// Only an active member takes namespaces in: a joining one is not placed yet, a leaving one
+    /// would leave with them. (A label written just before leaving began keeps the leave waiting.)
+    private func requireActiveToReceive(_ name: String) throws(NodeError) {
+        guard self.phase.withLock({ $0 }) == .active else {
+            throw NodeError(.misdirected, "this member does not take namespaces in now (\(name))", status: 409)
         }
     }
 
@@ -191,6 +216,7 @@ extension Cluster {
     /// the seal. Refused while a verified copy is labelled in staging.
     func receivePrecopy(_ name: String, from: String) async throws(NodeError) -> Int {
         guard let ownership else { throw NodeError(.ownerUnavailable, "no cluster log yet", status: 503) }
+        try self.requireActiveToReceive(name)
         return try await ownership.withStaging(name) { () async throws(NodeError) -> Int in
             guard ownership.precopyMayWrite(name) else {
                 throw NodeError(.misdirected, "a verified copy of \(name) waits for the log here", status: 409)

@@ -41,6 +41,8 @@ extension NamespaceFiles {
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temporary))
         try handle.synchronize()
         try handle.close()
+        // The staged files' entries are durable before the label that vouches for them.
+        Self.syncDirectory("\(self.stagingRoot)/\(name)")
         if rename(temporary, path) != 0 { throw NodeError.io("cannot label \(path): errno \(errno)") }
         // The folder's entries (the staged files and the label) and the folder itself.
         Self.syncDirectory("\(self.stagingRoot)/\(name)")
@@ -57,6 +59,10 @@ extension NamespaceFiles {
     /// history removes the live one. Safe to repeat after a crash (what was moved is not there).
     func installStaged(_ name: String) throws {
         let fm = FileManager.default
+        // Without a staged database file the label vouches for an install that already moved it;
+        // with no live one either, the staged copy was lost: refuse rather than serve it empty.
+        guard fm.fileExists(atPath: self.stagingPath(name, .db)) || fm.fileExists(atPath: self.livePath(name, .db))
+        else { throw NodeError.io("the staged copy of \(name) has no database file") }
         try? fm.removeItem(atPath: self.configuration.databasePath(name) + "-shm")
         for kind in [Kind.history, .wal, .db] {
             let staged = self.stagingPath(name, kind)

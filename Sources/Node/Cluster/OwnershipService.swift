@@ -43,6 +43,10 @@ final class OwnershipService: Sendable {
     private let stagingWriters = KeyedLock()
     /// Copies found without a row (files of an earlier release), recorded by `start`.
     private let adopted: [String: OwnershipMachine.Copy]
+    /// Namespaces of an earlier release the log does not name as this node's (its clustered nodes
+    /// kept them only in their registries): created in the log as owned here, then held; refused
+    /// meanwhile.
+    private let unlogged: Mutex<Set<String>>
     private let waiters = Mutex<[String: [UUID: CheckedContinuation<Void, Never>]]>([:])
     /// Where each namespace archived here went, until the archive's requester takes it.
     private let archiveFolders = Mutex<[String: String]>([:])
@@ -85,6 +89,9 @@ final class OwnershipService: Sendable {
         let adopted = Self.unrecordedCopies(registry: registry, files: files, directory: directory, node: nodeID)
         copies.merge(adopted) { recorded, _ in recorded }
         self.adopted = adopted
+        self.unlogged = Mutex(
+            Set(registry.all().map(\.name).filter { copies[$0] == nil })
+        )
         self.machine = Mutex(
             OwnershipMachine(node: nodeID, copies: copies, staged: files.stagedVersions(), directory: directory)
         )
@@ -102,6 +109,7 @@ final class OwnershipService: Sendable {
         var adopted: [String: OwnershipMachine.Copy] = [:]
         for record in registry.all() where registry.copy(record.name) == nil {
             guard let entry = directory[record.name], entry.owner == node, entry.state == .active,
+                entry.createdAt == UInt64(max(record.createdAt, 0)),
                 FileManager.default.fileExists(atPath: files.livePath(record.name, .db))
             else { continue }
             adopted[record.name] = .held(Version(entry))
@@ -131,10 +139,75 @@ final class OwnershipService: Sendable {
         for (name, actions) in byName.sorted(by: { $0.key < $1.key }) {
             await self.lanes.withLock(name) { await self.perform(actions) }
         }
+        if !self.unlogged.withLock({ $0.isEmpty }) { Task { await self.importUnlogged() } }
         // Metadata changed while this node was down (lock, TTL) reaches the records it serves.
         for name in self.registry.all().map(\.name) {
             guard let entry = self.log.read({ $0.namespaces[name] }) else { continue }
             await self.lanes.withLock(name) { await self.mirrorMetadata(entry) }
+        }
+    }
+
+    /// Whether `name` is a namespace of an earlier release still being created in the log.
+    func isImporting(_ name: String) -> Bool { self.unlogged.withLock { $0.contains(name) } }
+
+    /// Creates the earlier release's namespaces in the log as owned here (retrying until the log
+    /// decides each): applied, the machine provisions them over their files; a name the log gave
+    /// another incarnation meanwhile keeps its files in the archive, never served or deleted.
+    private func importUnlogged() async {
+        var attempt = 0
+        while true {
+            let names = self.unlogged.withLock { $0.sorted() }
+            guard !names.isEmpty else { return }
+            for start in stride(from: 0, to: names.count, by: 500) {
+                let records = names[start..<min(start + 500, names.count)].compactMap { self.registry.record($0) }
+                let outcomes: [DirectoryOutcome]
+                do {
+                    outcomes = try await self.log.propose(
+                        records.map { DirectoryService.creation(of: $0, owner: self.nodeID) }
+                    )
+                } catch {
+                    if attempt % 30 == 0 {
+                        self.logger.warning(
+                            "cannot import namespaces of an earlier release into the cluster log yet; retrying",
+                            metadata: ["error": "\(error.message)", "namespaces": "\(names.count)"]
+                        )
+                    }
+                    break
+                }
+                for (record, outcome) in zip(records, outcomes) { await self.imported(record, outcome) }
+            }
+            for name in names where self.registry.record(name) == nil {
+                _ = self.unlogged.withLock { $0.remove(name) }
+            }
+            attempt += 1
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func imported(_ record: NamespaceRecord, _ outcome: DirectoryOutcome) async {
+        let name = record.name
+        let entry = self.log.read { $0.namespaces[name] }
+        if let entry, entry.owner == self.nodeID, entry.createdAt == UInt64(max(record.createdAt, 0)) {
+            _ = self.unlogged.withLock { $0.remove(name) }
+            self.logger.notice(
+                "namespace of an earlier release imported into the cluster log",
+                metadata: ["namespace": "\(name)"]
+            )
+            return
+        }
+        guard case .refused(.namespaceExists) = outcome else { return }  // retried
+        await self.lanes.withLock(name) {
+            let folder = try? self.archives.archiveLeftovers(
+                name: name,
+                databasePath: self.files.configuration.databasePath(name),
+                now: NamespaceService.nowMilliseconds()
+            )
+            _ = try? await self.registry.remove(name)
+            _ = self.unlogged.withLock { $0.remove(name) }
+            self.logger.error(
+                "a namespace of an earlier release exists in the cluster log as another; its files here were archived",
+                metadata: ["namespace": "\(name)", "archive": "\(folder.flatMap { $0 } ?? "none")"]
+            )
         }
     }
 
@@ -178,8 +251,10 @@ final class OwnershipService: Sendable {
 
     /// Moves `name` to `node` when this node serves it and does nothing else with it. True when the
     /// move started.
-    func startMove(_ name: String, to node: String) async -> Bool {
-        if let retry = self.failedMoves.withLock({ $0[name]?.retryAt }), retry > .now { return false }
+    func startMove(_ name: String, to node: String, ignoringBackoff: Bool = false) async -> Bool {
+        if !ignoringBackoff, let retry = self.failedMoves.withLock({ $0[name]?.retryAt }), retry > .now {
+            return false
+        }
         return await self.lanes.withLock(name) { () async -> Bool in
             let actions = self.machine.withLock { $0.startMove(name, to: node) }
             guard !actions.isEmpty else { return false }
@@ -415,31 +490,47 @@ final class OwnershipService: Sendable {
     /// Records the files of `version` as held (after moving staged files into place for an
     /// install), with the entry's metadata.
     private func hold(_ name: String, _ version: Version, action: OwnershipMachine.Action) async {
-        do {
-            let now = NamespaceService.nowMilliseconds()
-            // A provision adopts what is at the path: its creator archived leftovers before
-            // proposing it, and a restore put its database there.
-            if case .install = action { try self.files.installStaged(name) }
-            guard var record = self.record(name) else { return }
-            // Gained here (or served again): idle from now, so GC never archives it for moving.
-            record.lastAccessAt = max(record.createdAt, now)
-            try await self.registry.setCopy(.held(version), record: record)
-            if case .install = action { self.files.discardStaging(name) }
-            if case .install = action {
-                self.metrics.handoffsIn.increment()
-                self.logger.info(
-                    "namespace moved here",
-                    metadata: ["namespace": "\(name)", "epoch": "\(version.epoch)"]
+        var installing = false
+        if case .install = action { installing = true }
+        if installing {
+            do {
+                try self.files.installStaged(name)
+            } catch {
+                // The machine counts it held, but without a record nothing serves it: refused
+                // (never served empty) until an operator looks; the staging stays for inspection.
+                self.logger.critical(
+                    "cannot install a moved namespace's files; it is refused",
+                    metadata: ["namespace": "\(name)", "error": "\(error)"]
                 )
+                return
             }
-        } catch {
-            // The machine counts it held; the files are not usable: refuse rather than serve wrong.
-            self.logger.critical(
-                "cannot take up a namespace's files; it is refused until the node restarts",
-                metadata: ["namespace": "\(name)", "error": "\(error)"]
-            )
-            try? await self.registry.dropCopy(name)
         }
+        // A provision adopts what is at the path: its creator archived leftovers before proposing
+        // it, and a restore put its database there.
+        guard var record = self.record(name) else { return }
+        // Gained here (or served again): idle from now, so GC never archives it for moving.
+        record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
+        var attempt = 0
+        while true {
+            do {
+                try await self.registry.setCopy(.held(version), record: record)
+                break
+            } catch {
+                // Nothing serves it until the copy is recorded; retried, as a seal is.
+                attempt += 1
+                if attempt == 1 || attempt % 30 == 0 {
+                    self.logger.error(
+                        "cannot record a held copy; retrying",
+                        metadata: ["namespace": "\(name)", "error": "\(error)", "attempt": "\(attempt)"]
+                    )
+                }
+                try? await Task.sleep(for: .seconds(min(attempt, 5)))
+            }
+        }
+        guard installing else { return }
+        self.files.discardStaging(name)
+        self.metrics.handoffsIn.increment()
+        self.logger.info("namespace moved here", metadata: ["namespace": "\(name)", "epoch": "\(version.epoch)"])
     }
 
     /// Deletes this node's files of `name` (owned elsewhere or gone) and its staging other than

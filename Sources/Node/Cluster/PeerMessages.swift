@@ -19,11 +19,6 @@ struct PeerStatus: Codable, Sendable {
     var running: Int
 }
 
-/// `GET /_peer/v1/namespaces`: the namespaces a member holds, as the admin API describes them.
-struct PeerNamespaces: Codable, Sendable {
-    var namespaces: [NamespaceInfo]
-}
-
 /// `POST /_peer/v1/namespaces/:name/precopy`: copy the namespace's files from `from` while it serves.
 struct PrecopyRequest: Codable, Sendable {
     var from: String

@@ -51,10 +51,6 @@ struct PeerRoutes: Sendable {
                 )
             )
         }
-        calls.on("/namespaces", methods: [.get]) { _, _ in
-            let items = await self.admin.infos(self.cluster.service.registry.all())
-            return HTTPHelpers.json(.ok, PeerNamespaces(namespaces: items))
-        }
         calls.on("/namespaces/:name/precopy", methods: [.post]) { request, context in
             let name = try Self.name(context)
             let body = try await Self.decode(PrecopyRequest.self, from: request)

@@ -367,8 +367,8 @@ final class DirectoryLog: Sendable {
     func propose(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
         let bytes = DirectoryCodec.encode(DirectoryBatch(commands: commands))
         switch await self.proposeLocally(bytes) {
-        case .success(let result):
-            return result.outcomes
+        case .success(_, let outcomes):
+            return outcomes
         case .failure(let error):
             throw error
         case .notLeader(let leader, let error):
@@ -512,6 +512,15 @@ final class DirectoryLog: Sendable {
                     "raft.term": "\(self.core.withLock { $0.raft.term })",
                 ]
             )
+            if soft.role != .leader {
+                // Proposals made while leading may still commit under the next leader, or not: say
+                // so now rather than when they time out.
+                let orphaned = self.core.withLock { core in
+                    defer { core.waiters = [:] }
+                    return Array(core.waiters.values)
+                }
+                for waiter in orphaned { waiter.continuation.resume(returning: .failure(Self.unknown)) }
+            }
         }
         let store = self.raftStore
         let hardState = ready.hardState

@@ -117,6 +117,19 @@ final class DirectoryService: Sendable {
 
     /// A TTL in seconds as the directory keeps it: whole milliseconds, at least 1, at most the
     /// API's limit (a registry from an older build may hold anything, even infinity).
+    /// The creation of a namespace a registry record describes (an import keeps its metadata and
+    /// its creation time, which is its incarnation).
+    static func creation(of record: NamespaceRecord, owner: String) -> DirectoryCommand {
+        .createNamespace(
+            name: record.name,
+            owner: owner,
+            origin: record.origin == .explicit ? .explicit : .auto,
+            locked: record.locked,
+            ttlMilliseconds: Self.milliseconds(ttl: record.ttlSeconds),
+            createdAt: UInt64(max(record.createdAt, 0))
+        )
+    }
+
     static func milliseconds(ttl seconds: Double?) -> UInt64? {
         guard let seconds, seconds.isFinite, seconds > 0 else { return nil }
         return UInt64(max((min(seconds, AdminRoutes.ttlRange.upperBound) * 1000).rounded(), 1))
@@ -244,16 +257,7 @@ final class DirectoryService: Sendable {
             }
             _ = try await self.log.propose([.finishArchive(name: entry.name, epoch: entry.epoch)])
         }
-        let commands = records.map { record in
-            DirectoryCommand.createNamespace(
-                name: record.name,
-                owner: self.nodeID,
-                origin: record.origin == .explicit ? .explicit : .auto,
-                locked: record.locked,
-                ttlMilliseconds: Self.milliseconds(ttl: record.ttlSeconds),
-                createdAt: UInt64(max(record.createdAt, 0))
-            )
-        }
+        let commands = records.map { Self.creation(of: $0, owner: self.nodeID) }
         let imported = try await self.proposeInBatches(commands).filter { $0 == .applied }.count
         try self.log.setValue("registry_imported", .integer(1))
         if !records.isEmpty || !gone.isEmpty {

@@ -1,6 +1,7 @@
 import Consensus
+import Directory
 
-/// A namespace as the admin API (and the peer listener's namespace list) describes it. `ttl`,
+/// A namespace as the admin API describes it. `ttl`,
 /// `expiresAt` and `owner` are written as null when unset; `port` and `pid` only while it runs;
 /// `storage` only when one namespace is described (lists stay cheap).
 struct NamespaceInfo: Codable, Sendable {
@@ -9,12 +10,14 @@ struct NamespaceInfo: Codable, Sendable {
     var locked: Bool
     var ttl: String?
     var createdAt: String
-    var lastAccessAt: String
+    /// Known only to the member that holds it (null for another member's namespace in a list).
+    var lastAccessAt: String?
     var expiresAt: String?
     var owner: String?
     var holder: String
     var replicas: [String]
-    /// running, dormant, starting, stopping or restarting.
+    /// running, dormant, starting, stopping or restarting; in a clustered node's list, `remote`
+    /// (or `archiving`) for a namespace another member holds.
     var state: String
     var running: Bool
     var port: Int?
@@ -53,11 +56,10 @@ struct NamespaceInfo: Codable, Sendable {
     }
 }
 
-/// `GET /v1/namespaces`: `unreachable` lists the members that did not answer a cluster-wide list.
-/// With `limit`, `next` is the name to pass as `after` for the following page (absent on the last).
+/// `GET /v1/namespaces`. With `limit`, `next` is the name to pass as `after` for the following page
+/// (absent on the last).
 struct NamespaceList: Codable, Sendable {
     var namespaces: [NamespaceInfo]
-    var unreachable: [String]?
     var next: String?
 }
 
@@ -188,14 +190,6 @@ extension NamespaceList {
             out += Array(",\"next\":".utf8)
             JSONText.string(next, into: &out)
         }
-        if let unreachable = self.unreachable {
-            out += Array(",\"unreachable\":[".utf8)
-            for (index, id) in unreachable.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                JSONText.string(id, into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -220,7 +214,7 @@ extension NamespaceInfo {
         key("holder")
         JSONText.string(self.holder, into: &out)
         key("lastAccessAt")
-        JSONText.string(self.lastAccessAt, into: &out)
+        optional(self.lastAccessAt)
         key("locked")
         out += Array((self.locked ? "true" : "false").utf8)
         key("name")
@@ -275,5 +269,27 @@ enum JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+}
+
+extension NamespaceInfo {
+    /// Another member's namespace, as the directory describes it: its process and access time are
+    /// that member's to tell (`GET /v1/namespaces/:name` is forwarded to it).
+    init(remote entry: NamespaceEntry) {
+        let record = NamespaceRecord(entry)
+        self.init(
+            name: entry.name,
+            origin: record.origin.rawValue,
+            locked: entry.locked,
+            ttl: record.ttlSeconds.map(GoDuration.format),
+            createdAt: HTTPHelpers.iso8601(record.createdAt),
+            lastAccessAt: nil,
+            expiresAt: nil,
+            owner: entry.owner,
+            holder: entry.owner,
+            replicas: [],
+            state: entry.state == .archiving ? "archiving" : "remote",
+            running: false
+        )
     }
 }

@@ -47,11 +47,8 @@ struct AdminRoutes: Sendable {
             self.lifecycle.requestShutdown()
             return HTTPHelpers.json(.accepted, StatusBody(status: "leaving", id: self.cluster.selfID))
         }
-        authenticated.on("/v1/namespaces", methods: [.get]) { request, context in
-            try await self.list(
-                merged: self.cluster.isClustered && !context.forwarded,
-                page: try Self.page(request.uri.queryParameters)
-            )
+        authenticated.on("/v1/namespaces", methods: [.get]) { request, _ in
+            try await self.list(page: try Self.page(request.uri.queryParameters))
         }
         authenticated.on("/v1/namespaces/:name", methods: [.get, .delete]) { request, context in
             try await self.namespace(request, context: context, action: "")
@@ -373,58 +370,44 @@ struct AdminRoutes: Sendable {
         return HTTPHelpers.json(.ok, RemovedMember(id: id, storageId: recorded.storageID, state: "removed"))
     }
 
-    /// `GET /v1/namespaces`: this node's namespaces, or with `merged` every live member's, each with
-    /// its owner and holder; members that did not answer are listed under `unreachable`.
-    private func list(merged: Bool, page: Page?) async throws(NodeError) -> Response {
-        var records = self.service.registry.all()
-        if !merged, let page {
-            // Sorted by name: the page starts after `after` and takes at most limit + 1 (to know
-            // whether there is a next page) before any per-namespace work.
-            var start = 0
-            if let after = page.after {
-                var end = records.count
-                while start < end {
-                    let middle = (start + end) / 2
-                    if records[middle].name <= after { start = middle + 1 } else { end = middle }
-                }
+    /// `GET /v1/namespaces`: a one-node cluster lists its registry; a clustered node lists the
+    /// directory it applied (no call to any other member), describing the namespaces it holds from
+    /// its own records and processes and the others from their directory entries.
+    private func list(page: Page?) async throws(NodeError) -> Response {
+        if self.cluster.isClustered {
+            guard let directory = self.service.directory else {
+                throw NodeError(.ownerUnavailable, "this node has no cluster log yet", status: 503, retryAfter: 1)
             }
-            records = Array(records[start..<min(records.count, start + page.limit + 1)])
-        }
-        var items = await self.infos(records)
-        guard merged, let peers = self.cluster.peers else {
+            let entries = directory.log.read { $0.namespaces }
+            let names = Self.pageOf(entries.keys.sorted(), page, name: \.self)
+            let view = self.cluster.view
+            let processes = await self.service.supervisor.processStates()
+            let items = names.compactMap { name -> NamespaceInfo? in
+                guard let entry = entries[name] else { return nil }
+                if entry.owner == self.cluster.selfID, let record = self.service.registry.record(name) {
+                    return self.info(record, view: view, process: processes[name])
+                }
+                return NamespaceInfo(remote: entry)
+            }
             return Self.listResponse(Self.paged(NamespaceList(namespaces: items), page))
         }
-        let view = self.cluster.view
-        let answers = await withTaskGroup(of: (String, PeerNamespaces?).self) { group in
-            for member in view.others {
-                group.addTask {
-                    guard member.status != .dead,
-                        let (_, answer) = try? await peers.call(
-                            .GET,
-                            member.metadata.peerAddress,
-                            "/_peer/v1/namespaces",
-                            timeout: .seconds(10),
-                            answer: PeerNamespaces.self
-                        )
-                    else { return (member.id.rawValue, nil) }
-                    return (member.id.rawValue, answer)
-                }
+        let records = Self.pageOf(self.service.registry.all(), page, name: \.name)
+        return Self.listResponse(Self.paged(NamespaceList(namespaces: await self.infos(records)), page))
+    }
+
+    /// The part of `sorted` (by name) a page covers: after `after`, at most limit + 1 (to know
+    /// whether there is a next page), before any per-namespace work.
+    static func pageOf<Item>(_ sorted: [Item], _ page: Page?, name: (Item) -> String) -> [Item] {
+        guard let page else { return sorted }
+        var start = 0
+        if let after = page.after {
+            var end = sorted.count
+            while start < end {
+                let middle = (start + end) / 2
+                if name(sorted[middle]) <= after { start = middle + 1 } else { end = middle }
             }
-            var answers: [(String, PeerNamespaces?)] = []
-            for await answer in group { answers.append(answer) }
-            return answers
         }
-        var unreachable: [String] = []
-        for (id, answer) in answers {
-            guard let answer else {
-                unreachable.append(id)
-                continue
-            }
-            items.append(contentsOf: answer.namespaces)
-        }
-        items.sort { $0.name < $1.name }
-        if let after = page?.after { items.removeAll { $0.name <= after } }
-        return Self.listResponse(Self.paged(NamespaceList(namespaces: items, unreachable: unreachable.sorted()), page))
+        return Array(sorted[start..<min(sorted.count, start + page.limit + 1)])
     }
 
     static func listResponse(_ list: NamespaceList) -> Response {
