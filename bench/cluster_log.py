@@ -3,10 +3,12 @@
 
 1. Formation: three nodes started together (TURSO_BOOTSTRAP_EXPECT=3) until one leader leads a
    configuration of three voters that every node agrees on.
-2. Leader failover, repeated: kill -9 of the leader until another node leads and has committed an
+2. Creates through the log: admin creates from concurrent clients spread over the three nodes (each
+   one committed by a majority before its 201), as creates per second and latency percentiles.
+3. Leader failover, repeated: kill -9 of the leader until another node leads and has committed an
    entry of its own term (a new leader's first entry), then the old leader is restarted and rejoins.
 
-    swift build -c release && bench/.venv/bin/python bench/cluster_log.py [runs]
+    swift build -c release && bench/.venv/bin/python bench/cluster_log.py [runs] [creates]
 """
 
 import json
@@ -14,7 +16,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -66,8 +70,43 @@ def voters_agree(nodes: list[BenchNode]) -> bool:
     return all(v == views[0] for v in views) and [r for _, r in views[0]] == ["voter"] * len(nodes)
 
 
+def create_burst(nodes: list[BenchNode], count: int, clients: int = 32) -> tuple[float, list[float]]:
+    """Creates `count` namespaces from `clients` threads, round robin over the nodes: creates per
+    second and each create's latency (every answer must be 201)."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def client(first: int):
+        for i in range(first, count, clients):
+            node = nodes[i % len(nodes)]
+            req = urllib.request.Request(node.url(f"/v1/namespaces/bench-{i}/create"), method="POST",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    status = r.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                if status != 201:
+                    failures.append(f"bench-{i}: {status}")
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert not failures, failures[:5]
+    return count / elapsed, latencies
+
+
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    creates = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         subprocess.run([str(BIN / "turso-server"), "certs", "ca", "--out", str(work / "tls")], check=True,
@@ -84,6 +123,10 @@ def main():
         formation = time.perf_counter() - started
         print("| measure | value |\n|---|---|")
         print(f"| formation of 3 nodes started together (to one leader, 3 agreed voters) | {formation:.2f} s |")
+        rate, latencies = create_burst(nodes, creates)
+        print(f"| admin creates through the log, {creates} from 32 clients over 3 nodes | {rate:.0f} /s |")
+        print(f"| ... latency p50 | {percentile(latencies, 50) * 1000:.1f} ms |")
+        print(f"| ... latency p99 | {percentile(latencies, 99) * 1000:.1f} ms |")
 
         failovers = []
         for _ in range(runs):

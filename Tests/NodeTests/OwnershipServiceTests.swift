@@ -186,7 +186,7 @@ struct OwnershipServiceTests {
             defer { node.log.stop() }
             #expect(await Self.eventually { node.registry.copy("legacy") == .held(.init(createdAt: 5_000, epoch: 1)) })
             #expect(node.entry("legacy")?.owner == "a" && node.entry("legacy")?.createdAt == 5_000)
-            #expect(!node.ownership.isImporting("legacy"))
+            #expect(await Self.eventually { !node.ownership.isImporting("legacy") })
             #expect(node.ownership.admission("legacy") == .serve)
             let legacy = node.configuration.databasePath("legacy")
             #expect(try Data(contentsOf: URL(fileURLWithPath: legacy)) == Data("legacy".utf8))

@@ -440,10 +440,13 @@ final class OwnershipService: Sendable {
         var attempt = 0
         while true {
             do {
-                guard let record = self.registry.record(name) ?? self.record(name) else {
-                    throw NodeError.io("no record")
+                // In the lane: a metadata mirror must not write the record back after it went.
+                try await self.lanes.withLock(name) { () async throws(NodeError) in
+                    guard let record = self.registry.record(name) ?? self.record(name) else {
+                        throw NodeError.io("no record")
+                    }
+                    try await self.registry.setCopy(.sealed(version), record: record)
                 }
-                try await self.registry.setCopy(.sealed(version), record: record)
                 break
             } catch {
                 attempt += 1
