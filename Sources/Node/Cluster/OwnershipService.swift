@@ -47,6 +47,8 @@ final class OwnershipService: Sendable {
     /// kept them only in their registries): created in the log as owned here, then held; refused
     /// meanwhile.
     private let unlogged: Mutex<Set<String>>
+    /// Imports whose refusal was logged once.
+    private let refusalsLogged = Mutex<Set<String>>([])
     private let waiters = Mutex<[String: [UUID: CheckedContinuation<Void, Never>]]>([:])
     /// Where each namespace archived here went, until the archive's requester takes it.
     private let archiveFolders = Mutex<[String: String]>([:])
@@ -86,7 +88,13 @@ final class OwnershipService: Sendable {
         self.logger = logger
         var copies = try registry.copies()
         let directory = log.read { $0.namespaces }
-        let adopted = Self.unrecordedCopies(registry: registry, files: files, directory: directory, node: nodeID)
+        let adopted = Self.unrecordedCopies(
+            registry: registry,
+            recorded: copies,
+            files: files,
+            directory: directory,
+            node: nodeID
+        )
         copies.merge(adopted) { recorded, _ in recorded }
         self.adopted = adopted
         self.unlogged = Mutex(
@@ -102,12 +110,13 @@ final class OwnershipService: Sendable {
     /// else of this release records its copy in the same transaction as its record.
     private static func unrecordedCopies(
         registry: NamespaceRegistry,
+        recorded: [String: OwnershipMachine.Copy],
         files: NamespaceFiles,
         directory: [String: NamespaceEntry],
         node: String
     ) -> [String: OwnershipMachine.Copy] {
         var adopted: [String: OwnershipMachine.Copy] = [:]
-        for record in registry.all() where registry.copy(record.name) == nil {
+        for record in registry.all() where recorded[record.name] == nil {
             guard let entry = directory[record.name], entry.owner == node, entry.state == .active,
                 entry.createdAt == UInt64(max(record.createdAt, 0)),
                 FileManager.default.fileExists(atPath: files.livePath(record.name, .db))
@@ -195,7 +204,20 @@ final class OwnershipService: Sendable {
             )
             return
         }
-        guard case .refused(.namespaceExists) = outcome else { return }  // retried
+        guard case .refused(.namespaceExists) = outcome else {
+            if case .refused(let refusal) = outcome, self.refusalsLogged.withLock({ $0.insert(name).inserted }) {
+                self.logger.warning(
+                    "the cluster log refused importing a namespace of an earlier release; retrying",
+                    metadata: ["namespace": "\(name)", "refusal": "\(refusal)"]
+                )
+            }
+            return
+        }
+        guard self.registry.copy(name) == nil else {
+            // Held at the log's version already (a move brought it here): nothing left to import.
+            _ = self.unlogged.withLock { $0.remove(name) }
+            return
+        }
         await self.lanes.withLock(name) {
             let folder = try? self.archives.archiveLeftovers(
                 name: name,
@@ -295,7 +317,8 @@ final class OwnershipService: Sendable {
 
     /// Whether this node takes a transfer of `name` at `version` into its staging.
     func acceptsTransfer(_ name: String, _ version: Version) -> Bool {
-        self.machine.withLock { $0.acceptsTransfer(name, version) }
+        // Files of an earlier release still being imported are never written over.
+        !self.isImporting(name) && self.machine.withLock { $0.acceptsTransfer(name, version) }
     }
 
     /// Labels a transfer as staged for `version` when the machine still takes it and the staged
@@ -346,7 +369,7 @@ final class OwnershipService: Sendable {
     /// Whether a precopy may write into `name`'s staging: not while a verified copy is labelled
     /// there (only the machine, applying the log, installs or discards it). Call within
     /// `withStaging`.
-    func precopyMayWrite(_ name: String) -> Bool { self.files.stagedVersion(name) == nil }
+    func precopyMayWrite(_ name: String) -> Bool { self.files.stagedVersion(name) == nil && !self.isImporting(name) }
 
     /// A transfer of `version` begins writing into `name`'s staging (within `withStaging`): false
     /// when the machine does not take it; a label found there is of an earlier attempt the log
