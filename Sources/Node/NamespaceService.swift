@@ -223,7 +223,7 @@ public final class NamespaceService: Sendable {
     /// (and the ownership machine attached) it refuses rather than write its registry alone.
     private func requireLogWhenClustered() throws(NodeError) {
         guard self.configuration.isClustered, self.ownership == nil else { return }
-        throw NodeError(.ownerUnavailable, "this node has no cluster log yet", status: 503, retryAfter: 1)
+        throw NodeError.noClusterLog
     }
 
     /// `lock` / `unlock`: through the log when there is one. Returns the updated record.
@@ -325,53 +325,62 @@ public final class NamespaceService: Sendable {
     }
 
     /// Copies being received (`_state/incoming/<name>/`) whose files have not changed for
-    /// `idleSeconds` belong to a join or handoff that will not finish: removes them and returns their
+    /// `idleSeconds` belong to a move that will not finish: removes them and returns their
     /// names. At start every one is abandoned (a copy never resumes across a restart).
     @discardableResult
     func removeAbandonedCopies(idleSeconds: Double) async -> [String] {
-        let root = self.configuration.stateDirectory + "/incoming"
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
+        let files = NamespaceFiles(configuration: self.configuration)
         let cutoff = Date().addingTimeInterval(-idleSeconds)
         var removed: [String] = []
-        for entry in entries {
-            let folder = root + "/" + entry
+        for name in Self.stagingFolders(files) {
             // Checked and removed as the one writer of the folder: a transfer labelling it meanwhile
             // must not have it deleted under its label.
             let gone: Bool
-            if let ownership, NamespaceName.isValid(entry) {
+            if let ownership, NamespaceName.isValid(name) {
                 gone =
-                    (try? await ownership.withStaging(entry) { () -> Bool in
-                        Self.removeIfAbandoned(folder, idleSeconds: idleSeconds, cutoff: cutoff)
+                    (try? await ownership.withStaging(name) { () -> Bool in
+                        Self.removeIfAbandoned(name, files, idleSeconds: idleSeconds, cutoff: cutoff)
                     }) ?? false
             } else {
-                gone = Self.removeIfAbandoned(folder, idleSeconds: idleSeconds, cutoff: cutoff)
+                gone = Self.removeIfAbandoned(name, files, idleSeconds: idleSeconds, cutoff: cutoff)
             }
-            if gone { removed.append(entry) }
+            if gone { removed.append(name) }
         }
-        if !removed.isEmpty {
-            self.logger.info("removed abandoned incoming copies", metadata: ["namespaces": "\(removed)"])
-        }
+        self.logRemovedStaging(removed)
         return removed
     }
 
     /// At start (before anything copies): every unlabelled staging folder is abandoned, since a
     /// copy never resumes across a restart.
     func removeUnlabelledStaging() {
-        let root = self.configuration.stateDirectory + "/incoming"
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        let removed = entries.filter { Self.removeIfAbandoned(root + "/" + $0, idleSeconds: 0, cutoff: Date()) }
-        if !removed.isEmpty {
-            self.logger.info("removed abandoned incoming copies", metadata: ["namespaces": "\(removed)"])
-        }
+        let files = NamespaceFiles(configuration: self.configuration)
+        self.logRemovedStaging(
+            Self.stagingFolders(files).filter { Self.removeIfAbandoned($0, files, idleSeconds: 0, cutoff: Date()) }
+        )
     }
 
-    private static func removeIfAbandoned(_ folder: String, idleSeconds: Double, cutoff: Date) -> Bool {
+    private static func stagingFolders(_ files: NamespaceFiles) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: files.stagingRoot)) ?? []
+    }
+
+    private func logRemovedStaging(_ removed: [String]) {
+        guard !removed.isEmpty else { return }
+        self.logger.info("removed abandoned incoming copies", metadata: ["namespaces": "\(removed)"])
+    }
+
+    private static func removeIfAbandoned(
+        _ name: String,
+        _ files: NamespaceFiles,
+        idleSeconds: Double,
+        cutoff: Date
+    ) -> Bool {
         let fm = FileManager.default
         // Labelled with a version: a verified copy a move may still install (the ownership
         // machine drops it once the directory shows it never will).
-        if fm.fileExists(atPath: folder + "/version") { return false }
-        let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } + [folder]
-        let newest = files.compactMap { (try? fm.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
+        if fm.fileExists(atPath: files.stagingMarkerPath(name)) { return false }
+        let folder = files.stagingRoot + "/" + name
+        let paths = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).map { folder + "/" + $0 } + [folder]
+        let newest = paths.compactMap { (try? fm.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
         guard idleSeconds <= 0 || (newest ?? .distantPast) < cutoff else { return false }
         return (try? fm.removeItem(atPath: folder)) != nil
     }

@@ -59,8 +59,8 @@ public struct NodeAssembly: Sendable {
             // take the registry as the truth again.
             try DirectoryStore(directory: configuration.stateDirectory).setValue("registry_imported", .integer(0))
         }
-        // A one-node cluster decides through its own log; clustered nodes keep settling ownership by
-        // claims until the log spans every member (the Raft transport is not in this build).
+        // A one-node cluster decides through its own log here; a clustered node through the cluster
+        // log `ClusterLog` opens once the cluster is found (`Cluster.attachOwnership`).
         let directory: DirectoryService? =
             configuration.isClustered
             ? nil

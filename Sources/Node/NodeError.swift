@@ -82,6 +82,9 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         Self(.ownerUnavailable, message, status: 503, retryAfter: 1, owner: owner)
     }
 
+    /// A clustered node before its cluster log opened: it decides nothing about namespaces yet.
+    static let noClusterLog = Self.ownerUnavailable("this node has no cluster log yet; retry shortly", owner: nil)
+
     static func invalidConfiguration(_ message: String) -> Self { Self(.invalidConfiguration, message) }
     static func io(_ message: String) -> Self { Self(.io, message) }
     static func unauthorized() -> Self { Self(.unauthorized, "missing or invalid bearer token", status: 401) }

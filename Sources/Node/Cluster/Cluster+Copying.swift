@@ -13,7 +13,7 @@ extension Cluster {
             do {
                 copied += try await self.stage(name, kind, from: from, truncate: false)
             } catch  where kind == .history {
-                // A holder that predates the change history has none to give; the commit decides.
+                // A holder that predates the change history has none to give; the transfer's digests decide.
                 continue
             }
         }

@@ -12,7 +12,6 @@ extension Cluster {
         _ request: Request,
         path: String,
         to member: MemberState,
-        handedOver: Bool,
         body: ByteBuffer?,
         maxBodyBytes: Int,
         timeout: Duration
@@ -21,11 +20,10 @@ extension Cluster {
         var target = member
         var retried = false
         while true {
-            var headers = [
+            let headers = [
                 (ClusterHeaders.forwarded.rawName, self.selfID),
                 (PeerProtocol.header.rawName, String(PeerProtocol.version)),
             ]
-            if handedOver { headers.append((ClusterHeaders.handedOver.rawName, "1")) }
             let response: Response
             do {
                 response = try await peers.proxy.forward(

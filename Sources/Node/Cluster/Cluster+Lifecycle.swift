@@ -101,11 +101,6 @@ extension Cluster {
         )
     }
 
-    /// Starts moving every namespace this node holds but no longer owns to its owner, when the
-    /// owner is alive and active. Returns how many are still misplaced.
-    @discardableResult
-    func rebalance() async -> Int { await self.rebalanceOwned() }
-
     /// Graceful leave: announce `leaving` (the others stop routing here), hand every namespace to its
     /// owner, then announce `left`. A namespace that cannot be handed off in time stays here, and the
     /// node then exits without announcing `left`, so the others treat it as down (503) rather than

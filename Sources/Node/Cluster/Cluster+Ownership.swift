@@ -48,7 +48,7 @@ extension Cluster {
     /// Where a request for `name` is served, as the applied directory says.
     func resolveOwned(_ name: String, forwarded: Bool) async throws(NodeError) -> Resolution {
         guard let ownership else {
-            throw NodeError(.ownerUnavailable, "this node has no cluster log yet", status: 503, retryAfter: 1)
+            throw NodeError.noClusterLog
         }
         if ownership.isImporting(name) {
             throw NodeError(
@@ -78,7 +78,7 @@ extension Cluster {
                     owner: owner
                 )
             }
-            return .forward(member, handedOver: false)
+            return .forward(member)
         case .absent:
             return try self.placeNew(name, forwarded: forwarded)
         case .unavailable(.moving):
@@ -123,7 +123,7 @@ extension Cluster {
                 owner: target.id.rawValue
             )
         }
-        return .forward(target, handedOver: false)
+        return .forward(target)
     }
 
     /// Whether this node may take namespaces: active and not a witness.
@@ -135,7 +135,7 @@ extension Cluster {
     /// ownership machine carries each move through). Returns how many copies here are still
     /// elsewhere than their owner, sealed ones in the middle of a move included.
     @discardableResult
-    func rebalanceOwned() async -> Int {
+    func rebalance() async -> Int {
         guard let ownership, let copies = try? self.service.registry.copies() else {
             return max(self.service.registry.count, 1)
         }
@@ -181,7 +181,7 @@ extension Cluster {
     /// The owner of `name` sealed it at a version and asks for its files as the next version:
     /// copies what staging lacks, checks the digests, labels the copy (durable), or refuses.
     func receiveTransfer(_ name: String, request body: TransferRequest) async throws(NodeError) {
-        guard let ownership else { throw NodeError(.ownerUnavailable, "no cluster log yet", status: 503) }
+        guard let ownership else { throw NodeError.noClusterLog }
         let version = OwnershipMachine.Version(createdAt: body.createdAt, epoch: body.epoch)
         guard ownership.acceptsTransfer(name, version) else {
             throw NodeError(
@@ -215,7 +215,7 @@ extension Cluster {
     /// The owner of `name` is about to move it here and asks this node to copy what it can ahead of
     /// the seal. Refused while a verified copy is labelled in staging.
     func receivePrecopy(_ name: String, from: String) async throws(NodeError) -> Int {
-        guard let ownership else { throw NodeError(.ownerUnavailable, "no cluster log yet", status: 503) }
+        guard let ownership else { throw NodeError.noClusterLog }
         try self.requireActiveToReceive(name)
         return try await ownership.withStaging(name) { () async throws(NodeError) -> Int in
             guard ownership.precopyMayWrite(name) else {

@@ -24,7 +24,7 @@ public final class Cluster: Sendable {
         /// It does not exist and is created here: the caller may create it, then resolve again.
         case absent
         /// On another member.
-        case forward(MemberState, handedOver: Bool)
+        case forward(MemberState)
     }
 
     let configuration: NodeConfiguration
@@ -100,8 +100,8 @@ public final class Cluster: Sendable {
     func exit(_ name: String) { self.ownership?.finished(name) }
 
     /// Decides where a request for `name` is served. `forwarded`: it came from another member's
-    /// entry; `handedOver`: a former holder passed it on.
-    func resolve(_ name: String, forwarded: Bool, handedOver: Bool) async throws(NodeError) -> Resolution {
+    /// entry.
+    func resolve(_ name: String, forwarded: Bool) async throws(NodeError) -> Resolution {
         if self.isClustered {
             guard self.canRoute || forwarded else {
                 throw NodeError(
@@ -111,7 +111,7 @@ public final class Cluster: Sendable {
                     retryAfter: 1
                 )
             }
-            return try await self.resolveOwned(name, forwarded: forwarded || handedOver)
+            return try await self.resolveOwned(name, forwarded: forwarded)
         }
         // A one-node cluster: every namespace in the directory is here.
         return self.holds(name) ? .local : .absent

@@ -5,8 +5,6 @@ import ServerSupport
 enum ClusterHeaders {
     /// On a request forwarded from an entry node (its id): never forward it again.
     static let forwarded = HTTPField.Name("x-turso-forwarded")!
-    /// On a request a former holder passes on after a handoff: serve it or fail, never redirect.
-    static let handedOver = HTTPField.Name("x-turso-handed-over")!
     /// On a 421/503 answer: the member the answering node believes owns the namespace.
     static let owner = HTTPField.Name("x-turso-owner")!
     /// On a peer call: the calling member's id.
@@ -19,6 +17,6 @@ enum ClusterHeaders {
 
     /// Headers only nodes may set: dropped from what a client sent before a request is forwarded.
     static let internalNames: Set<String> = [
-        forwarded.canonicalName, handedOver.canonicalName, node.canonicalName, BackendSecret.headerName,
+        forwarded.canonicalName, node.canonicalName, BackendSecret.headerName,
     ]
 }

@@ -88,8 +88,9 @@ final class OwnershipService: Sendable {
         self.logger = logger
         var copies = try registry.copies()
         let directory = log.read { $0.namespaces }
+        let records = registry.all()
         let adopted = Self.unrecordedCopies(
-            registry: registry,
+            records: records,
             recorded: copies,
             files: files,
             directory: directory,
@@ -98,7 +99,7 @@ final class OwnershipService: Sendable {
         copies.merge(adopted) { recorded, _ in recorded }
         self.adopted = adopted
         self.unlogged = Mutex(
-            Set(registry.all().map(\.name).filter { copies[$0] == nil })
+            Set(records.map(\.name).filter { copies[$0] == nil })
         )
         self.machine = Mutex(
             OwnershipMachine(node: nodeID, copies: copies, staged: files.stagedVersions(), directory: directory)
@@ -109,16 +110,16 @@ final class OwnershipService: Sendable {
     /// record with files here, that the log says this node owns and that is active. Everything
     /// else of this release records its copy in the same transaction as its record.
     private static func unrecordedCopies(
-        registry: NamespaceRegistry,
+        records: [NamespaceRecord],
         recorded: [String: OwnershipMachine.Copy],
         files: NamespaceFiles,
         directory: [String: NamespaceEntry],
         node: String
     ) -> [String: OwnershipMachine.Copy] {
         var adopted: [String: OwnershipMachine.Copy] = [:]
-        for record in registry.all() where recorded[record.name] == nil {
+        for record in records where recorded[record.name] == nil {
             guard let entry = directory[record.name], entry.owner == node, entry.state == .active,
-                entry.createdAt == UInt64(max(record.createdAt, 0)),
+                entry.createdAt == record.incarnation,
                 FileManager.default.fileExists(atPath: files.livePath(record.name, .db))
             else { continue }
             adopted[record.name] = .held(Version(entry))
@@ -196,7 +197,7 @@ final class OwnershipService: Sendable {
     private func imported(_ record: NamespaceRecord, _ outcome: DirectoryOutcome) async {
         let name = record.name
         let entry = self.log.read { $0.namespaces[name] }
-        if let entry, entry.owner == self.nodeID, entry.createdAt == UInt64(max(record.createdAt, 0)) {
+        if let entry, entry.owner == self.nodeID, entry.createdAt == record.incarnation {
             _ = self.unlogged.withLock { $0.remove(name) }
             self.logger.notice(
                 "namespace of an earlier release imported into the cluster log",
@@ -460,26 +461,13 @@ final class OwnershipService: Sendable {
     /// namespace stays fenced meanwhile).
     private func seal(_ name: String, _ version: Version) async {
         await self.supervisor.stop(name, hold: true)
-        var attempt = 0
-        while true {
-            do {
-                // In the lane: a metadata mirror must not write the record back after it went.
-                try await self.lanes.withLock(name) { () async throws(NodeError) in
-                    guard let record = self.registry.record(name) ?? self.record(name) else {
-                        throw NodeError.io("no record")
-                    }
-                    try await self.registry.setCopy(.sealed(version), record: record)
+        await self.retried("cannot seal for a move", name) { () async throws(NodeError) in
+            // In the lane: a metadata mirror must not write the record back after it went.
+            try await self.lanes.withLock(name) { () async throws(NodeError) in
+                guard let record = self.registry.record(name) ?? self.record(name) else {
+                    throw NodeError.io("no record")
                 }
-                break
-            } catch {
-                attempt += 1
-                if attempt == 1 {
-                    self.logger.error(
-                        "cannot seal for a move; retrying",
-                        metadata: ["namespace": "\(name)", "error": "\(error)"]
-                    )
-                }
-                try? await Task.sleep(for: .seconds(1))
+                try await self.registry.setCopy(.sealed(version), record: record)
             }
         }
         await self.supervisor.unhold(name)
@@ -536,22 +524,9 @@ final class OwnershipService: Sendable {
         guard var record = self.record(name) else { return }
         // Gained here (or served again): idle from now, so GC never archives it for moving.
         record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
-        var attempt = 0
-        while true {
-            do {
-                try await self.registry.setCopy(.held(version), record: record)
-                break
-            } catch {
-                // Nothing serves it until the copy is recorded; retried, as a seal is.
-                attempt += 1
-                if attempt == 1 || attempt % 30 == 0 {
-                    self.logger.error(
-                        "cannot record a held copy; retrying",
-                        metadata: ["namespace": "\(name)", "error": "\(error)", "attempt": "\(attempt)"]
-                    )
-                }
-                try? await Task.sleep(for: .seconds(min(attempt, 5)))
-            }
+        // Nothing serves it until the copy is recorded.
+        await self.retried("cannot record a held copy", name) { () async throws(NodeError) in
+            try await self.registry.setCopy(.held(version), record: record)
         }
         guard installing else { return }
         self.files.discardStaging(name)
@@ -593,30 +568,38 @@ final class OwnershipService: Sendable {
 
     private func archiveFiles(_ name: String) async {
         await self.supervisor.stop(name, hold: true)
+        await self.retried("cannot archive", name) { () async throws(NodeError) in
+            let folder = try self.archives.archive(
+                name: name,
+                files: NamespaceFiles.allPaths(databasePath: self.files.configuration.databasePath(name)),
+                now: NamespaceService.nowMilliseconds()
+            )
+            try await self.registry.dropCopy(name)
+            self.archiveFolders.withLock { $0[name] = folder }
+        }
+        await self.supervisor.unhold(name)
+        await self.input(name) { $0.archived(name) }
+    }
+
+    /// Runs a durable step the machine already counts on until it succeeds (the namespace stays
+    /// fenced or unserved meanwhile), every second; the first failure and every 30th are logged.
+    private func retried(_ failure: String, _ name: String, _ step: () async throws(NodeError) -> Void) async {
         var attempt = 0
         while true {
             do {
-                let folder = try self.archives.archive(
-                    name: name,
-                    files: NamespaceFiles.allPaths(databasePath: self.files.configuration.databasePath(name)),
-                    now: NamespaceService.nowMilliseconds()
-                )
-                try await self.registry.dropCopy(name)
-                self.archiveFolders.withLock { $0[name] = folder }
-                break
+                try await step()
+                return
             } catch {
                 attempt += 1
-                if attempt == 1 {
+                if attempt == 1 || attempt % 30 == 0 {
                     self.logger.error(
-                        "cannot archive; retrying",
-                        metadata: ["namespace": "\(name)", "error": "\(error)"]
+                        "\(failure); retrying",
+                        metadata: ["namespace": "\(name)", "error": "\(error)", "attempt": "\(attempt)"]
                     )
                 }
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        await self.supervisor.unhold(name)
-        await self.input(name) { $0.archived(name) }
     }
 
     /// Keeps the registry record of a namespace held here in line with its entry (lock, TTL).

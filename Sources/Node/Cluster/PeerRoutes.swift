@@ -22,11 +22,7 @@ struct PeerRoutes: Sendable {
             .add(middleware: BearerTokenMiddleware(token: self.cluster.configuration.authToken))
         for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .head, .options] {
             forwarded.on("/**", method: method) { request, _ in
-                try await self.data.handle(
-                    request,
-                    forwarded: true,
-                    handedOver: request.headers[ClusterHeaders.handedOver] != nil
-                )
+                try await self.data.handle(request, forwarded: true)
             }
         }
     }

@@ -126,7 +126,7 @@ final class DirectoryService: Sendable {
             origin: record.origin == .explicit ? .explicit : .auto,
             locked: record.locked,
             ttlMilliseconds: Self.milliseconds(ttl: record.ttlSeconds),
-            createdAt: UInt64(max(record.createdAt, 0))
+            createdAt: record.incarnation
         )
     }
 
@@ -338,4 +338,7 @@ extension NamespaceRecord {
         self.locked = entry.locked
         self.ttlSeconds = entry.ttlMilliseconds.map { Double($0) / 1000 }
     }
+
+    /// The creation time as the directory keeps it: what tells incarnations of one name apart.
+    var incarnation: UInt64 { UInt64(max(self.createdAt, 0)) }
 }

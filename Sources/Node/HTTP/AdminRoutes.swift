@@ -73,7 +73,7 @@ struct AdminRoutes: Sendable {
         let name = context.parameters.get("name") ?? ""
         guard NamespaceName.isValid(name) else { throw .invalidName(name) }
         let method = request.method
-        switch try await self.cluster.resolve(name, forwarded: context.forwarded, handedOver: false) {
+        switch try await self.cluster.resolve(name, forwarded: context.forwarded) {
         case .local where method == .delete && action.isEmpty:
             // An archive drains the namespace's requests first: the DELETE must not be one of them.
             self.cluster.exit(name)
@@ -92,7 +92,7 @@ struct AdminRoutes: Sendable {
                 return try await self.service.restore(name, file: file)
             }
             return HTTPHelpers.json(.created, await self.info(record))
-        case .forward(let member, _):
+        case .forward(let member):
             return try await self.forward(
                 request,
                 target: request.uri.description,
@@ -124,7 +124,6 @@ struct AdminRoutes: Sendable {
             request,
             path: "/_peer/admin" + target,
             to: member,
-            handedOver: false,
             body: body,
             maxBodyBytes: limit,
             timeout: .seconds(600)
@@ -342,14 +341,7 @@ struct AdminRoutes: Sendable {
                 status: 409
             )
         }
-        guard let log = self.cluster.log else {
-            throw NodeError(
-                .ownerUnavailable,
-                "this node has no cluster log yet; retry shortly",
-                status: 503,
-                retryAfter: 1
-            )
-        }
+        guard let log = self.cluster.log else { throw NodeError.noClusterLog }
         guard let recorded = log.read({ $0.members[id] }) else { throw .notFound("no member \(id)") }
         if log.status.leader == ClusterLog.replica(recorded.storageID) {
             throw NodeError(
@@ -376,7 +368,7 @@ struct AdminRoutes: Sendable {
     private func list(page: Page?) async throws(NodeError) -> Response {
         if self.cluster.isClustered {
             guard let directory = self.service.directory else {
-                throw NodeError(.ownerUnavailable, "this node has no cluster log yet", status: 503, retryAfter: 1)
+                throw NodeError.noClusterLog
             }
             let entries = directory.log.read { $0.namespaces }
             let names = Self.pageOf(entries.keys.sorted(), page, name: \.self)

@@ -36,13 +36,7 @@ struct DataRoutes: Sendable {
         return (namespace, rest)
     }
 
-    func handle(
-        _ request: Request,
-        forwarded: Bool = false,
-        handedOver: Bool = false
-    ) async throws(NodeError)
-        -> Response
-    {
+    func handle(_ request: Request, forwarded: Bool = false) async throws(NodeError) -> Response {
         guard let (segment, rest) = Self.route(request.uri.description), !segment.isEmpty else {
             throw .notFound("no namespace in the path; use /<namespace>/...")
         }
@@ -53,14 +47,14 @@ struct DataRoutes: Sendable {
         var body: ByteBuffer?
         var bodyRead = false
         attempts: for _ in 0..<3 {
-            switch try await self.cluster.resolve(name, forwarded: forwarded, handedOver: handedOver) {
+            switch try await self.cluster.resolve(name, forwarded: forwarded) {
             case .local:
                 return try await self.serveLocally(request, name: name, rest: rest, body: body)
             case .absent:
                 try await self.cluster.locks.withLock(name) { () async throws(NodeError) in
                     _ = try await self.service.recordForDataRequest(name)
                 }
-            case .forward(let member, let passedOn):
+            case .forward(let member):
                 if !bodyRead {
                     do {
                         body = try await ReverseProxy.bufferedBody(
@@ -79,7 +73,6 @@ struct DataRoutes: Sendable {
                         request,
                         path: request.uri.description,
                         to: member,
-                        handedOver: passedOn,
                         body: body,
                         maxBodyBytes: self.service.configuration.maxBodyBytes,
                         timeout: self.service.configuration.upstreamTimeout

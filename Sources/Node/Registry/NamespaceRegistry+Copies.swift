@@ -14,11 +14,10 @@ extension NamespaceRegistry {
             }
             var copies: [String: OwnershipMachine.Copy] = [:]
             for row in rows {
-                guard case .text(let name) = row[0], case .integer(let createdAt) = row[1],
-                    case .integer(let epoch) = row[2], case .integer(let sealed) = row[3]
-                else { throw NodeError(.stateUnreadable, "state database \(self.path) has a malformed copy row") }
-                let version = OwnershipMachine.Version(createdAt: UInt64(createdAt), epoch: UInt64(epoch))
-                copies[name] = sealed != 0 ? .sealed(version) : .held(version)
+                guard case .text(let name) = row[0], let copy = Self.copy(row.dropFirst()) else {
+                    throw NodeError(.stateUnreadable, "state database \(self.path) has a malformed copy row")
+                }
+                copies[name] = copy
             }
             return copies
         } catch let error as NodeError {
@@ -30,11 +29,17 @@ extension NamespaceRegistry {
 
     /// This node's copy of `name`, if it has one.
     func copy(_ name: String) -> OwnershipMachine.Copy? {
-        guard
-            let row = try? self.connection.withLock({
-                try $0.query("SELECT created_at, epoch, sealed FROM copies WHERE name = ?", [.text(name)])
-            }).first,
-            case .integer(let createdAt) = row[0], case .integer(let epoch) = row[1], case .integer(let sealed) = row[2]
+        let rows = try? self.connection.withLock {
+            try $0.query("SELECT created_at, epoch, sealed FROM copies WHERE name = ?", [.text(name)])
+        }
+        return rows?.first.flatMap { Self.copy($0[...]) }
+    }
+
+    /// A copy from its columns `created_at, epoch, sealed`.
+    private static func copy(_ columns: ArraySlice<SQLiteValue>) -> OwnershipMachine.Copy? {
+        guard columns.count == 3, case .integer(let createdAt) = columns[columns.startIndex],
+            case .integer(let epoch) = columns[columns.startIndex + 1],
+            case .integer(let sealed) = columns[columns.startIndex + 2]
         else { return nil }
         let version = OwnershipMachine.Version(createdAt: UInt64(createdAt), epoch: UInt64(epoch))
         return sealed != 0 ? .sealed(version) : .held(version)

@@ -59,11 +59,6 @@ public final class NamespaceRegistry: Sendable {
                     epoch INTEGER NOT NULL,
                     sealed INTEGER NOT NULL
                 );
-                CREATE TABLE IF NOT EXISTS handoffs(
-                    name TEXT PRIMARY KEY,
-                    target TEXT NOT NULL,
-                    started_at INTEGER NOT NULL
-                );
                 """
             )
             let version = try connection.query("SELECT value FROM meta WHERE key = 'format_version'")
@@ -150,14 +145,6 @@ public final class NamespaceRegistry: Sendable {
         }
     }
 
-    /// Registers a namespace received from another member with its metadata (a handoff).
-    public func install(_ record: NamespaceRecord) async throws(NodeError) {
-        try await self.mutate { () throws(NodeError) in
-            try self.write(record)
-            self.state.withLock { $0.records[record.name] = record }
-        }
-    }
-
     /// Makes the registry follow the cluster directory: `upserts` are written with their metadata
     /// (a record already here keeps its access time), `removals` deleted, in one transaction.
     public func mirror(upserts: [NamespaceRecord], removals: [String]) async throws(NodeError) {
@@ -189,37 +176,6 @@ public final class NamespaceRegistry: Sendable {
                     state.dirtyAccess.remove(name)
                 }
             }
-        }
-    }
-
-    /// Records, durably, that `name` is being handed to `target`: until cleared, this node does not
-    /// serve it (after a crash the node first asks `target` whether the handoff completed).
-    public func markHandoff(_ name: String, target: String, now: Int64) async throws(NodeError) {
-        try await self.mutate { () throws(NodeError) in
-            try self.execute(
-                "INSERT OR REPLACE INTO handoffs(name, target, started_at) VALUES (?, ?, ?)",
-                [.text(name), .text(target), .integer(now)]
-            )
-        }
-    }
-
-    public func clearHandoff(_ name: String) async throws(NodeError) {
-        try await self.mutate { () throws(NodeError) in
-            try self.execute("DELETE FROM handoffs WHERE name = ?", [.text(name)])
-        }
-    }
-
-    /// Handoffs started and not known to be finished: namespace → target member.
-    public func pendingHandoffs() throws(NodeError) -> [String: String] {
-        do {
-            let rows = try self.connection.withLock { try $0.query("SELECT name, target FROM handoffs") }
-            var result: [String: String] = [:]
-            for row in rows {
-                if case .text(let name) = row[0], case .text(let target) = row[1] { result[name] = target }
-            }
-            return result
-        } catch {
-            throw NodeError.io("cannot read the state database: \(error)")
         }
     }
 
