@@ -116,7 +116,10 @@ public final class NamespaceService: Sendable {
         )
     }
 
-    /// `POST /v1/namespaces/:name/create`: registers it (explicit, locked) and starts its backend.
+    /// `POST /v1/namespaces/:name/create`: registers it (explicit, locked). One node starts its
+    /// backend before answering, as the ancestor did; a clustered node answers once the log has
+    /// committed it and starts the backend on the first request, so creates are not bound by
+    /// process start-up (thousands per second through the log).
     func create(_ name: String) async throws(NodeError) -> NamespaceRecord {
         try self.checkNotFenced(name)
         guard let record = try await self.register(name, origin: .explicit) else {
@@ -124,7 +127,7 @@ public final class NamespaceService: Sendable {
         }
         self.metrics.namespacesCreated.increment()
         self.logger.info("namespace created", metadata: ["namespace": "\(name)", "origin": "explicit"])
-        await self.warmUp(name)
+        if !self.configuration.isClustered { await self.warmUp(name) }
         return record
     }
 

@@ -106,17 +106,11 @@ public enum NodeMain {
             settings.version = NodeHelp.version
             settings.storageID = identity.storageID
             settings.clusterID = clusterID
-            // The members known before a restart are seeds too: a first member restarting without
-            // TURSO_JOIN must find its cluster again rather than believe it is alone.
-            let known = KnownMembers(stateDirectory: configuration.stateDirectory).load()
-            settings.seeds = configuration.join + known.filter { !configuration.join.contains($0) }
+            // No seed cache: a first member restarting without TURSO_JOIN is found again by the
+            // others, which keep retrying dead members' addresses (and its cluster log, not gossip,
+            // says what it owns).
+            settings.seeds = configuration.join
             settings.initialLifecycle = settings.seeds.isEmpty ? .active : .joining
-            if !known.isEmpty {
-                logger.info(
-                    "rejoining the members known before the restart",
-                    metadata: ["membership.seeds": "\(known)"]
-                )
-            }
             settings.membership =
                 switch configuration.membershipPreset {
                 case "wan": .wan

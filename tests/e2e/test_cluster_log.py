@@ -89,6 +89,11 @@ def test_one_at_a_time_then_a_whole_cluster_restart_on_new_addresses(cluster):
     # n1 founded alone; n2 and n3 joined as learners and were promoted once stable.
     view = wait_for(lambda: settled(nodes, voters=3), what="three voters")
     cluster_id = view["n1"]["clusterId"]
+    # Namespaces with data, created through each node (so held across all three).
+    names = [f"keep{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        prepare(nodes[i % 3], [name])
+        assert sql(nodes[i % 3], name, f"INSERT INTO t VALUES ('{name}', 'before')").status == 200
     before = max(log_view(n)[n.id]["commitIndex"] for n in nodes)
     for node in nodes:
         node.kill()
@@ -103,6 +108,11 @@ def test_one_at_a_time_then_a_whole_cluster_restart_on_new_addresses(cluster):
     for node in nodes:
         assert "founding the cluster log" not in node.log_path.read_text().split("turso-server starting")[-1]
     wait_for(lambda: all(log_view(n)[n.id]["appliedIndex"] >= before for n in nodes), what="the log replayed")
+    # Every namespace and its data, from every node (forwarded to its owner at its new address).
+    for node in nodes:
+        for name in names:
+            wait_for(lambda: rows(node, name, "SELECT id, writer FROM t") == [[name, "before"]],
+                     what=f"{name} through {node.id}")
 
 
 def test_a_wiped_node_is_not_trusted_as_its_old_self(cluster):

@@ -47,7 +47,6 @@ extension Cluster {
                     if Task.isCancelled { break }
                     try self.refuseOnIdentityConflict()
                     self.publishMemberMetrics()
-                    self.rememberMembers()
                     if self.phase.withLock({ $0 }) == .active && self.isReady {
                         await self.rebalance()
                     }
@@ -129,12 +128,6 @@ extension Cluster {
                 metadata: ["namespaces.held": "\(left)"]
             )
         }
-    }
-
-    /// Remembers the other members that may come back (not those that left) for the next start.
-    func rememberMembers() {
-        guard self.isClustered else { return }
-        self.knownMembers.save(self.view.others.map(\.metadata.gossipAddress))
     }
 
     func publishMemberMetrics() {

@@ -34,7 +34,6 @@ public final class Cluster: Sendable {
     /// A clustered node's cluster log (a one-node cluster's is the directory service's).
     let clusterLog: ClusterLog?
     let files: NamespaceFiles
-    let knownMembers: KnownMembers
     let logger: Logger
     let phase: Mutex<Phase>
     /// The peer listener's port once bound.
@@ -57,7 +56,6 @@ public final class Cluster: Sendable {
         self.peers = peers
         self.clusterLog = clusterLog
         self.files = NamespaceFiles(configuration: configuration)
-        self.knownMembers = KnownMembers(stateDirectory: configuration.stateDirectory)
         self.logger = logger
         self.phase = Mutex(membership?.configuration.initialLifecycle == .joining ? .joining : .active)
     }

@@ -11,6 +11,15 @@ final class KeyedLock: Sendable {
         return try await body()
     }
 
+    /// Holds the locks of all `keys` (taken in sorted order, so two callers never wait on each
+    /// other crosswise) while `body` runs.
+    func withLocks<T, E: Error>(_ keys: Set<String>, _ body: () async throws(E) -> T) async throws(E) -> T {
+        let sorted = keys.sorted()
+        for key in sorted { await self.lock(key) }
+        defer { for key in sorted { self.unlock(key) } }
+        return try await body()
+    }
+
     private func lock(_ key: String) async {
         await withCheckedContinuation { continuation in
             let acquired = self.state.withLock { state -> Bool in

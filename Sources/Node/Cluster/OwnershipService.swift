@@ -238,16 +238,58 @@ final class OwnershipService: Sendable {
 
     /// The directory entries of `names` changed (the log's observer).
     func applied(_ names: Set<String>) async {
-        for name in names.sorted() {
+        let created = names.filter(self.isNewHere)
+        if !created.isEmpty {
+            await self.lanes.withLocks(created) { await self.provisionCreated(created.sorted()) }
+        }
+        for name in names.subtracting(created).sorted() {
             await self.lanes.withLock(name) {
                 let entry = self.log.read { $0.namespaces[name] }
-                let actions = self.machine.withLock { $0.applied(name, entry) }
-                await self.perform(actions)
-                if let entry {
-                    await self.mirrorMetadata(entry)
-                    if entry.state == .archiving && entry.owner == self.nodeID { self.armDrainTimer(name) }
-                }
+                await self.perform(self.machine.withLock { $0.applied(name, entry) }, after: entry)
             }
+        }
+    }
+
+    /// Carries out what an applied entry asked for, then keeps the record's metadata in line.
+    private func perform(_ actions: [OwnershipMachine.Action], after entry: NamespaceEntry?) async {
+        await self.perform(actions)
+        guard let entry else { return }
+        await self.mirrorMetadata(entry)
+        if entry.state == .archiving && entry.owner == self.nodeID { self.armDrainTimer(entry.name) }
+    }
+
+    /// Whether `name` was just created as this node's and nothing of it is here: then all it
+    /// needs is its copy recorded, which a batch of such namespaces does in one transaction.
+    private func isNewHere(_ name: String) -> Bool {
+        guard let entry = self.log.read({ $0.namespaces[name] }) else { return false }
+        return entry.owner == self.nodeID && entry.epoch == 1 && entry.state == .active
+            && self.registry.record(name) == nil && self.registry.copy(name) == nil
+    }
+
+    /// Applies the entries of namespaces created as this node's (their lanes held): the machine's
+    /// fresh provisions are recorded together; anything else is carried out as usual.
+    private func provisionCreated(_ names: [String]) async {
+        var provisions: [(OwnershipMachine.Copy, NamespaceRecord)] = []
+        for name in names {
+            let entry = self.log.read { $0.namespaces[name] }
+            let actions = self.machine.withLock { $0.applied(name, entry) }
+            guard actions.count == 2, case .drop(name, keeping: nil) = actions[0],
+                case .provision(name, let version) = actions[1], var record = self.record(name)
+            else {
+                await self.perform(actions, after: entry)
+                continue
+            }
+            // What `drop` and `hold` do for a name with nothing here: no backend, stale staging gone.
+            await self.supervisor.stop(name, hold: true)
+            self.files.discardStaging(name)
+            await self.supervisor.unhold(name)
+            record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
+            provisions.append((.held(version), record))
+        }
+        guard !provisions.isEmpty else { return }
+        // Nothing serves them until the copies are recorded.
+        await self.retried("cannot record held copies", provisions[0].1.name) { () async throws(NodeError) in
+            try await self.registry.setCopies(provisions)
         }
     }
 
@@ -558,10 +600,16 @@ final class OwnershipService: Sendable {
             )
         }
         if keeping == nil || self.files.stagedVersion(name) != keeping { self.files.discardStaging(name) }
-        do {
-            try await self.registry.dropCopy(name)
-        } catch {
-            self.logger.error("cannot forget a dropped copy", metadata: ["namespace": "\(name)", "error": "\(error)"])
+        // A namespace created here has nothing to forget: no write (and no fsync) in the apply path.
+        if copy != nil || self.registry.record(name) != nil {
+            do {
+                try await self.registry.dropCopy(name)
+            } catch {
+                self.logger.error(
+                    "cannot forget a dropped copy",
+                    metadata: ["namespace": "\(name)", "error": "\(error)"]
+                )
+            }
         }
         await self.supervisor.unhold(name)
     }

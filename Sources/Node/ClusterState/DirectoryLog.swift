@@ -57,6 +57,9 @@ final class DirectoryLog: Sendable {
         /// The applied index whose changes the observer (the registry mirror) has seen: what this
         /// member serves reflects the log up to here.
         var observedIndex: UInt64 = 0
+        /// Forwarded proposals waiting for the observer to reach their index, by ticket.
+        var observing: [UInt64: (index: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        var nextTicket: UInt64 = 0
     }
 
     /// The log length that triggers a compaction (a snapshot of the directory at the applied index
@@ -79,6 +82,8 @@ final class DirectoryLog: Sendable {
     /// Node ids by replica id, as gossip shows them (for log lines operators can read).
     private let nodeNames = Mutex<[UInt64: String]>([:])
     private let transport = Mutex<RaftTransport?>(nil)
+    /// Up to `DirectoryService.importBatch` commands per entry.
+    private let batcher = ProposalBatcher(maxCommands: DirectoryService.importBatch)
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
     /// Opens this node's log and directory under `stateDirectory`. A node that was never part of a
@@ -360,11 +365,21 @@ final class DirectoryLog: Sendable {
         }
     }
 
-    /// Appends `commands` as one log entry and returns their outcomes once it is applied here.
-    /// An empty list is a barrier: everything committed before it is applied when it returns. On a
+    /// Appends `commands` to the log and returns their outcomes once applied here. Commands that
+    /// members propose concurrently share an entry (`ProposalBatcher`); a caller's own commands stay
+    /// together and in order. An empty list is a barrier: everything committed before it is applied
+    /// when it returns.
+    func propose(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+        guard !commands.isEmpty else { return try await self.proposeEntry(commands) }
+        return try await self.batcher.propose(commands) { batch async throws(NodeError) in
+            try await self.proposeEntry(batch)
+        }
+    }
+
+    /// Appends `commands` as one log entry and returns their outcomes once it is applied here. On a
     /// member that does not lead, the entry is forwarded to the leader (through the transport) and
     /// the answer waits until this member has applied it too, so what it reads next includes it.
-    func propose(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+    private func proposeEntry(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
         let bytes = DirectoryCodec.encode(DirectoryBatch(commands: commands))
         switch await self.proposeLocally(bytes) {
         case .success(_, let outcomes):
@@ -456,17 +471,30 @@ final class DirectoryLog: Sendable {
     /// as a local proposal's does. Past the bound the caller is told the outcome but that this
     /// member does not serve it yet.
     private func waitUntilObserved(_ index: UInt64) async throws(NodeError) {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while self.core.withLock({ $0.observedIndex }) < index {
-            guard ContinuousClock.now < deadline, !Task.isCancelled else {
-                throw NodeError(
-                    .ownerUnavailable,
-                    "the change was committed at log index \(index) but this member has not applied it yet; retry shortly",
-                    status: 503,
-                    retryAfter: 1
-                )
+        let ticket = self.core.withLock { core in
+            defer { core.nextTicket += 1 }
+            return core.nextTicket
+        }
+        let timeout = Task {
+            try? await Task.sleep(for: .seconds(5))
+            self.core.withLock { $0.observing.removeValue(forKey: ticket) }?.continuation.resume(returning: false)
+        }
+        defer { timeout.cancel() }
+        let observed = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let already = self.core.withLock { core in
+                guard core.observedIndex < index else { return true }
+                core.observing[ticket] = (index, continuation)
+                return false
             }
-            try? await Task.sleep(for: .milliseconds(5))
+            if already { continuation.resume(returning: true) }
+        }
+        guard observed else {
+            throw NodeError(
+                .ownerUnavailable,
+                "the change was committed at log index \(index) but this member has not applied it yet; retry shortly",
+                status: 503,
+                retryAfter: 1
+            )
         }
     }
 
@@ -658,7 +686,13 @@ final class DirectoryLog: Sendable {
     }
 
     private func markObserved(_ index: UInt64) {
-        self.core.withLock { $0.observedIndex = max($0.observedIndex, index) }
+        let reached = self.core.withLock { core in
+            core.observedIndex = max(core.observedIndex, index)
+            let reached = core.observing.filter { $0.value.index <= core.observedIndex }
+            for ticket in reached.keys { core.observing[ticket] = nil }
+            return reached.values.map(\.continuation)
+        }
+        for continuation in reached { continuation.resume(returning: true) }
     }
 
     /// Cuts the log once it is long: the snapshot is the directory encoded at the applied index

@@ -24,28 +24,65 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = [:]
-        for (key, value) in self.metadata { object[key] = Self.json(value) }
-        for (key, value) in event.metadata ?? [:] { object[key] = Self.json(value) }
+        var fields = self.metadata
+        for (key, value) in event.metadata ?? [:] { fields[key] = value }
         Self.lock.lock()
-        object["time"] = Self.formatter.string(from: Date())
+        fields["time"] = .string(Self.formatter.string(from: Date()))
         Self.lock.unlock()
-        object["level"] = event.level.rawValue.uppercased()
-        object["msg"] = "\(event.message)"
-        object["logger"] = self.label
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        data.append(0x0a)
+        fields["level"] = .string(event.level.rawValue.uppercased())
+        fields["msg"] = .string("\(event.message)")
+        fields["logger"] = .string(self.label)
+        var line = ""
+        line.reserveCapacity(256)
+        Self.append(.dictionary(fields), to: &line)
+        line.append("\n")
         Self.lock.lock()
-        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data(line.utf8))
         Self.lock.unlock()
     }
 
-    private static func json(_ value: Logger.Metadata.Value) -> Any {
+    /// Encodes `value` as JSON, object keys sorted (written by hand: Foundation's serializer was
+    /// a visible share of a busy node's CPU).
+    static func append(_ value: Logger.Metadata.Value, to line: inout String) {
         switch value {
-        case .string(let s): return s
-        case .stringConvertible(let c): return "\(c)"
-        case .array(let a): return a.map(json)
-        case .dictionary(let d): return d.mapValues(json)
+        case .string(let text):
+            self.appendString(text, to: &line)
+        case .stringConvertible(let convertible):
+            self.appendString("\(convertible)", to: &line)
+        case .array(let values):
+            line.append("[")
+            for (index, element) in values.enumerated() {
+                if index > 0 { line.append(",") }
+                self.append(element, to: &line)
+            }
+            line.append("]")
+        case .dictionary(let fields):
+            line.append("{")
+            for (index, key) in fields.keys.sorted().enumerated() {
+                if index > 0 { line.append(",") }
+                self.appendString(key, to: &line)
+                line.append(":")
+                self.append(fields[key]!, to: &line)
+            }
+            line.append("}")
         }
+    }
+
+    private static func appendString(_ text: String, to line: inout String) {
+        line.append("\"")
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": line.append("\\\"")
+            case "\\": line.append("\\\\")
+            case "\n": line.append("\\n")
+            case "\r": line.append("\\r")
+            case "\t": line.append("\\t")
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                line.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        line.append("\"")
     }
 }

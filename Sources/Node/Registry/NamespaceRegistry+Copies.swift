@@ -48,40 +48,64 @@ extension NamespaceRegistry {
     /// Records `copy` of `record.name`, in one transaction with its registry record: written for a
     /// held copy (keeping a known access time), deleted for a sealed one.
     func setCopy(_ copy: OwnershipMachine.Copy, record: NamespaceRecord) async throws(NodeError) {
+        try await self.setCopies([(copy, record)])
+    }
+
+    /// Records several copies as `setCopy` does, all in one transaction (one fsync).
+    func setCopies(_ copies: [(OwnershipMachine.Copy, NamespaceRecord)]) async throws(NodeError) {
+        guard !copies.isEmpty else { return }
         try await self.mutate { () throws(NodeError) in
-            var record = record
-            let held: Bool
-            switch copy {
-            case .held: held = true
-            case .sealed: held = false
-            }
-            if held, let existing = self.state.withLock({ $0.records[record.name] }) {
-                record.lastAccessAt = max(existing.lastAccessAt, record.lastAccessAt)
+            let written = copies.map { copy, record in
+                var record = record
+                if case .held = copy, let existing = self.state.withLock({ $0.records[record.name] }) {
+                    record.lastAccessAt = max(existing.lastAccessAt, record.lastAccessAt)
+                }
+                return (copy, record)
             }
             do {
                 try self.connection.withLock { connection throws(SQLiteError) in
                     try connection.transaction { () throws(SQLiteError) in
-                        try connection.run(
-                            "INSERT OR REPLACE INTO copies(name, created_at, epoch, sealed) VALUES (?, ?, ?, ?)",
-                            [
-                                .text(record.name), .integer(Int64(clamping: copy.version.createdAt)),
-                                .integer(Int64(clamping: copy.version.epoch)), .integer(held ? 0 : 1),
-                            ]
-                        )
-                        if held {
-                            try Self.write(record, connection)
-                        } else {
-                            try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(record.name)])
-                        }
+                        for (copy, record) in written { try Self.writeCopy(copy, record, connection) }
                     }
                 }
             } catch {
                 throw NodeError.io("cannot update the state database: \(error)")
             }
             self.state.withLock { state in
-                state.records[record.name] = held ? record : nil
-                if !held { state.dirtyAccess.remove(record.name) }
+                for (copy, record) in written {
+                    guard case .held = copy else {
+                        state.records[record.name] = nil
+                        state.dirtyAccess.remove(record.name)
+                        continue
+                    }
+                    state.records[record.name] = record
+                }
             }
+        }
+    }
+
+    /// One copy's rows (inside a transaction).
+    private static func writeCopy(
+        _ copy: OwnershipMachine.Copy,
+        _ record: NamespaceRecord,
+        _ connection: SQLiteConnection
+    ) throws(SQLiteError) {
+        let held: Bool
+        switch copy {
+        case .held: held = true
+        case .sealed: held = false
+        }
+        try connection.run(
+            "INSERT OR REPLACE INTO copies(name, created_at, epoch, sealed) VALUES (?, ?, ?, ?)",
+            [
+                .text(record.name), .integer(Int64(clamping: copy.version.createdAt)),
+                .integer(Int64(clamping: copy.version.epoch)), .integer(held ? 0 : 1),
+            ]
+        )
+        if held {
+            try Self.write(record, connection)
+        } else {
+            try connection.run("DELETE FROM namespaces WHERE name = ?", [.text(record.name)])
         }
     }
 
