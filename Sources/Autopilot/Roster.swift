@@ -13,7 +13,9 @@ import Directory
 /// - a registered node whose replica is not in the configuration is added as a learner (the
 ///   `Autopilot` decides on voters);
 /// - an identity once removed is never registered again, even if it comes back;
-/// - one configuration change at a time: removals before additions; never the leader's removal.
+/// - one configuration change at a time: removals before additions; never the leader's removal;
+/// - the directory format is raised once every member it counts announces the new one
+///   (`formatRaise`).
 public enum Roster {
     /// A node gossip shows as a member of this cluster.
     public struct Node: Sendable, Equatable {
@@ -21,12 +23,21 @@ public enum Roster {
         public var storageID: String
         public var zone: String
         public var isAlive: Bool
+        /// The newest directory format it announces (`DirectoryFormat.announced`).
+        public var directoryFormat: UInt32
 
-        public init(id: String, storageID: String, zone: String, isAlive: Bool) {
+        public init(
+            id: String,
+            storageID: String,
+            zone: String,
+            isAlive: Bool,
+            directoryFormat: UInt32 = DirectoryFormat.baseline
+        ) {
             self.id = id
             self.storageID = storageID
             self.zone = zone
             self.isAlive = isAlive
+            self.directoryFormat = directoryFormat
         }
     }
 
@@ -93,6 +104,31 @@ public enum Roster {
             plan.change = .addLearner(addition)
         }
         return plan
+    }
+
+    /// The format to raise the directory to now, if any: the lowest one announced by the members
+    /// the directory still counts (joining, active, leaving) and by the live nodes about to join,
+    /// when that is above `current`. Every counted member must be seen in gossip (alive or not:
+    /// what it last announced is what its build knows) under the storage id it was recorded with;
+    /// one not seen cannot be vouched for, and nothing is raised. Never above what this build
+    /// (`supported`) knows, and never before the directory counts a member.
+    public static func formatRaise(
+        nodes: [Node],
+        members: [String: MemberEntry],
+        current: UInt32,
+        supported: UInt32 = DirectoryFormat.supported
+    ) -> UInt32? {
+        let counted = members.values.filter { [.joining, .active, .leaving].contains($0.state) }
+        guard !counted.isEmpty else { return nil }
+        var lowest = supported
+        for member in counted {
+            guard let node = nodes.first(where: { $0.id == member.id && $0.storageID == member.storageID }) else {
+                return nil
+            }
+            lowest = min(lowest, node.directoryFormat)
+        }
+        for node in nodes where node.isAlive { lowest = min(lowest, node.directoryFormat) }
+        return lowest > current ? lowest : nil
     }
 
     private static func register(_ node: Node) -> [DirectoryCommand] {

@@ -35,10 +35,14 @@ public enum DirectoryCommand: Sendable, Equatable {
     /// applies to a later namespace of the same name (archived, then created again). Format 2.
     indirect case guarded(createdAt: UInt64, DirectoryCommand)
 
-    /// The apply rules a batch carrying this command needs.
+    /// The apply rules a batch carrying this command needs. A raise needs the rules it raises to,
+    /// so a node that does not know them stops there instead of applying it differently.
     public var requiredFormat: UInt32 {
-        if case .guarded = self { return 2 }
-        return 1
+        switch self {
+        case .guarded: 2
+        case .raiseFormat(let version): version
+        default: 1
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 /// holds the same directory (the node's shell persists it with the applied index in one transaction).
 public struct DirectoryState: Sendable, Equatable {
     /// The newest apply rules this build knows.
-    public static let supportedFormat: UInt32 = 2
+    public static let supportedFormat: UInt32 = DirectoryFormat.supported
 
     public internal(set) var namespaces: [String: NamespaceEntry] = [:]
     public internal(set) var members: [String: MemberEntry] = [:]

@@ -1,3 +1,4 @@
+import Directory
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -103,7 +104,8 @@ public enum NodeMain {
             settings.zone = configuration.zone
             // A witness announces weight 0: placement never gives it a namespace.
             settings.weight = configuration.isWitness ? 0 : 1
-            settings.version = NodeHelp.version
+            // The directory format this build applies rides along (see `DirectoryFormat`).
+            settings.version = DirectoryFormat.announcing(NodeHelp.version)
             settings.storageID = identity.storageID
             settings.clusterID = clusterID
             // No seed cache: a first member restarting without TURSO_JOIN is found again by the

@@ -120,4 +120,44 @@ struct RosterTests {
         #expect(Self.plan([], members, voters: [1, 2, 3]) == Roster.Plan(change: .remove(ReplicaID(2))))
         #expect(Self.plan([], [members[0]], voters: [1, 3]).isEmpty)
     }
+
+    /// The directory's format is raised to what every counted member (and every live newcomer)
+    /// announces, only when each of them can be vouched for under its recorded storage id.
+    @Test func theFormatIsRaisedOnlyWhenEveryMemberAnnouncesIt() {
+        func node(_ id: String, _ storage: String, _ format: UInt32, alive: Bool = true) -> Roster.Node {
+            Roster.Node(id: id, storageID: storage, zone: "z", isAlive: alive, directoryFormat: format)
+        }
+        let members = Dictionary(
+            uniqueKeysWithValues: [
+                MemberEntry(id: "a", storageID: "s1", zone: "z", state: .active),
+                MemberEntry(id: "b", storageID: "s2", zone: "z", state: .leaving),
+                MemberEntry(id: "gone", storageID: "s5", zone: "z", state: .left),
+                MemberEntry(id: "out", storageID: "s6", zone: "z", state: .removed),
+            ].map { ($0.id, $0) }
+        )
+        func raise(_ nodes: [Roster.Node], current: UInt32 = 2) -> UInt32? {
+            Roster.formatRaise(nodes: nodes, members: members, current: current, supported: 4)
+        }
+        // Both counted members announce 4 (b even while down): raised, whatever left or was removed.
+        #expect(raise([node("a", "s1", 4), node("b", "s2", 4, alive: false)]) == 4)
+        // One still on 3: raised to 3 only; already there: nothing.
+        #expect(raise([node("a", "s1", 4), node("b", "s2", 3)]) == 3)
+        #expect(raise([node("a", "s1", 4), node("b", "s2", 3)], current: 3) == nil)
+        // b not seen, or seen with another storage id (a wiped disk): nobody vouches for it.
+        #expect(raise([node("a", "s1", 4)]) == nil)
+        #expect(raise([node("a", "s1", 4), node("b", "s9", 4)]) == nil)
+        // A live newcomer not registered yet counts too; a dead stranger does not.
+        #expect(raise([node("a", "s1", 4), node("b", "s2", 4), node("c", "s3", 2)]) == nil)
+        #expect(raise([node("a", "s1", 4), node("b", "s2", 4), node("c", "s3", 2, alive: false)]) == 4)
+        // Never beyond this build, never for an empty directory.
+        #expect(
+            Roster.formatRaise(
+                nodes: [node("a", "s1", 9)],
+                members: members.filter { $0.key == "a" },
+                current: 2,
+                supported: 4
+            ) == 4
+        )
+        #expect(Roster.formatRaise(nodes: [node("a", "s1", 4)], members: [:], current: 1) == nil)
+    }
 }

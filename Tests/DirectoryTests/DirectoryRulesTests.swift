@@ -125,14 +125,31 @@ struct DirectoryRulesTests {
     @Test func anUnknownFormatHaltsApplyingAndReplaysAreIgnored() {
         var state = Self.directory()
         #expect(state.apply(DirectoryBatch(commands: [Self.create("a")]), at: 1) == nil)  // replayed index
+        // A raise to rules this build knows applies once; again (or lower) it is refused.
+        #expect(state.apply(DirectoryBatch(commands: [.raiseFormat(version: 2)]), at: 2) == [.applied])
+        #expect(state.format == 2)
         #expect(
-            state.apply(DirectoryBatch(commands: [.raiseFormat(version: 3)]), at: 2)
-                == [.refused(.formatNotRaised(current: 1))]
+            state.apply(DirectoryBatch(commands: [.raiseFormat(version: 2)]), at: 3)
+                == [.refused(.formatNotRaised(current: 2))]
         )
-        #expect(state.apply(DirectoryBatch(format: 3, commands: [Self.create("a")]), at: 3) == nil)
-        #expect(state.haltedAt?.index == 3 && state.haltedAt?.format == 3)
-        #expect(state.apply(DirectoryBatch(commands: [Self.create("b")]), at: 4) == nil)
-        #expect(state.namespaces.isEmpty && state.appliedIndex == 2)
+        // A raise to rules it does not know carries them: this build halts there, never half applies.
+        #expect(DirectoryBatch(commands: [.raiseFormat(version: 3)]).format == 3)
+        #expect(state.apply(DirectoryBatch(commands: [.raiseFormat(version: 3)]), at: 4) == nil)
+        #expect(state.haltedAt?.index == 4 && state.haltedAt?.format == 3)
+        #expect(state.apply(DirectoryBatch(commands: [Self.create("b")]), at: 5) == nil)
+        #expect(state.namespaces.isEmpty && state.appliedIndex == 3 && state.format == 2)
+    }
+
+    @Test func membersAnnounceTheirFormatAsBuildMetadataOfTheirVersion() {
+        #expect(DirectoryFormat.announcing("0.1.0", format: 3) == "0.1.0+directory.3")
+        #expect(DirectoryFormat.announced(in: "0.1.0+directory.3") == 3)
+        #expect(DirectoryFormat.announced(in: "1.2.3+sha.abc.directory.7.x") == 7)
+        // Builds that announce nothing (or garbage) know the baseline every log build applies.
+        for version in ["0.1.0", "", "0.1.0+", "0.1.0+directory", "0.1.0+directory.x", "0.1.0+directory."] {
+            #expect(DirectoryFormat.announced(in: version) == DirectoryFormat.baseline)
+        }
+        #expect(DirectoryFormat.usable(raised: 1) == DirectoryFormat.baseline)
+        #expect(DirectoryFormat.usable(raised: 5) == 5)
     }
 
     /// A guarded command names the namespace's incarnation: one meant for an archived namespace never

@@ -227,7 +227,8 @@ final class ClusterLog: Sendable {
                 id: member.id.rawValue,
                 storageID: member.metadata.storageID,
                 zone: member.metadata.zone,
-                isAlive: member.status == .alive
+                isAlive: member.status == .alive,
+                directoryFormat: DirectoryFormat.announced(in: member.metadata.version)
             )
         }
         let recorded = log.read(\.members)
@@ -250,6 +251,7 @@ final class ClusterLog: Sendable {
                 self.refused("recording members", error.message)
             }
         }
+        await self.raiseFormatIfAgreed(log, nodes, recorded)
         // The autopilot observes every round (its timers need it); the roster's change goes first.
         let piloted = self.autopilot(status, ours, recorded)
         guard let change = plan.change ?? piloted, !status.pendingChange else { return }
@@ -258,6 +260,28 @@ final class ClusterLog: Sendable {
             self.logger.notice("cluster log configuration change proposed", metadata: ["raft.change": "\(change)"])
         } catch {
             self.refused("\(change)", error.message)
+        }
+    }
+
+    /// Raises the directory format once every member announces a newer one than the log's.
+    private func raiseFormatIfAgreed(
+        _ log: DirectoryLog,
+        _ nodes: [Roster.Node],
+        _ recorded: [String: MemberEntry]
+    ) async {
+        let current = log.read(\.format)
+        guard let target = Roster.formatRaise(nodes: nodes, members: recorded, current: current) else { return }
+        do {
+            let outcomes = try await log.propose([.raiseFormat(version: target)])
+            self.logger.notice(
+                "directory format raised: every member announces it",
+                metadata: [
+                    "directory.format": "\(target)", "directory.previous_format": "\(current)",
+                    "raft.outcomes": "\(outcomes)",
+                ]
+            )
+        } catch {
+            self.refused("raising the directory format to \(target)", error.message)
         }
     }
 

@@ -334,6 +334,8 @@ final class DirectoryLog: Sendable {
         var term: UInt64
         var commitIndex: UInt64
         var appliedIndex: UInt64
+        /// The format the log has raised the directory's rules to.
+        var directoryFormat: UInt32
         var voters: [ReplicaID]
         var learners: [ReplicaID]
         var failure: String?
@@ -351,6 +353,7 @@ final class DirectoryLog: Sendable {
                 term: core.raft.term,
                 commitIndex: core.raft.commitIndex,
                 appliedIndex: core.directory.appliedIndex,
+                directoryFormat: core.directory.format,
                 voters: core.raft.configuration.voters,
                 learners: core.raft.configuration.learners,
                 failure: core.failure?.message,
@@ -380,6 +383,7 @@ final class DirectoryLog: Sendable {
     /// member that does not lead, the entry is forwarded to the leader (through the transport) and
     /// the answer waits until this member has applied it too, so what it reads next includes it.
     private func proposeEntry(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+        try self.checkFormat(commands)
         let bytes = DirectoryCodec.encode(DirectoryBatch(commands: commands))
         switch await self.proposeLocally(bytes) {
         case .success(_, let outcomes):
@@ -398,6 +402,25 @@ final class DirectoryLog: Sendable {
             }
             try await self.waitUntilObserved(result.index)
             return result.outcomes
+        }
+    }
+
+    /// Refuses commands that need rules the log has not raised the directory to yet (a member that
+    /// does not know them would stop applying). A raise itself is what moves the line.
+    private func checkFormat(_ commands: [DirectoryCommand]) throws(NodeError) {
+        let needed =
+            commands.map { command -> UInt32 in
+                if case .raiseFormat = command { return 1 }
+                return command.requiredFormat
+            }.max() ?? 1
+        let usable = DirectoryFormat.usable(raised: self.read(\.format))
+        guard needed <= usable else {
+            throw NodeError(
+                .ownerUnavailable,
+                "this change needs directory format \(needed); the cluster uses format \(usable) until every member announces \(needed) (an upgrade in progress?)",
+                status: 503,
+                retryAfter: 5
+            )
         }
     }
 

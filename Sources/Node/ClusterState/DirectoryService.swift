@@ -51,6 +51,7 @@ final class DirectoryService: Sendable {
     func start() async throws(NodeError) -> [String] {
         try await self.log.start()
         try await self.registerSelf()
+        try await self.raiseFormatAlone()
         try await self.importRegistry()
         let names = Set(self.log.read { Array($0.namespaces.keys) }).union(self.registry.all().map(\.name))
         await Self.mirror(names, log: self.log, registry: self.registry, nodeID: self.nodeID, logger: self.logger)
@@ -178,6 +179,18 @@ final class DirectoryService: Sendable {
             throw NodeError(.stateUnreadable, "the directory answered no outcome", status: 500)
         }
         return outcome
+    }
+
+    /// A one-node cluster's only member is this build: its directory takes this build's rules at
+    /// once (a clustered leader waits for every member to announce them: `Roster.formatRaise`).
+    private func raiseFormatAlone() async throws(NodeError) {
+        let current = self.log.read(\.format)
+        guard current < DirectoryFormat.supported else { return }
+        _ = try await self.proposeOne(.raiseFormat(version: DirectoryFormat.supported))
+        self.logger.notice(
+            "directory format raised",
+            metadata: ["directory.format": "\(DirectoryFormat.supported)", "directory.previous_format": "\(current)"]
+        )
     }
 
     /// Joins this node (id, storage id) and activates it. A member with this storage id under

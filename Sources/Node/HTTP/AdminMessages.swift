@@ -88,13 +88,16 @@ struct MemberInfo: Codable, Sendable {
     var term: UInt64?
     var commitIndex: UInt64?
     var appliedIndex: UInt64?
+    /// For this node: the directory format the log has raised the rules to.
+    var directoryFormat: UInt32?
     /// The member's data directory identity and the cluster log it belongs to, as gossip shows them.
     var storageId: String?
     var clusterId: String?
 
     enum CodingKeys: String, CodingKey {
         case id, gossipAddress, peerAddress, dataAddress, adminAddress, zone, weight, version, state, liveness
-        case incarnation, namespaces, running, role, leader, term, commitIndex, appliedIndex, storageId, clusterId
+        case incarnation, namespaces, running, role, leader, term, commitIndex, appliedIndex, directoryFormat
+        case storageId, clusterId
         case isSelf = "self"
     }
 
@@ -109,6 +112,7 @@ struct MemberInfo: Codable, Sendable {
         self.term = status.term
         self.commitIndex = status.commitIndex
         self.appliedIndex = status.appliedIndex
+        self.directoryFormat = status.directoryFormat
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -132,6 +136,7 @@ struct MemberInfo: Codable, Sendable {
         try container.encodeIfPresent(self.term, forKey: .term)
         try container.encodeIfPresent(self.commitIndex, forKey: .commitIndex)
         try container.encodeIfPresent(self.appliedIndex, forKey: .appliedIndex)
+        try container.encodeIfPresent(self.directoryFormat, forKey: .directoryFormat)
         try container.encodeIfPresent(self.storageId, forKey: .storageId)
         try container.encodeIfPresent(self.clusterId, forKey: .clusterId)
     }
