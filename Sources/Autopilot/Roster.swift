@@ -56,12 +56,15 @@ public enum Roster {
     }
 
     /// The plan for now. `replica` maps a storage id to its replica id (the shell's derivation);
-    /// `leader` is never removed (another leader will, once it steps down).
+    /// `leader` is never removed (another leader will, once it steps down). A node announcing a
+    /// directory format below `format` (the log's) is left out: it would stop applying, and as a
+    /// voter it could lead a log it cannot apply.
     public static func plan(
         nodes: [Node],
         members: [String: MemberEntry],
         configuration: ClusterConfiguration,
         leader: ReplicaID,
+        format: UInt32 = 0,
         replica: (String) -> ReplicaID
     ) -> Plan {
         var plan = Plan()
@@ -72,7 +75,8 @@ public enum Roster {
             let old = replica(member.storageID)
             if configuration.contains(old) && old != leader { removals.append(old) }
         }
-        for node in nodes.sorted(by: { $0.id < $1.id }) where node.isAlive && !node.storageID.isEmpty {
+        for node in nodes.sorted(by: { $0.id < $1.id })
+        where node.isAlive && !node.storageID.isEmpty && node.directoryFormat >= format {
             // An identity removed before is never trusted again (an old disk that came back).
             if members[DirectoryState.retiredKey(node.id, node.storageID)] != nil { continue }
             let current = replica(node.storageID)

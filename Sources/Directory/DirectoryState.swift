@@ -74,6 +74,13 @@ public struct DirectoryState: Sendable, Equatable {
         return outcomes
     }
 
+    /// Stops applying at `index` (a snapshot whose directory needs `format`, which this build does
+    /// not know): the directory stays as it was, as for a batch of an unknown format.
+    public mutating func halt(at index: UInt64, format: UInt32) {
+        guard self.haltedAt == nil else { return }
+        self.haltedAt = (index, format)
+    }
+
     /// Advances the applied index over a log entry that carries no directory batch (a no-op, a
     /// configuration change).
     public mutating func skip(to index: UInt64) {

@@ -193,7 +193,7 @@ extension MembershipStateMachine {
         }
     }
 
-    /// Push-pull with a live member, retries towards dead members (partition healing), joins through
+    /// Push-pull with a live member, retries towards departed members (partition healing, restarts), joins through
     /// the seeds while alone, and forgets long-departed members.
     mutating func synchronise(now: Instant, _ actions: inout [Action]) {
         if now >= self.nextSyncAt {
@@ -209,9 +209,14 @@ extension MembershipStateMachine {
                 self.records[id] = nil
                 self.departed.remove(id)
             }
-            let dead = departed.filter { self.records[$0]?.state.status == .dead }
-            if let id = self.sample(dead, count: 1).first {
-                self.send(.syncRequest(digest: self.view), to: id, &actions)
+            // Members that left are retried too (one of each kind per round, so many departures
+            // never crowd out a partitioned member): one that restarts at its address (a first
+            // member without seeds, after a graceful stop) is found again and refutes its departure.
+            for status in [MemberStatus.dead, .left] {
+                let candidates = departed.filter { self.records[$0]?.state.status == status }
+                if let id = self.sample(candidates, count: 1).first {
+                    self.send(.syncRequest(digest: self.view), to: id, &actions)
+                }
             }
         }
         // Join: a full exchange with the seeds (or, without seeds, with a member that contacted us),

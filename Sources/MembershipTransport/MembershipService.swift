@@ -197,24 +197,29 @@ public final class MembershipService: Sendable {
                 for await input in self.inbox {
                     let now = Instant(ContinuousClock.now - origin)
                     let actions: [MembershipStateMachine.Action]
+                    // Callers are answered once the snapshot shows their change: a node that set
+                    // itself active must see itself active in `members` from then on.
+                    var answer: (() -> Void)?
                     switch input {
                     case .envelope(let envelope): actions = machine.receive(envelope, now: now)
                     case .tick: actions = machine.tick(now: now)
                     case .leave(let continuation):
                         actions = machine.leave(now: now)
-                        continuation.resume()
+                        answer = { continuation.resume() }
                     case .metadata(let change, let continuation):
                         actions = machine.updateMetadata(change, now: now)
-                        continuation.resume()
+                        ticksSinceSnapshot = ticksPerSnapshot
+                        answer = { continuation.resume() }
                     case .forget(let id, let continuation):
                         let result = machine.forget(id, now: now)
                         actions = result ?? []
-                        continuation.resume(returning: result != nil)
+                        answer = { continuation.resume(returning: result != nil) }
                     case .seeds(let seeds):
                         machine.replaceSeeds(seeds)
                         actions = []
                         ticksSinceSnapshot = ticksPerSnapshot
                     }
+                    defer { answer?() }
                     if input.isTick { ticksSinceSnapshot += 1 }
                     // The snapshot first: whoever an event wakes must already see the change.
                     if !actions.isEmpty || ticksSinceSnapshot >= ticksPerSnapshot {

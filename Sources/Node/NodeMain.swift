@@ -109,8 +109,8 @@ public enum NodeMain {
             settings.storageID = identity.storageID
             settings.clusterID = clusterID
             // No seed cache: a first member restarting without TURSO_JOIN is found again by the
-            // others, which keep retrying dead members' addresses (and its cluster log, not gossip,
-            // says what it owns).
+            // others, which keep retrying departed members' addresses (and its cluster log, not
+            // gossip, says what it owns).
             settings.seeds = configuration.join
             settings.initialLifecycle = settings.seeds.isEmpty ? .active : .joining
             settings.membership =

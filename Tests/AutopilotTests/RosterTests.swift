@@ -160,4 +160,20 @@ struct RosterTests {
         )
         #expect(Roster.formatRaise(nodes: [node("a", "s1", 4)], members: [:], current: 1) == nil)
     }
+
+    /// A node whose build does not know the log's directory format is neither registered nor added.
+    @Test func aNodeBehindTheLogsFormatIsLeftOut() {
+        let old = Roster.Node(id: "b", storageID: "s2", zone: "z", isAlive: true, directoryFormat: 2)
+        let members = [MemberEntry(id: "a", storageID: "s1", zone: "z", state: .active)]
+        let plan = Roster.plan(
+            nodes: [Self.node("a", "s1"), old],
+            members: Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) }),
+            configuration: ClusterConfiguration(voters: [ReplicaID(1)], learners: []),
+            leader: ReplicaID(1),
+            format: 3,
+            replica: Self.replica
+        )
+        #expect(plan.isEmpty)
+        #expect(!Self.plan([Self.node("a", "s1"), old], members, voters: [1]).isEmpty)
+    }
 }

@@ -217,6 +217,35 @@ struct SimulationTests {
         #expect(back != nil && back! <= .seconds(3), "\(cluster.report("restart was not accepted"))")
     }
 
+    /// The first member (started without seeds) stops gracefully and restarts, again without
+    /// seeds: the others keep retrying the addresses of members that departed, so it is found.
+    @Test(arguments: [false, true])
+    func aSeedlessMemberThatDepartedIsFoundAgainWhenItRestarts(graceful: Bool) {
+        let cluster = SimulatedCluster(count: 5, seed: 17)
+        cluster.startConverged()
+        cluster.run(for: .seconds(3))
+        let first = cluster.ids[0]
+        let others = Array(cluster.ids.dropFirst())
+        if graceful {
+            cluster.leave(first)
+            cluster.run(for: .seconds(1))
+        }
+        cluster.crash(first)
+        let departed = cluster.run(
+            until: { c in others.allSatisfy { [.dead, .left].contains(c.status(of: first, seenBy: $0)) } },
+            timeout: .seconds(60)
+        )
+        #expect(departed != nil)
+        cluster.start(first, seeds: [])
+        let back = cluster.run(
+            until: { c in c.ids.allSatisfy { c.status(of: first, seenBy: $0) == .alive } && c.viewsAgree(among: c.ids)
+            },
+            timeout: .seconds(60),
+            every: 1
+        )
+        #expect(back != nil, "\(cluster.report("a departed seedless member was not found again"))")
+    }
+
     @Test func twoProcessesWithOneIdAreReported() {
         let cluster = SimulatedCluster(count: 6, seed: 3)
         cluster.startConverged()

@@ -4,7 +4,7 @@ import Testing
 
 @testable import Node
 
-@Suite("Proposal batcher")
+@Suite("Proposal batcher", .serialized)
 struct ProposalBatcherTests {
     /// A submit function that records each batch and holds the first until released.
     final class Leader: Sendable {
@@ -41,7 +41,7 @@ struct ProposalBatcherTests {
                     continuation.resume()
                     return
                 }
-                await Task.yield()
+                try? await Task.sleep(for: .milliseconds(1))
             }
         }
     }
@@ -49,14 +49,14 @@ struct ProposalBatcherTests {
     static func lock(_ names: String...) -> [DirectoryCommand] { names.map { .setLocked(name: $0, locked: true) } }
 
     @Test func proposalsMadeWhileABatchIsOutLeaveTogetherWithTheirOwnOutcomes() async throws {
-        let batcher = ProposalBatcher(maxCommands: 10)
+        let batcher = ProposalBatcher(maxCommands: 10, stall: .seconds(600))
         let leader = Leader(holdFirst: true)
         let submit: ProposalBatcher.Submit = { commands async throws(NodeError) in try await leader.submit(commands) }
         let first = Task { try await batcher.propose(Self.lock("a"), submit: submit) }
-        while leader.gate.withLock({ $0 == nil }) { await Task.yield() }
+        while leader.gate.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(1)) }
         let second = Task { try await batcher.propose(Self.lock("b", "xb"), submit: submit) }
         let third = Task { try await batcher.propose(Self.lock("xc"), submit: submit) }
-        while batcher.queued < 2 { await Task.yield() }
+        while batcher.queued < 2 { try await Task.sleep(for: .milliseconds(1)) }
         await leader.release()
         #expect(try await first.value == [.applied])
         #expect(try await second.value == [.applied, .refused(.noSuchNamespace)])
@@ -68,28 +68,28 @@ struct ProposalBatcherTests {
     }
 
     @Test func aBatchNeverExceedsTheCapUnlessOneCallerAskedForMore() async throws {
-        let batcher = ProposalBatcher(maxCommands: 3)
+        let batcher = ProposalBatcher(maxCommands: 3, stall: .seconds(600))
         let leader = Leader(holdFirst: true)
         let submit: ProposalBatcher.Submit = { commands async throws(NodeError) in try await leader.submit(commands) }
         let first = Task { try await batcher.propose(Self.lock("a"), submit: submit) }
-        while leader.gate.withLock({ $0 == nil }) { await Task.yield() }
+        while leader.gate.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(1)) }
         let big = Task { try await batcher.propose(Self.lock("b1", "b2", "b3", "b4"), submit: submit) }
-        while batcher.queued < 1 { await Task.yield() }
+        while batcher.queued < 1 { try await Task.sleep(for: .milliseconds(1)) }
         let small = Task { try await batcher.propose(Self.lock("c"), submit: submit) }
-        while batcher.queued < 2 { await Task.yield() }
+        while batcher.queued < 2 { try await Task.sleep(for: .milliseconds(1)) }
         await leader.release()
         _ = try await (first.value, big.value, small.value)
         #expect(leader.batches.withLock { $0 } == [["a"], ["b1", "b2", "b3", "b4"], ["c"]])
     }
 
-    @Test func aFailedBatchFailsEveryCallerInIt() async {
-        let batcher = ProposalBatcher(maxCommands: 10)
+    @Test func aFailedBatchFailsEveryCallerInIt() async throws {
+        let batcher = ProposalBatcher(maxCommands: 10, stall: .seconds(600))
         let leader = Leader(holdFirst: true, failing: true)
         let submit: ProposalBatcher.Submit = { commands async throws(NodeError) in try await leader.submit(commands) }
         let first = Task { try await batcher.propose(Self.lock("a"), submit: submit) }
-        while leader.gate.withLock({ $0 == nil }) { await Task.yield() }
+        while leader.gate.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(1)) }
         let second = Task { try await batcher.propose(Self.lock("b"), submit: submit) }
-        while batcher.queued < 1 { await Task.yield() }
+        while batcher.queued < 1 { try await Task.sleep(for: .milliseconds(1)) }
         await leader.release()
         await #expect(throws: NodeError.self) { try await first.value }
         await #expect(throws: NodeError.self) { try await second.value }
@@ -97,5 +97,58 @@ struct ProposalBatcherTests {
         let third = Task { try await batcher.propose(Self.lock("c"), submit: submit) }
         await #expect(throws: NodeError.self) { try await third.value }
         #expect(leader.batches.withLock { $0.count } == 3)
+    }
+
+    /// A batch that hangs (a leader gone mid-request) holds the others up for `stall` at most.
+    @Test func proposalsQueuedBehindAStuckBatchLeaveOnTheirOwnAfterTheStall() async throws {
+        let batcher = ProposalBatcher(maxCommands: 10, stall: .milliseconds(50))
+        let leader = Leader(holdFirst: true)
+        let submit: ProposalBatcher.Submit = { commands async throws(NodeError) in try await leader.submit(commands) }
+        let stuck = Task { try await batcher.propose(Self.lock("stuck"), submit: submit) }
+        while leader.gate.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(1)) }
+        // The first batch stays out; these two leave without it (together or one by one).
+        async let second = batcher.propose(Self.lock("b"), submit: submit)
+        async let third = batcher.propose(Self.lock("xc"), submit: submit)
+        #expect(try await second == [.applied])
+        #expect(try await third == [.refused(.noSuchNamespace)])
+        #expect(leader.batches.withLock { $0.first } == ["stuck"])
+        await leader.release()
+        #expect(try await stuck.value == [.applied])
+    }
+
+    /// Callers left behind a full batch that hangs too leave on their own after another stall.
+    @Test func callersLeftBehindAFullBatchThatHangsLeaveAfterAnotherStall() async throws {
+        final class Hanging: Sendable {
+            let batches = Mutex<[[String]]>([])
+            func submit(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+                let count = self.batches.withLock { batches in
+                    batches.append(commands.map { "\($0)" })
+                    return batches.count
+                }
+                // The first two batches never come back (until the test ends).
+                if count <= 2 { try? await Task.sleep(for: .seconds(600)) }
+                return commands.map { _ in .applied }
+            }
+        }
+        let batcher = ProposalBatcher(maxCommands: 2, stall: .milliseconds(50))
+        let leader = Hanging()
+        let submit: ProposalBatcher.Submit = { commands async throws(NodeError) in try await leader.submit(commands) }
+        _ = Task { try await batcher.propose(Self.lock("a"), submit: submit) }
+        while leader.batches.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(1)) }
+        final class Count: Sendable { let value = Mutex(0) }
+        let answered = Count()
+        for index in 0..<3 {
+            Task {
+                _ = try await batcher.propose(Self.lock("q\(index)"), submit: submit)
+                answered.value.withLock { $0 += 1 }
+            }
+        }
+        // Two of the three leave after the first stall (and hang); the third after the next one.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while answered.value.withLock({ $0 }) < 1 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(answered.value.withLock { $0 } == 1)
+        #expect(leader.batches.withLock { $0.map(\.count) } == [1, 2, 1])
     }
 }

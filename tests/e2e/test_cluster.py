@@ -549,7 +549,8 @@ def test_concurrent_join_and_leave_converge_without_losing_writes(cluster):
     assert sorted(sum((sorted(h) for h in held), [])) == sorted(names)
 
 
-def test_first_member_restarting_without_join_finds_its_cluster(cluster):
+@pytest.mark.parametrize("graceful", [False, True], ids=["killed", "stopped"])
+def test_first_member_restarting_without_join_finds_its_cluster(cluster, graceful):
     nodes = cluster.start(3)
     n1, n2, n3 = nodes
     assert n1.env["TURSO_JOIN"] == ""
@@ -559,10 +560,16 @@ def test_first_member_restarting_without_join_finds_its_cluster(cluster):
         assert sql(n2, name, "INSERT INTO t VALUES ('row', 'x')").status == 200
     elsewhere = sorted(set(names) - n1.held())
     assert elsewhere
-    n1.kill()
+    if graceful:
+        n1.process.terminate()  # leaves: hands its namespaces off, announced `left`
+        n1.process.wait(timeout=60)
+    else:
+        n1.kill()
+    departed = "left" if graceful else "dead"
     deadline = time.time() + 20
-    while time.time() < deadline and n2.members()["n1"]["liveness"] != "dead":
+    while time.time() < deadline and n2.members()["n1"]["liveness"] != departed:
         time.sleep(0.2)
+    assert n2.members()["n1"]["liveness"] == departed
     n1.start(wait=False)
     # From its first answer on, the restarted seed never serves an empty copy of another's namespace.
     answers = set()

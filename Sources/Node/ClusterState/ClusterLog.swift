@@ -222,15 +222,7 @@ final class ClusterLog: Sendable {
             return
         }
         let ours = members.filter { $0.metadata.clusterID == log.clusterID && !$0.metadata.storageID.isEmpty }
-        let nodes = ours.map { member in
-            Roster.Node(
-                id: member.id.rawValue,
-                storageID: member.metadata.storageID,
-                zone: member.metadata.zone,
-                isAlive: member.status == .alive,
-                directoryFormat: DirectoryFormat.announced(in: member.metadata.version)
-            )
-        }
+        let nodes = ours.map(Self.rosterNode)
         let recorded = log.read(\.members)
         let configuration = ClusterConfiguration(voters: status.voters, learners: status.learners)
         let plan = Roster.plan(
@@ -238,6 +230,7 @@ final class ClusterLog: Sendable {
             members: recorded,
             configuration: configuration,
             leader: self.identity.replicaID,
+            format: log.read(\.format),
             replica: Self.replica
         )
         if !plan.commands.isEmpty {
@@ -251,7 +244,9 @@ final class ClusterLog: Sendable {
                 self.refused("recording members", error.message)
             }
         }
-        await self.raiseFormatIfAgreed(log, nodes, recorded)
+        // Nodes about to join announce no cluster id yet: they count for the format too.
+        let newcomers = members.filter { $0.metadata.clusterID.isEmpty && !$0.metadata.storageID.isEmpty }
+        await self.raiseFormatIfAgreed(log, nodes + newcomers.map(Self.rosterNode), recorded)
         // The autopilot observes every round (its timers need it); the roster's change goes first.
         let piloted = self.autopilot(status, ours, recorded)
         guard let change = plan.change ?? piloted, !status.pendingChange else { return }
@@ -261,6 +256,16 @@ final class ClusterLog: Sendable {
         } catch {
             self.refused("\(change)", error.message)
         }
+    }
+
+    private static func rosterNode(_ member: MemberState) -> Roster.Node {
+        Roster.Node(
+            id: member.id.rawValue,
+            storageID: member.metadata.storageID,
+            zone: member.metadata.zone,
+            isAlive: member.status == .alive,
+            directoryFormat: DirectoryFormat.announced(in: member.metadata.version)
+        )
     }
 
     /// Raises the directory format once every member announces a newer one than the log's.
@@ -273,12 +278,13 @@ final class ClusterLog: Sendable {
         guard let target = Roster.formatRaise(nodes: nodes, members: recorded, current: current) else { return }
         do {
             let outcomes = try await log.propose([.raiseFormat(version: target)])
+            guard outcomes == [.applied] else {
+                self.refused("raising the directory format to \(target)", "\(outcomes)")
+                return
+            }
             self.logger.notice(
                 "directory format raised: every member announces it",
-                metadata: [
-                    "directory.format": "\(target)", "directory.previous_format": "\(current)",
-                    "raft.outcomes": "\(outcomes)",
-                ]
+                metadata: ["directory.format": "\(target)", "directory.previous_format": "\(current)"]
             )
         } catch {
             self.refused("raising the directory format to \(target)", error.message)

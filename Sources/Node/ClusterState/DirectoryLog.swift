@@ -165,14 +165,20 @@ final class DirectoryLog: Sendable {
         }
         // Behind the log's snapshot: a snapshot received from the leader was saved but the crash
         // came before the directory was replaced by it. Finish that now.
-        if directory.appliedIndex < persisted.snapshot.metadata.index {
+        if directory.appliedIndex < persisted.snapshot.metadata.index, directory.haltedAt == nil {
+            let snapshot: DirectoryState
             do {
-                directory = try DirectoryCodec.decodeState(persisted.snapshot.data)
+                snapshot = try DirectoryCodec.decodeState(persisted.snapshot.data)
             } catch {
                 throw NodeError(
                     .stateUnreadable,
                     "\(directoryStore.path) is at index \(directory.appliedIndex), behind the log's snapshot at \(persisted.snapshot.metadata.index), whose data is unreadable: \(error)"
                 )
+            }
+            if snapshot.format > DirectoryState.supportedFormat {
+                directory.halt(at: persisted.snapshot.metadata.index, format: snapshot.format)
+            } else {
+                directory = snapshot
             }
             try directoryStore.replace(with: directory)
         }
@@ -373,6 +379,8 @@ final class DirectoryLog: Sendable {
     /// together and in order. An empty list is a barrier: everything committed before it is applied
     /// when it returns.
     func propose(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
+        // Checked per caller, before batching: one caller's command never fails another's.
+        try self.checkFormat(commands)
         guard !commands.isEmpty else { return try await self.proposeEntry(commands) }
         return try await self.batcher.propose(commands) { batch async throws(NodeError) in
             try await self.proposeEntry(batch)
@@ -383,7 +391,6 @@ final class DirectoryLog: Sendable {
     /// member that does not lead, the entry is forwarded to the leader (through the transport) and
     /// the answer waits until this member has applied it too, so what it reads next includes it.
     private func proposeEntry(_ commands: [DirectoryCommand]) async throws(NodeError) -> [DirectoryOutcome] {
-        try self.checkFormat(commands)
         let bytes = DirectoryCodec.encode(DirectoryBatch(commands: commands))
         switch await self.proposeLocally(bytes) {
         case .success(_, let outcomes):
@@ -691,6 +698,20 @@ final class DirectoryLog: Sendable {
             )
         }
         let store = self.directoryStore
+        // A directory under rules this build does not know is not taken: it stops here, as it
+        // would at a batch of that format, until an upgraded build replays from the snapshot.
+        guard state.format <= DirectoryState.supportedFormat else {
+            let halted = self.core.withLock { core in
+                core.directory.halt(at: snapshot.metadata.index, format: state.format)
+                return core.directory
+            }
+            try await BlockingIO.run { () throws(NodeError) in try store.replace(with: halted) }
+            self.logger.critical(
+                "the cluster log sent a directory this build cannot apply: upgrade turso-server",
+                metadata: ["raft.index": "\(snapshot.metadata.index)", "directory.format": "\(state.format)"]
+            )
+            return
+        }
         try await BlockingIO.run { () throws(NodeError) in try store.replace(with: state) }
         let (names, covered) = self.core.withLock { core in
             defer { core.directory = state }
