@@ -62,6 +62,25 @@ struct ClusterViewTests {
         }
     }
 
+    /// With a cluster log, only members the directory has active, under the storage id gossip
+    /// shows, are placed: not one unregistered yet, removed, or back with another disk.
+    @Test func onlyMembersActiveInTheDirectoryArePlaced() {
+        func stored(_ id: String, _ storage: String) -> MemberState {
+            var state = member(id)
+            state.metadata.storageID = storage
+            return state
+        }
+        let members = [stored("a", "s1"), stored("b", "s2"), stored("c", "s3"), stored("d", "s9")]
+        let view = ClusterView(selfID: "a", members: members, registered: ["a": "s1", "b": "s2", "d": "s4"])
+        let owners = Set(self.names.compactMap { view.owner(of: $0)?.id.rawValue })
+        #expect(owners == ["a", "b"])
+        // Without a log, gossip alone decides.
+        #expect(
+            Set(self.names.compactMap { ClusterView(selfID: "a", members: members).owner(of: $0)?.id.rawValue }).count
+                == 4
+        )
+    }
+
     @Test func joiningAndLeavingMembersOwnNothing() {
         let members = [member("a"), member("b", .alive, .joining), member("c", .alive, .leaving), member("d", .left)]
         let view = ClusterView(selfID: "b", members: members)

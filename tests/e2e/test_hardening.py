@@ -103,6 +103,8 @@ def test_peer_file_offsets_are_checked(node_factory):
     while (created := node.admin("POST", "/v1/namespaces/app/create")).status == 503 and time.time() < deadline:
         time.sleep(0.1)
     assert created.status == 201, created.body
+    # A clustered create starts the backend (and makes the database file) on first use.
+    run(node, "app", "CREATE TABLE t(x)")
     base = f"http://127.0.0.1:{peer}/_peer/v1/namespaces/app/files"
     current = {"x-turso-peer-protocol": "2"}
     for offset in ["-5", "-9223372036854775808", "abc", "99999999999999999999"]:

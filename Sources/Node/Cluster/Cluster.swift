@@ -69,7 +69,15 @@ public final class Cluster: Sendable {
 
     var view: ClusterView {
         guard let membership else { return .single(selfID: self.selfID) }
-        return ClusterView(selfID: self.selfID, members: membership.members)
+        // Placement only among members the directory has active (the log refuses anyone else).
+        let registered = self.ownership.flatMap { _ in
+            self.log?.read { state in
+                state.members.values.reduce(into: [String: String]()) { active, member in
+                    if member.state == .active { active[member.id] = member.storageID }
+                }
+            }
+        }
+        return ClusterView(selfID: self.selfID, members: membership.members, registered: registered)
     }
 
     /// Able to route: a clustered node must have finished joining, when it has seeds have exchanged

@@ -6,21 +6,32 @@ import Placement
 /// The placement set is the members whose lifecycle is `active` and that have not left, dead ones
 /// included: until failover exists, a dead owner keeps its namespaces (they answer 503 until it
 /// returns) instead of having them re-created empty elsewhere. Ownership therefore moves only when a
-/// member becomes active (join) or stops being active (leave), and each move is a handoff.
+/// member becomes active (join) or stops being active (leave), and each move is a handoff. With a
+/// cluster log, a member must also be active in the directory under the storage id gossip shows:
+/// the log refuses to give a namespace to anyone else (one not registered yet, removed, or an old
+/// disk come back), so placement never picks them.
 public struct ClusterView: Sendable {
     public let selfID: String
     public let members: [MemberState]
     public let placement: RendezvousPlacement
     private let byID: [String: MemberState]
 
-    /// - Parameter treatSelfAsActive: a joining node uses this to see what it will own once active.
-    public init(selfID: String, members: [MemberState], treatSelfAsActive: Bool = false) {
+    /// - Parameters:
+    ///   - treatSelfAsActive: a joining node uses this to see what it will own once active.
+    ///   - registered: the directory's active members (node id to storage id), when there is a log.
+    public init(
+        selfID: String,
+        members: [MemberState],
+        treatSelfAsActive: Bool = false,
+        registered: [String: String]? = nil
+    ) {
         self.selfID = selfID
         self.members = members
         self.byID = Dictionary(members.map { ($0.id.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
         let eligible = members.filter { member in
             // Witnesses (weight 0) hold no namespaces.
             guard member.status != .left, member.metadata.weight > 0 else { return false }
+            if let registered, registered[member.id.rawValue] != member.metadata.storageID { return false }
             if treatSelfAsActive && member.id.rawValue == selfID { return true }
             return member.metadata.lifecycle == .active
         }
