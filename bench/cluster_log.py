@@ -147,18 +147,22 @@ def wrk_creates(nodes: list[BenchNode], duration: int = 5, prefix: str = "wrk") 
     return rate, sum(r["p50"] for r in results) / len(results), max(r["p99"] for r in results), made
 
 
+def three_nodes(work: Path, base: int) -> list[BenchNode]:
+    """Three nodes on 127.0.0.1-3 (certificates from a new CA under `work`) that found one cluster
+    together, joining through the first one's gossip port; not started."""
+    subprocess.run([str(BIN / "turso-server"), "certs", "ca", "--out", str(work / "tls")], check=True,
+                   capture_output=True)
+    nodes = [BenchNode(work, i, base, f"127.0.0.1:{base + 2}") for i in range(1, 4)]
+    for node in nodes:
+        node.env["TURSO_BOOTSTRAP_EXPECT"] = "3"
+    return nodes
+
+
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     creates = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        subprocess.run([str(BIN / "turso-server"), "certs", "ca", "--out", str(work / "tls")], check=True,
-                       capture_output=True)
-        base = 31000
-        seed = f"127.0.0.1:{base + 2}"
-        nodes = [BenchNode(work, i, base, seed) for i in range(1, 4)]
-        for node in nodes:
-            node.env["TURSO_BOOTSTRAP_EXPECT"] = "3"
+        nodes = three_nodes(Path(tmp), 31000)
         try:
             measure(nodes, runs, creates)
         finally:

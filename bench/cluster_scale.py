@@ -5,7 +5,7 @@ created through the log by admin creates:
 1. creates per second while filling it (wrk, 16 connections to each node);
 2. GET /v1/namespaces on a node, whole and by page (the local directory, no fan-out);
 3. the cluster state on disk per node: raft.db, directory.db and registry.db with their WALs, the
-   log's entry count and the snapshot's size;
+   log's entry count and the snapshot's size, and each node's resident memory;
 4. restart of a member that is not the leader (kill -9): time until its admin port listens and
    until /readyz answers 200 (log reopened, directory applied, ownership attached).
 
@@ -15,7 +15,6 @@ created through the log by admin creates:
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from cluster import TOKEN, BenchNode
-from cluster_log import create_one, leader_of, voters_agree, wait_for, wrk_creates
+from cluster_log import create_one, leader_of, three_nodes, voters_agree, wait_for, wrk_creates
 from common import BIN, Process
 
 
@@ -59,6 +58,12 @@ def mib(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / (1 << 20)
 
 
+def rss_mib(node: BenchNode) -> float:
+    """The node process's resident set size."""
+    status = Path(f"/proc/{node.process.p.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
 def state_figures(node: BenchNode) -> tuple[str, int, int]:
     """Sizes of the node's state databases, its log entries and its snapshot's bytes."""
     state = Path(node.env["TURSO_DATA_DIR"]) / "_state"
@@ -72,13 +77,8 @@ def state_figures(node: BenchNode) -> tuple[str, int, int]:
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        subprocess.run([str(BIN / "turso-server"), "certs", "ca", "--out", str(work / "tls")], check=True,
-                       capture_output=True)
-        base = 32000
-        nodes = [BenchNode(work, i, base, f"127.0.0.1:{base + 2}") for i in range(1, 4)]
+        nodes = three_nodes(Path(tmp), 32000)
         for node in nodes:
-            node.env["TURSO_BOOTSTRAP_EXPECT"] = "3"
             node.process = Process([str(BIN / "turso-server")], env=node.env, log=node.log)
         try:
             measure(nodes, count)
@@ -114,6 +114,7 @@ def measure(nodes: list[BenchNode], count: int):
         sizes, entries, snapshot = state_figures(node)
         print(f"| {node.id}: raft.db / directory.db / registry.db (with WALs) | {sizes} MiB |")
         print(f"| {node.id}: log entries kept / snapshot | {entries:,} / {snapshot / (1 << 20):.1f} MiB |")
+        print(f"| {node.id}: resident memory (the whole directory is in memory) | {rss_mib(node):.0f} MiB |")
 
     restarted.process.p.send_signal(signal.SIGKILL)
     restarted.process.p.wait()

@@ -259,6 +259,45 @@ struct RaftClusterTests {
         }
     }
 
+    /// An entry of a format no replica knows halts all three; the leader hands leadership on once,
+    /// and so does each replica after it, so leadership does not circle among halted replicas.
+    /// (With a replica that knows the format, that one would keep it.)
+    @Test func haltedLeadersHandLeadershipOnOnceEach() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let ca = try ClusterCertificates.makeCA()
+        let replicas = try ["n1", "n2", "n3"].map { try Replica(name: $0, root: root, ca: ca) }
+        for replica in replicas { try await replica.listen() }
+        let voters = replicas.map(\.identity.replicaID)
+        for replica in replicas { try await replica.open(voters: voters, peers: replicas) }
+        #expect(await Self.eventually { Self.leader(replicas) != nil }, "a leader is elected")
+        let first = try #require(Self.leader(replicas))
+        let startTerm = first.current!.status.term
+        let unknown = DirectoryCodec.encode(DirectoryBatch(format: DirectoryState.supportedFormat + 7, commands: []))
+        _ = await first.current!.proposeLocally(unknown)
+        #expect(
+            await Self.eventually { replicas.allSatisfy { $0.current?.read { $0.haltedAt } != nil } },
+            "every replica halted at the entry"
+        )
+        // (All three are halted here, so leadership may come back to the first one in the end.)
+        #expect(
+            await Self.eventually { replicas.allSatisfy { ($0.current?.status.term ?? 0) > startTerm } },
+            "the halted leader handed leadership on (a new term)"
+        )
+        // Each hands it on at most once: after that, leadership settles on a (halted) replica.
+        try await Task.sleep(for: .seconds(6))
+        // One term per hand-off (three at most), with slack for a transfer that timed out.
+        let terms = replicas.compactMap { $0.current?.status.term }
+        #expect(terms.allSatisfy { $0 <= startTerm + 5 }, "terms \(terms) from \(startTerm)")
+        let settled = Self.leader(replicas)
+        try await Task.sleep(for: .seconds(3))
+        #expect(settled != nil && Self.leader(replicas) === settled, "leadership stopped moving")
+        for replica in replicas {
+            await replica.crash()
+            await replica.peers.shutdown()
+        }
+    }
+
     /// An inbound raft stream that carries nothing does not hold up the listener's graceful
     /// shutdown (it used to, until the connection's idle timeout).
     @Test func anIdleInboundStreamEndsOnAGracefulShutdown() async throws {

@@ -54,6 +54,8 @@ final class DirectoryLog: Sendable {
         var failure: NodeError?
         var stopped = false
         var haltReported = false
+        /// A halted leader handed leadership on (once per process).
+        var handedOff = false
         /// The applied index whose changes the observer (the registry mirror) has seen: what this
         /// member serves reflects the log up to here.
         var observedIndex: UInt64 = 0
@@ -650,6 +652,7 @@ final class DirectoryLog: Sendable {
                     metadata: ["raft.index": "\(halted.index)", "directory.format": "\(halted.format)"]
                 )
             }
+            if core.directory.haltedAt != nil, !core.handedOff { core.handedOff = Self.handOffLeadership(&core.raft) }
             return DirectoryStore.Rows(state: core.directory, namespaces: namespaces, members: members)
         }
         let store = self.directoryStore
@@ -737,6 +740,17 @@ final class DirectoryLog: Sendable {
             return reached.values.map(\.continuation)
         }
         for continuation in reached { continuation.resume(returning: true) }
+    }
+
+    /// A halted member cannot take proposals: if it leads, it hands leadership to the most
+    /// caught-up other voter, once (if every voter is halted, leadership does not circle forever).
+    /// Returns whether it did.
+    private static func handOffLeadership(_ raft: inout RaftNode) -> Bool {
+        guard raft.role == .leader, raft.transferee == nil else { return false }
+        let best = raft.replicationProgress.filter { $0.id != raft.id && raft.configuration.isVoter($0.id) }
+            .max { $0.match < $1.match }
+        guard let best else { return false }
+        return (try? raft.transferLeadership(to: best.id)) != nil
     }
 
     /// Cuts the log once it is long: the snapshot is the directory encoded at the applied index
