@@ -126,14 +126,21 @@ struct RaftClusterTests {
         replicas.first { $0.current?.status.role == .leader }
     }
 
-    @Test func threeReplicasElectReplicateFailOverAndCatchUp() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: root) }
+    /// Three replicas under `root`, listening and open, founded together as voters.
+    static func three(root: String) async throws -> [Replica] {
         let ca = try ClusterCertificates.makeCA()
         let replicas = try ["n1", "n2", "n3"].map { try Replica(name: $0, root: root, ca: ca) }
         for replica in replicas { try await replica.listen() }
         let voters = replicas.map(\.identity.replicaID)
         for replica in replicas { try await replica.open(voters: voters, peers: replicas) }
+        return replicas
+    }
+
+    @Test func threeReplicasElectReplicateFailOverAndCatchUp() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let replicas = try await Self.three(root: root)
+        let voters = replicas.map(\.identity.replicaID)
         #expect(Set(replicas.map { $0.current!.clusterID }).count == 1, "founders agree on the cluster id")
 
         #expect(await Self.eventually { Self.leader(replicas) != nil }, "a leader is elected")
@@ -265,11 +272,7 @@ struct RaftClusterTests {
     @Test func haltedLeadersHandLeadershipOnOnceEach() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let ca = try ClusterCertificates.makeCA()
-        let replicas = try ["n1", "n2", "n3"].map { try Replica(name: $0, root: root, ca: ca) }
-        for replica in replicas { try await replica.listen() }
-        let voters = replicas.map(\.identity.replicaID)
-        for replica in replicas { try await replica.open(voters: voters, peers: replicas) }
+        let replicas = try await Self.three(root: root)
         #expect(await Self.eventually { Self.leader(replicas) != nil }, "a leader is elected")
         let first = try #require(Self.leader(replicas))
         let startTerm = first.current!.status.term
