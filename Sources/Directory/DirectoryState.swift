@@ -74,11 +74,13 @@ public struct DirectoryState: Sendable, Equatable {
         return outcomes
     }
 
-    /// Stops applying at `index` (a snapshot whose directory needs `format`, which this build does
-    /// not know): the directory stays as it was, as for a batch of an unknown format.
-    public mutating func halt(at index: UInt64, format: UInt32) {
-        guard self.haltedAt == nil else { return }
-        self.haltedAt = (index, format)
+    /// Whether `snapshot` (a directory received whole, at log index `index`) needs rules this build
+    /// does not know: then this directory stays as it is and halts there, as at a batch of that
+    /// format, and the snapshot must not be taken.
+    public mutating func halts(before snapshot: DirectoryState, at index: UInt64) -> Bool {
+        guard snapshot.format > Self.supportedFormat else { return false }
+        if self.haltedAt == nil { self.haltedAt = (index, snapshot.format) }
+        return true
     }
 
     /// Advances the applied index over a log entry that carries no directory batch (a no-op, a

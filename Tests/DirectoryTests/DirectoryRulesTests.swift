@@ -140,6 +140,27 @@ struct DirectoryRulesTests {
         #expect(state.namespaces.isEmpty && state.appliedIndex == 3 && state.format == 2)
     }
 
+    /// A snapshot of rules this build does not know is never taken: the directory halts there.
+    @Test func aSnapshotOfAnUnknownFormatHaltsInsteadOfBeingTaken() {
+        var state = Self.directory()
+        let known = DirectoryState(namespaces: [:], members: [:], format: 2, appliedIndex: 9, haltedAt: nil)
+        let haltsBeforeKnown = state.halts(before: known, at: 9)
+        #expect(!haltsBeforeKnown)
+        #expect(state.haltedAt == nil)
+        let unknown = DirectoryState(
+            namespaces: [:],
+            members: [:],
+            format: DirectoryState.supportedFormat + 1,
+            appliedIndex: 9,
+            haltedAt: nil
+        )
+        let before = state.members
+        let haltsBeforeUnknown = state.halts(before: unknown, at: 9)
+        #expect(haltsBeforeUnknown)
+        #expect(state.haltedAt?.index == 9 && state.haltedAt?.format == DirectoryState.supportedFormat + 1)
+        #expect(state.members == before && state.appliedIndex == 1)
+    }
+
     @Test func membersAnnounceTheirFormatAsBuildMetadataOfTheirVersion() {
         #expect(DirectoryFormat.announcing("0.1.0", format: 3) == "0.1.0+directory.3")
         #expect(DirectoryFormat.announced(in: "0.1.0+directory.3") == 3)

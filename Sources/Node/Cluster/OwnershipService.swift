@@ -274,16 +274,13 @@ final class OwnershipService: Sendable {
             let entry = self.log.read { $0.namespaces[name] }
             let actions = self.machine.withLock { $0.applied(name, entry) }
             guard actions.count == 2, case .drop(name, keeping: nil) = actions[0],
-                case .provision(name, let version) = actions[1], var record = self.record(name)
+                case .provision(name, let version) = actions[1], let record = self.gainedRecord(name)
             else {
                 await self.perform(actions, after: entry)
                 continue
             }
-            // What `drop` and `hold` do for a name with nothing here: no backend, stale staging gone.
-            await self.supervisor.stop(name, hold: true)
-            self.files.discardStaging(name)
-            await self.supervisor.unhold(name)
-            record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
+            // The drop finds nothing to forget (no registry write); the hold is batched below.
+            await self.drop(name, keeping: nil)
             provisions.append((.held(version), record))
         }
         guard !provisions.isEmpty else { return }
@@ -563,9 +560,7 @@ final class OwnershipService: Sendable {
         }
         // A provision adopts what is at the path: its creator archived leftovers before proposing
         // it, and a restore put its database there.
-        guard var record = self.record(name) else { return }
-        // Gained here (or served again): idle from now, so GC never archives it for moving.
-        record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
+        guard let record = self.gainedRecord(name) else { return }
         // Nothing serves it until the copy is recorded.
         await self.retried("cannot record a held copy", name) { () async throws(NodeError) in
             try await self.registry.setCopy(.held(version), record: record)
@@ -665,6 +660,14 @@ final class OwnershipService: Sendable {
                 metadata: ["namespace": "\(entry.name)", "error": "\(error)"]
             )
         }
+    }
+
+    /// The record of a namespace this node gains (or serves again): idle from now, so GC never
+    /// archives it for moving.
+    private func gainedRecord(_ name: String) -> NamespaceRecord? {
+        guard var record = self.record(name) else { return nil }
+        record.lastAccessAt = max(record.createdAt, NamespaceService.nowMilliseconds())
+        return record
     }
 
     /// The registry record the directory entry of `name` describes.

@@ -177,11 +177,7 @@ final class DirectoryLog: Sendable {
                     "\(directoryStore.path) is at index \(directory.appliedIndex), behind the log's snapshot at \(persisted.snapshot.metadata.index), whose data is unreadable: \(error)"
                 )
             }
-            if snapshot.format > DirectoryState.supportedFormat {
-                directory.halt(at: persisted.snapshot.metadata.index, format: snapshot.format)
-            } else {
-                directory = snapshot
-            }
+            if !directory.halts(before: snapshot, at: persisted.snapshot.metadata.index) { directory = snapshot }
             try directoryStore.replace(with: directory)
         }
         var settings = RaftConfiguration(id: identity.replicaID, randomSeed: UInt64.random(in: 0...UInt64.max))
@@ -703,11 +699,10 @@ final class DirectoryLog: Sendable {
         let store = self.directoryStore
         // A directory under rules this build does not know is not taken: it stops here, as it
         // would at a batch of that format, until an upgraded build replays from the snapshot.
-        guard state.format <= DirectoryState.supportedFormat else {
-            let halted = self.core.withLock { core in
-                core.directory.halt(at: snapshot.metadata.index, format: state.format)
-                return core.directory
-            }
+        let halted = self.core.withLock { core in
+            core.directory.halts(before: state, at: snapshot.metadata.index) ? core.directory : nil
+        }
+        if let halted {
             try await BlockingIO.run { () throws(NodeError) in try store.replace(with: halted) }
             self.logger.critical(
                 "the cluster log sent a directory this build cannot apply: upgrade turso-server",

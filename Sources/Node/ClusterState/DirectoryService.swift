@@ -185,8 +185,9 @@ final class DirectoryService: Sendable {
     /// once (a clustered leader waits for every member to announce them: `Roster.formatRaise`).
     private func raiseFormatAlone() async throws(NodeError) {
         let current = self.log.read(\.format)
-        guard current < DirectoryFormat.supported else { return }
-        _ = try await self.proposeOne(.raiseFormat(version: DirectoryFormat.supported))
+        guard current < DirectoryFormat.supported,
+            try await self.proposeOne(.raiseFormat(version: DirectoryFormat.supported)) == .applied
+        else { return }
         self.logger.notice(
             "directory format raised",
             metadata: ["directory.format": "\(DirectoryFormat.supported)", "directory.previous_format": "\(current)"]
