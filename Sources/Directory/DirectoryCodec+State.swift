@@ -2,6 +2,17 @@ extension DirectoryCodec {
     /// The whole directory as a Raft snapshot's data: a marker byte, format, applied index, halt,
     /// then every namespace and member (sorted, so equal directories encode equally).
     public static func encode(_ state: DirectoryState) -> [UInt8] {
+        var sorted = state.namespaces.values.sorted(by: { $0.name < $1.name }).makeIterator()
+        return Self.encode(state, namespaceCount: state.namespaces.count) { sorted.next() }
+    }
+
+    /// The same, with the namespace rows pulled from `next` (in name order, exactly
+    /// `namespaceCount` of them, then nil) from wherever they are kept, instead of from memory.
+    public static func encode<Failure: Error>(
+        _ state: DirectoryState,
+        namespaceCount: Int,
+        next: () throws(Failure) -> NamespaceEntry?
+    ) throws(Failure) -> [UInt8] {
         var writer = Writer()
         writer.bytes.append(0xD5)
         writer.varint(UInt64(state.format))
@@ -11,8 +22,8 @@ extension DirectoryCodec {
             writer.varint(halted.index)
             writer.varint(UInt64(halted.format))
         }
-        writer.varint(UInt64(state.namespaces.count))
-        for entry in state.namespaces.values.sorted(by: { $0.name < $1.name }) {
+        writer.varint(UInt64(namespaceCount))
+        while let entry = try next() {
             writer.string(entry.name)
             writer.bytes.append(entry.state.rawValue)
             writer.string(entry.owner)

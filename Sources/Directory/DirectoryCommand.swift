@@ -82,6 +82,9 @@ public struct DirectoryBatch: Sendable, Equatable {
         self.format = format ?? commands.map(\.requiredFormat).max() ?? 1
         self.commands = commands
     }
+
+    /// The namespace rows applying this batch reads (a shell keeping rows on disk loads them first).
+    public var namespaceNames: Set<String> { Set(self.commands.compactMap(\.namespaceName)) }
 }
 
 /// What applying a command did.

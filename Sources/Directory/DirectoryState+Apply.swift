@@ -7,13 +7,16 @@ extension DirectoryState {
             if let existing = self.namespaces[name] { return .refused(.namespaceExists(existing.state)) }
             guard let member = self.members[owner] else { return .refused(.noSuchMember) }
             guard member.state == .active else { return .refused(.memberNotActive) }
-            self.namespaces[name] = NamespaceEntry(
-                name: name,
-                owner: owner,
-                origin: origin,
-                locked: locked,
-                ttlMilliseconds: ttl,
-                createdAt: createdAt
+            self.set(
+                name,
+                NamespaceEntry(
+                    name: name,
+                    owner: owner,
+                    origin: origin,
+                    locked: locked,
+                    ttlMilliseconds: ttl,
+                    createdAt: createdAt
+                )
             )
         case .beginArchive(let name, let epoch):
             guard var entry = self.namespaces[name] else { return .refused(.noSuchNamespace) }
@@ -25,7 +28,7 @@ extension DirectoryState {
             guard let entry = self.namespaces[name] else { return .refused(.noSuchNamespace) }
             guard entry.epoch == epoch else { return .refused(.epochMismatch(current: entry.epoch)) }
             guard entry.state == .archiving else { return .refused(.invalidTransition) }
-            self.namespaces[name] = nil
+            self.set(name, nil)
         case .guarded(let createdAt, let command):
             guard let name = command.namespaceName, var entry = self.namespaces[name], entry.createdAt == createdAt
             else { return .refused(.noSuchNamespace) }
@@ -48,7 +51,7 @@ extension DirectoryState {
             guard member.state == .active else { return .refused(.memberNotActive) }
             entry.owner = owner
             entry.epoch += 1
-            self.namespaces[name] = entry
+            self.set(name, entry)
         case .setLocked(let name, let locked):
             return self.update(name) { $0.locked = locked }
         case .setTTL(let name, let ttl):
@@ -83,7 +86,7 @@ extension DirectoryState {
         case .leaveMember(let id, let storageID):
             return self.transition(id, storageID, from: [.joining, .active, .leaving], to: .leaving)
         case .leftMember(let id, let storageID):
-            guard !self.namespaces.values.contains(where: { $0.owner == id }) else {
+            guard self.ownedCounts[id, default: 0] == 0 else {
                 return .refused(.invalidTransition)  // it still owns namespaces
             }
             return self.transition(id, storageID, from: [.leaving, .left], to: .left)
@@ -98,6 +101,16 @@ extension DirectoryState {
             self.format = version
         }
         return .applied
+    }
+
+    /// Writes one namespace row (nil: gone), keeping the counts by owner.
+    private mutating func set(_ name: String, _ entry: NamespaceEntry?) {
+        if let old = self.namespaces[name] {
+            let left = self.ownedCounts[old.owner, default: 0] - 1
+            self.ownedCounts[old.owner] = left > 0 ? left : nil
+        }
+        if let entry { self.ownedCounts[entry.owner, default: 0] += 1 }
+        self.namespaces[name] = entry
     }
 
     private mutating func update(_ name: String, _ change: (inout NamespaceEntry) -> Void) -> DirectoryOutcome {

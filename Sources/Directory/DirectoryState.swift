@@ -1,12 +1,20 @@
 /// The directory: which namespaces exist, who owns each at which epoch, and the members, as of the
 /// last applied log index. A value, changed only by `apply`, so every node that applies the same log
 /// holds the same directory (the node's shell persists it with the applied index in one transaction).
+///
+/// The namespace rows need not all be in memory: a node keeps them on disk and `load`s the rows a
+/// batch names before applying it (`DirectoryBatch.namespaceNames`); the rules read no other row.
+/// Members, the format and the number of namespaces each member owns are always whole.
 public struct DirectoryState: Sendable, Equatable {
     /// The newest apply rules this build knows.
     public static let supportedFormat: UInt32 = DirectoryFormat.supported
 
+    /// The namespace rows in memory: all of them in a directory kept whole, the rows loaded for the
+    /// next batch in one whose shell keeps them on disk.
     public internal(set) var namespaces: [String: NamespaceEntry] = [:]
     public internal(set) var members: [String: MemberEntry] = [:]
+    /// Namespaces by owner, in any state, loaded or not (a member that owns any cannot leave).
+    public internal(set) var ownedCounts: [String: Int] = [:]
     /// The format the log has raised the rules to (only ever up).
     public internal(set) var format: UInt32 = 1
     public internal(set) var appliedIndex: UInt64 = 0
@@ -24,15 +32,53 @@ public struct DirectoryState: Sendable, Equatable {
         appliedIndex: UInt64,
         haltedAt: (index: UInt64, format: UInt32)?
     ) {
+        self.init(
+            members: members,
+            ownedCounts: namespaces.values.reduce(into: [:]) { $0[$1.owner, default: 0] += 1 },
+            format: format,
+            appliedIndex: appliedIndex,
+            haltedAt: haltedAt
+        )
         self.namespaces = namespaces
+    }
+
+    /// A directory loaded back from storage without its namespace rows (they stay on disk).
+    public init(
+        members: [String: MemberEntry],
+        ownedCounts: [String: Int],
+        format: UInt32,
+        appliedIndex: UInt64,
+        haltedAt: (index: UInt64, format: UInt32)?
+    ) {
         self.members = members
+        self.ownedCounts = ownedCounts
         self.format = format
         self.appliedIndex = appliedIndex
         self.haltedAt = haltedAt
     }
 
+    /// How many namespaces exist, in any state.
+    public var namespaceCount: Int { self.ownedCounts.values.reduce(0, +) }
+
+    /// Puts rows read back from storage in memory (the rows a batch names, before applying it).
+    /// A row already in memory is newer than storage and stays.
+    public mutating func load(_ entries: some Sequence<NamespaceEntry>) {
+        for entry in entries where self.namespaces[entry.name] == nil { self.namespaces[entry.name] = entry }
+    }
+
+    /// Drops the namespace rows from memory (after they were persisted); the counts stay.
+    public mutating func unload() { self.namespaces = [:] }
+
+    /// This directory without its namespace rows: what a shell that keeps them on disk holds.
+    public var unloaded: DirectoryState {
+        var copy = self
+        copy.unload()
+        return copy
+    }
+
     public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.namespaces == rhs.namespaces && lhs.members == rhs.members && lhs.format == rhs.format
+        lhs.namespaces == rhs.namespaces && lhs.members == rhs.members && lhs.ownedCounts == rhs.ownedCounts
+            && lhs.format == rhs.format
             && lhs.appliedIndex == rhs.appliedIndex && lhs.haltedAt?.index == rhs.haltedAt?.index
             && lhs.haltedAt?.format == rhs.haltedAt?.format
     }

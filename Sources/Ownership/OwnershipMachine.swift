@@ -162,6 +162,9 @@ public struct OwnershipMachine: Sendable {
 
     public let node: String
     private let mutations: Set<Mutation>
+    /// Only the namespaces this node owns or has something of (files, staging, a task, requests):
+    /// a name owned elsewhere with nothing here has no slot, and the inputs that concern it take
+    /// its directory entry as an argument (`applied:`), so a node does not hold the whole directory.
     private var slots: [String: Slot] = [:]
 
     /// A node starting with what it durably holds and the directory as applied so far; the actions
@@ -178,7 +181,26 @@ public struct OwnershipMachine: Sendable {
         for (name, copy) in copies { self.slots[name, default: Slot()].copy = copy }
         for (name, version) in staged { self.slots[name, default: Slot()].staged = version }
         for (name, entry) in directory { self.slots[name, default: Slot()].entry = entry }
+        for name in Array(self.slots.keys) { self.forgetIfIdle(name) }
     }
+
+    /// Forgets `name` when this node owns it not and has nothing of it.
+    private mutating func forgetIfIdle(_ name: String) {
+        guard let slot = self.slots[name] else { return }
+        if slot == Slot(entry: slot.entry), slot.entry?.owner != self.node { self.slots[name] = nil }
+    }
+
+    /// The slot of `name`; for a name without one, a slot of nothing but `applied` when another
+    /// member owns it. (Owned here without a slot: this node has not applied it yet, so `applied`
+    /// is newer than what it knows and is not used.)
+    private func slot(_ name: String, applied: NamespaceEntry?) -> Slot? {
+        if let slot = self.slots[name] { return slot }
+        guard let applied, applied.owner != self.node else { return nil }
+        return Slot(entry: applied)
+    }
+
+    /// How many namespaces this machine keeps a slot for (those owned here, or with something here).
+    public var slotCount: Int { self.slots.count }
 
     /// The actions a (re)started node owes: applies the directory it starts with.
     public mutating func start() -> [Action] {
@@ -191,22 +213,24 @@ public struct OwnershipMachine: Sendable {
             {
                 actions += self.reclaim(name, version)
             }
+            self.forgetIfIdle(name)
         }
         return actions
     }
 
     // MARK: - Requests
 
-    /// Whether a request for `name` may run here now; `.serve` counts it in flight.
-    public mutating func admit(_ name: String) -> Admission {
-        let admission = self.admission(name)
+    /// Whether a request for `name` may run here now; `.serve` counts it in flight. `applied` is
+    /// the directory's entry of `name` as applied here.
+    public mutating func admit(_ name: String, applied: NamespaceEntry?) -> Admission {
+        let admission = self.admission(name, applied: applied)
         if admission == .serve { self.slots[name, default: Slot()].inFlight += 1 }
         return admission
     }
 
     /// What `admit` would answer, without admitting.
-    public func admission(_ name: String) -> Admission {
-        guard let slot = self.slots[name], let entry = slot.entry else { return .absent }
+    public func admission(_ name: String, applied: NamespaceEntry?) -> Admission {
+        guard let slot = self.slot(name, applied: applied), let entry = slot.entry else { return .absent }
         guard entry.owner == self.node else { return .forward(owner: entry.owner) }
         guard entry.state == .active else { return .unavailable(.archiving) }
         if self.mutations.contains(.skipFence), case .moving = slot.task, slot.copy == .sealed(Version(entry)) {
@@ -224,7 +248,10 @@ public struct OwnershipMachine: Sendable {
         guard var slot = self.slots[name], slot.inFlight > 0 else { return [] }
         slot.inFlight -= 1
         self.slots[name] = slot
-        return slot.inFlight == 0 ? self.drained(name) : []
+        guard slot.inFlight == 0 else { return [] }
+        let actions = self.drained(name)
+        self.forgetIfIdle(name)
+        return actions
     }
 
     /// The wait for requests in flight ran out: go on without them (stopping the backend fails them).
@@ -251,7 +278,9 @@ public struct OwnershipMachine: Sendable {
     /// Starts moving `name` to `target` (ignored unless this node serves it and does nothing else
     /// with it).
     public mutating func startMove(_ name: String, to target: String) -> [Action] {
-        guard target != self.node, self.admission(name) == .serve, self.slots[name]?.task == nil else { return [] }
+        guard target != self.node, self.slots[name].map({ self.admission(name, applied: $0.entry) }) == .serve,
+            self.slots[name]?.task == nil
+        else { return [] }
         self.slots[name]?.task = .moving(to: target, phase: .precopying)
         return [.precopy(name, to: target)]
     }
@@ -352,16 +381,18 @@ public struct OwnershipMachine: Sendable {
     /// namespace as this node has applied it (so a node that lags, a late copy of an earlier
     /// attempt, or one of an earlier namespace of the same name is refused; the sender's attempt
     /// then fails and the log settles it).
-    public func acceptsTransfer(_ name: String, _ version: Version) -> Bool {
-        guard let slot = self.slots[name], let entry = slot.entry else { return false }
+    public func acceptsTransfer(_ name: String, _ version: Version, applied: NamespaceEntry?) -> Bool {
+        guard let slot = self.slot(name, applied: applied), let entry = slot.entry else { return false }
         guard entry.state == .active, entry.owner != self.node, Version(entry).next == version else { return false }
         return slot.staged != version
     }
 
     /// A transfer that `acceptsTransfer` allowed is staged here (durable).
-    public mutating func staged(_ name: String, _ version: Version) -> [Action] {
-        guard self.acceptsTransfer(name, version) else { return [] }
-        self.slots[name]?.staged = version
+    public mutating func staged(_ name: String, _ version: Version, applied: NamespaceEntry?) -> [Action] {
+        guard var slot = self.slot(name, applied: applied), self.acceptsTransfer(name, version, applied: applied)
+        else { return [] }
+        slot.staged = version
+        self.slots[name] = slot
         return []
     }
 
@@ -369,7 +400,8 @@ public struct OwnershipMachine: Sendable {
 
     /// Starts archiving `name` (ignored unless this node serves it and does nothing else with it).
     public mutating func startArchive(_ name: String) -> [Action] {
-        guard self.admission(name) == .serve, self.slots[name]?.task == nil, let entry = self.slots[name]?.entry
+        guard let entry = self.slots[name]?.entry, self.admission(name, applied: entry) == .serve,
+            self.slots[name]?.task == nil
         else { return [] }
         self.slots[name]?.task = .archiving(.beginning)
         return [.propose(name, Self.guarded(entry, .beginArchive(name: name, epoch: entry.epoch)))]
@@ -405,7 +437,7 @@ public struct OwnershipMachine: Sendable {
     public mutating func applied(_ name: String, _ entry: NamespaceEntry?) -> [Action] {
         self.slots[name, default: Slot()].entry = entry
         let actions = self.settle(name) + self.archiveIfBegun(name)
-        if self.slots[name] == Slot() { self.slots[name] = nil }
+        self.forgetIfIdle(name)
         return actions
     }
 

@@ -26,7 +26,8 @@ struct DirectoryLogTests {
     static func open(
         _ directory: String,
         nodeID: String = "node-a",
-        compaction: DirectoryLog.Compaction = .init()
+        compaction: DirectoryLog.Compaction = .init(),
+        cacheCapacity: Int = DirectoryLog.cacheCapacity
     ) throws -> (DirectoryService, NamespaceRegistry) {
         let registry = try NamespaceRegistry(directory: directory)
         let log = try DirectoryLog(
@@ -34,7 +35,8 @@ struct DirectoryLogTests {
             identity: try StorageIdentity.load(stateDirectory: directory),
             metrics: NodeMetrics(),
             logger: Self.logger,
-            compaction: compaction
+            compaction: compaction,
+            cacheCapacity: cacheCapacity
         )
         return (DirectoryService(log: log, registry: registry, nodeID: nodeID, zone: "", logger: Self.logger), registry)
     }
@@ -58,11 +60,12 @@ struct DirectoryLogTests {
         #expect(throws: RaftCodec.DecodingError.self) { try RaftCodec.decodePayload(encoded + [0]) }
     }
 
+    /// With a cache of four rows, nearly every row is read back from `directory.db`.
     @Test func changesSurviveARestartAndTheLogCompacts() async throws {
         try await Self.withStateDirectory { directory in
             let compaction = DirectoryLog.Compaction(threshold: 20)
             do {
-                let (service, registry) = try Self.open(directory, compaction: compaction)
+                let (service, registry) = try Self.open(directory, compaction: compaction, cacheCapacity: 4)
                 defer { service.log.stop() }
                 #expect(try await service.start().isEmpty)
                 // A one-node cluster's directory takes this build's rules at once.
@@ -80,11 +83,22 @@ struct DirectoryLogTests {
                 #expect(registry.record("ns-2")?.ttlSeconds == 90)
                 let entries = try RaftStore(directory: directory).entryCount()
                 #expect(entries < 30, "the log was compacted (\(entries) entries kept)")
+                // The snapshot (rows streamed from disk) holds every row.
+                let snapshot = try #require(try RaftStore(directory: directory).load()?.snapshot)
+                let decoded = try DirectoryCodec.decodeState(snapshot.data)
+                #expect(decoded.namespaceCount == decoded.namespaces.count && decoded.namespaces.count >= 10)
+                #expect(service.log.read(\.namespaceCount) == 29 && service.log.read(\.namespaces).count == 0)
+                #expect(service.entry("ns-0")?.owner == "node-a" && service.entry("ns-4") == nil)
+                #expect(
+                    try service.log.page(after: "ns-27", limit: 5).map(\.name) == [
+                        "ns-28", "ns-29", "ns-3", "ns-5", "ns-6",
+                    ]
+                )
             }
-            let (service, registry) = try Self.open(directory, compaction: compaction)
+            let (service, registry) = try Self.open(directory, compaction: compaction, cacheCapacity: 4)
             defer { service.log.stop() }
             _ = try await service.start()
-            let names = service.log.read { Set($0.namespaces.keys) }
+            let names = Set(try service.log.page(after: nil, limit: nil).map(\.name))
             #expect(names.count == 29 && !names.contains("ns-4"))
             #expect(service.entry("ns-1")?.locked == true)
             #expect(service.entry("ns-2")?.ttlMilliseconds == 90_000)

@@ -19,7 +19,7 @@ struct OwnershipServiceTests {
 
         var files: NamespaceFiles { self.ownership.files }
 
-        func entry(_ name: String) -> NamespaceEntry? { self.log.read { $0.namespaces[name] } }
+        func entry(_ name: String) -> NamespaceEntry? { self.log.entry(name) }
 
         func propose(_ command: DirectoryCommand) async throws -> DirectoryOutcome {
             try await self.log.propose([command]).first!

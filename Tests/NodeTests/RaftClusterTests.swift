@@ -168,7 +168,7 @@ struct RaftClusterTests {
         }
         #expect(
             await Self.eventually {
-                replicas.allSatisfy { $0.current?.read { $0.namespaces.count } == 30 }
+                replicas.allSatisfy { $0.current?.read(\.namespaceCount) == 30 }
             },
             "every replica applied the creates"
         )
@@ -187,7 +187,7 @@ struct RaftClusterTests {
             createdAt: 1
         )
         #expect(try await follower.current!.propose([viaFollower]) == [.applied])
-        #expect(follower.current!.read { $0.namespaces["via-follower"] != nil })
+        #expect(follower.current!.entry("via-follower") != nil)
         #expect(try await follower.current!.propose([viaFollower]) == [.refused(.namespaceExists(.active))])
         // A forwarded proposal of another cluster is refused.
         let (foreign, _) = try await follower.peers.call(
@@ -245,12 +245,12 @@ struct RaftClusterTests {
         try await first.open(voters: voters, peers: replicas)
         #expect(
             await Self.eventually {
-                first.current?.read { $0.namespaces["later-9"] != nil && $0.namespaces.count == 42 } == true
+                first.current.map { $0.entry("later-9") != nil && $0.read(\.namespaceCount) == 42 } == true
             },
             "the restarted replica caught up through a snapshot"
         )
-        let caughtUp = first.current!.read { $0 }
-        #expect(caughtUp.namespaces == second.current!.read { $0.namespaces })
+        let caughtUp = try first.current!.page(after: nil, limit: nil)
+        #expect(caughtUp == (try second.current!.page(after: nil, limit: nil)))
         // Another cluster's stream is refused before any frame is read.
         let (status, _) = try await second.peers.call(
             .POST,

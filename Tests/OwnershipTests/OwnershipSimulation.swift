@@ -113,10 +113,10 @@ struct OwnershipSimulation {
         }
         for (name, entry) in self.committed.namespaces where entry.state == .active {
             let owner = self.nodes.first { $0.id == entry.owner }!
-            guard owner.machine?.admission(name) == .serve else {
+            guard owner.machine?.admission(name, applied: owner.directory.namespaces[name]) == .serve else {
                 throw Failure(
                     description:
-                        "\(name) at epoch \(entry.epoch) is not served by its owner \(owner.id) after settling: \(String(describing: owner.machine?.admission(name)))"
+                        "\(name) at epoch \(entry.epoch) is not served by its owner \(owner.id) after settling: \(String(describing: owner.machine?.admission(name, applied: owner.directory.namespaces[name])))"
                 )
             }
         }
@@ -159,7 +159,7 @@ struct OwnershipSimulation {
 
     private mutating func write(_ index: Int, _ name: String) {
         guard var machine = self.nodes[index].machine else { return }
-        let admission = machine.admit(name)
+        let admission = machine.admit(name, applied: self.nodes[index].directory.namespaces[name])
         self.nodes[index].machine = machine
         switch admission {
         case .serve:
@@ -288,10 +288,12 @@ struct OwnershipSimulation {
 
     /// The target's side of a transfer: staged (durably) only if its machine accepts it.
     private mutating func land(_ transfer: LateTransfer) -> Bool {
-        guard let machine = self.nodes[transfer.to].machine, machine.acceptsTransfer(transfer.name, transfer.version)
+        let applied = self.nodes[transfer.to].directory.namespaces[transfer.name]
+        guard let machine = self.nodes[transfer.to].machine,
+            machine.acceptsTransfer(transfer.name, transfer.version, applied: applied)
         else { return false }
         self.nodes[transfer.to].storage.staging[transfer.name, default: [:]][transfer.version] = transfer.content
-        self.machine(transfer.to) { $0.staged(transfer.name, transfer.version) }
+        self.machine(transfer.to) { $0.staged(transfer.name, transfer.version, applied: applied) }
         return true
     }
 
@@ -418,7 +420,9 @@ struct OwnershipSimulation {
 
     private func check() throws(Failure) {
         for name in Self.names {
-            let serving = self.nodes.filter { $0.machine?.admission(name) == .serve }
+            let serving = self.nodes.filter {
+                $0.machine?.admission(name, applied: $0.directory.namespaces[name]) == .serve
+            }
             guard serving.count <= 1 else {
                 throw Failure(description: "two writers of \(name): \(serving.map(\.id))")
             }

@@ -87,7 +87,10 @@ final class OwnershipService: Sendable {
         self.metrics = metrics
         self.logger = logger
         var copies = try registry.copies()
-        let directory = log.read { $0.namespaces }
+        let staged = files.stagedVersions()
+        // The machine needs the entries of what this node owns or has files of, not the whole directory.
+        var directory = log.entries(Set(copies.keys).union(staged.keys))
+        for entry in try log.owned(by: nodeID) { directory[entry.name] = entry }
         let records = registry.all()
         let adopted = Self.unrecordedCopies(
             records: records,
@@ -102,7 +105,7 @@ final class OwnershipService: Sendable {
             Set(records.map(\.name).filter { copies[$0] == nil })
         )
         self.machine = Mutex(
-            OwnershipMachine(node: nodeID, copies: copies, staged: files.stagedVersions(), directory: directory)
+            OwnershipMachine(node: nodeID, copies: copies, staged: staged, directory: directory)
         )
     }
 
@@ -152,7 +155,7 @@ final class OwnershipService: Sendable {
         if !self.unlogged.withLock({ $0.isEmpty }) { Task { await self.importUnlogged() } }
         // Metadata changed while this node was down (lock, TTL) reaches the records it serves.
         for name in self.registry.all().map(\.name) {
-            guard let entry = self.log.read({ $0.namespaces[name] }) else { continue }
+            guard let entry = self.log.entry(name) else { continue }
             await self.lanes.withLock(name) { await self.mirrorMetadata(entry) }
         }
     }
@@ -196,7 +199,7 @@ final class OwnershipService: Sendable {
 
     private func imported(_ record: NamespaceRecord, _ outcome: DirectoryOutcome) async {
         let name = record.name
-        let entry = self.log.read { $0.namespaces[name] }
+        let entry = self.log.entry(name)
         if let entry, entry.owner == self.nodeID, entry.createdAt == record.incarnation {
             _ = self.unlogged.withLock { $0.remove(name) }
             self.logger.notice(
@@ -244,7 +247,7 @@ final class OwnershipService: Sendable {
         }
         for name in names.subtracting(created).sorted() {
             await self.lanes.withLock(name) {
-                let entry = self.log.read { $0.namespaces[name] }
+                let entry = self.log.entry(name)
                 await self.perform(self.machine.withLock { $0.applied(name, entry) }, after: entry)
             }
         }
@@ -261,7 +264,7 @@ final class OwnershipService: Sendable {
     /// Whether `name` was just created as this node's and nothing of it is here: then all it
     /// needs is its copy recorded, which a batch of such namespaces does in one transaction.
     private func isNewHere(_ name: String) -> Bool {
-        guard let entry = self.log.read({ $0.namespaces[name] }) else { return false }
+        guard let entry = self.log.entry(name) else { return false }
         return entry.owner == self.nodeID && entry.epoch == 1 && entry.state == .active
             && self.registry.record(name) == nil && self.registry.copy(name) == nil
     }
@@ -271,7 +274,7 @@ final class OwnershipService: Sendable {
     private func provisionCreated(_ names: [String]) async {
         var provisions: [(OwnershipMachine.Copy, NamespaceRecord)] = []
         for name in names {
-            let entry = self.log.read { $0.namespaces[name] }
+            let entry = self.log.entry(name)
             let actions = self.machine.withLock { $0.applied(name, entry) }
             guard actions.count == 2, case .drop(name, keeping: nil) = actions[0],
                 case .provision(name, let version) = actions[1], let record = self.gainedRecord(name)
@@ -295,14 +298,20 @@ final class OwnershipService: Sendable {
     func admit(_ name: String, timeout: Duration) async -> OwnershipMachine.Admission {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let admission = await self.lanes.withLock(name) { self.machine.withLock { $0.admit(name) } }
+            let admission = await self.lanes.withLock(name) { () -> OwnershipMachine.Admission in
+                let entry = self.log.entry(name)
+                return self.machine.withLock { $0.admit(name, applied: entry) }
+            }
             guard admission == .unavailable(.moving), ContinuousClock.now < deadline else { return admission }
             await self.waitForRelease(name, until: deadline)
         }
     }
 
     /// What `admit` would answer now, without admitting or waiting.
-    func admission(_ name: String) -> OwnershipMachine.Admission { self.machine.withLock { $0.admission(name) } }
+    func admission(_ name: String) -> OwnershipMachine.Admission {
+        let entry = self.log.entry(name)
+        return self.machine.withLock { $0.admission(name, applied: entry) }
+    }
 
     /// A request admitted by `admit` ended (callable from synchronous code).
     func finished(_ name: String) {
@@ -346,10 +355,10 @@ final class OwnershipService: Sendable {
         await self.input(name) { $0.startArchive(name) }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if self.log.read({ $0.namespaces[name] }) == nil { return true }
+            if self.log.entry(name) == nil { return true }
             await self.waitForRelease(name, until: min(deadline, .now + .milliseconds(200)))
         }
-        return self.log.read { $0.namespaces[name] } == nil
+        return self.log.entry(name) == nil
     }
 
     /// The archive folder of the last archive of `name` here, once.
@@ -358,7 +367,9 @@ final class OwnershipService: Sendable {
     /// Whether this node takes a transfer of `name` at `version` into its staging.
     func acceptsTransfer(_ name: String, _ version: Version) -> Bool {
         // Files of an earlier release still being imported are never written over.
-        !self.isImporting(name) && self.machine.withLock { $0.acceptsTransfer(name, version) }
+        guard !self.isImporting(name) else { return false }
+        let entry = self.log.entry(name)
+        return self.machine.withLock { $0.acceptsTransfer(name, version, applied: entry) }
     }
 
     /// Labels a transfer as staged for `version` when the machine still takes it and the staged
@@ -393,7 +404,8 @@ final class OwnershipService: Sendable {
                 )
                 return false
             }
-            let actions = self.machine.withLock { $0.staged(name, version) }
+            let entry = self.log.entry(name)
+            let actions = self.machine.withLock { $0.staged(name, version, applied: entry) }
             await self.perform(actions)
             return true
         }
@@ -577,7 +589,7 @@ final class OwnershipService: Sendable {
         await self.supervisor.stop(name, hold: true)
         let copy = self.registry.copy(name)
         if copy != nil { self.files.removeLive(name) }
-        if case .sealed(let version) = copy, let entry = self.log.read({ $0.namespaces[name] }),
+        if case .sealed(let version) = copy, let entry = self.log.entry(name),
             entry.owner != self.nodeID, entry.createdAt == version.createdAt
         {
             // The move out applied: the namespace lives on its new owner now.
@@ -672,7 +684,7 @@ final class OwnershipService: Sendable {
 
     /// The registry record the directory entry of `name` describes.
     private func record(_ name: String) -> NamespaceRecord? {
-        self.log.read { $0.namespaces[name] }.map(NamespaceRecord.init)
+        self.log.entry(name).map(NamespaceRecord.init)
     }
 
     // MARK: - Waiting requests

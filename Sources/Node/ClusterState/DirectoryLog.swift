@@ -48,7 +48,14 @@ final class DirectoryLog: Sendable {
 
     private struct Core {
         var raft: RaftNode
+        /// The applied directory without its namespace rows (on disk), except while a batch is
+        /// applied and persisted: then the rows it touched.
         var directory: DirectoryState
+        var cache: DirectoryCache
+        /// Names whose rows in `directory` are newer than disk (a batch being persisted).
+        var pending: Set<String> = []
+        /// Raised whenever rows reach disk: a row read from disk meanwhile is not cached.
+        var generation: UInt64 = 0
         var waiters: [UInt64: Waiter] = [:]
         var draining = false
         var failure: NodeError?
@@ -69,6 +76,9 @@ final class DirectoryLog: Sendable {
     struct Compaction: Sendable {
         var threshold: UInt64 = 10_000
     }
+
+    /// Namespace rows kept in memory for routing (the rest are read from `directory.db`).
+    static let cacheCapacity = 20_000
 
     static let tickInterval: Duration = .milliseconds(100)
 
@@ -98,6 +108,7 @@ final class DirectoryLog: Sendable {
         metrics: NodeMetrics,
         logger: Logger,
         compaction: Compaction = Compaction(),
+        cacheCapacity: Int = DirectoryLog.cacheCapacity,
         bootstrapVoters: [ReplicaID]? = nil,
         joining: String? = nil
     ) throws(NodeError) {
@@ -177,8 +188,12 @@ final class DirectoryLog: Sendable {
                     "\(directoryStore.path) is at index \(directory.appliedIndex), behind the log's snapshot at \(persisted.snapshot.metadata.index), whose data is unreadable: \(error)"
                 )
             }
-            if !directory.halts(before: snapshot, at: persisted.snapshot.metadata.index) { directory = snapshot }
-            try directoryStore.replace(with: directory)
+            if directory.halts(before: snapshot, at: persisted.snapshot.metadata.index) {
+                try directoryStore.persist(DirectoryStore.Rows(state: directory, namespaces: [], members: []))
+            } else {
+                try directoryStore.replace(with: snapshot)
+                directory = snapshot.unloaded
+            }
         }
         var settings = RaftConfiguration(id: identity.replicaID, randomSeed: UInt64.random(in: 0...UInt64.max))
         settings.electionTicks = 10
@@ -199,7 +214,14 @@ final class DirectoryLog: Sendable {
         self.directoryStore = directoryStore
         self.metrics = metrics
         self.logger = logger
-        self.core = Mutex(Core(raft: raft, directory: directory, observedIndex: directory.appliedIndex))
+        self.core = Mutex(
+            Core(
+                raft: raft,
+                directory: directory,
+                cache: DirectoryCache(capacity: cacheCapacity),
+                observedIndex: directory.appliedIndex
+            )
+        )
         self.metrics.raftLogEntries.set(Double(raftStore.entryCount()))
     }
 
@@ -327,9 +349,64 @@ final class DirectoryLog: Sendable {
         self.transport.withLock { $0 }?.close()
     }
 
-    /// Reads the applied directory (under a short lock; do not block in `body`).
+    /// Reads the applied directory (under a short lock; do not block in `body`): its members,
+    /// format, position and counts. Its namespace rows are not in memory: read them with `entry`,
+    /// `entries`, `owned` and `page`.
     func read<T>(_ body: (DirectoryState) -> T) -> T {
         self.core.withLock { body($0.directory) }
+    }
+
+    /// The applied directory entry of `name`, if it exists in any state.
+    func entry(_ name: String) -> NamespaceEntry? { self.entries([name])[name] }
+
+    /// The applied directory entries of those of `names` that exist: from memory when recently
+    /// read or changed, else from disk (and then cached).
+    ///
+    /// A directory that cannot be read stops the process (as etcd does on a storage read error):
+    /// taking an unreadable entry for an absent one would make this node drop files it owns, and
+    /// nothing it does is safe without its directory. A restart checks the database again.
+    func entries(_ names: some Collection<String>) -> [String: NamespaceEntry] {
+        do {
+            return try self.lookUp(names)
+        } catch {
+            self.logger.critical("cannot read the directory; stopping", metadata: ["error": "\(error.message)"])
+            fatalError("cannot read the directory: \(error.message)")
+        }
+    }
+
+    private func lookUp(_ names: some Collection<String>) throws(NodeError) -> [String: NamespaceEntry] {
+        var found: [String: NamespaceEntry] = [:]
+        let (missing, generation) = self.core.withLock { core -> ([String], UInt64) in
+            var missing: [String] = []
+            for name in names {
+                if core.pending.contains(name) {
+                    found[name] = core.directory.namespaces[name]
+                } else if let row = core.cache.get(name) {
+                    found[name] = row
+                } else {
+                    missing.append(name)
+                }
+            }
+            return (missing, core.generation)
+        }
+        guard !missing.isEmpty else { return found }
+        let rows = try self.directoryStore.entries(missing)
+        for entry in rows { found[entry.name] = entry }
+        self.core.withLock { core in
+            guard core.generation == generation else { return }
+            for name in missing { core.cache.put(name, found[name]) }
+        }
+        return found
+    }
+
+    /// The namespaces `owner` owns (in `state` when given), sorted by name, as persisted.
+    func owned(by owner: String, state: NamespaceEntry.State? = nil) throws(NodeError) -> [NamespaceEntry] {
+        try self.directoryStore.owned(by: owner, state: state)
+    }
+
+    /// Up to `limit` namespaces after `after` in name order (all of them without a limit), as persisted.
+    func page(after: String?, limit: Int?) throws(NodeError) -> [NamespaceEntry] {
+        try self.directoryStore.page(after: after, limit: limit)
     }
 
     struct Status: Sendable {
@@ -612,19 +689,27 @@ final class DirectoryLog: Sendable {
         var results: [(index: UInt64, term: UInt64, outcomes: [DirectoryOutcome]?)] = []
         var namespaces: Set<String> = []
         var members: Set<String> = []
-        let rows = try self.core.withLock { core throws(NodeError) -> DirectoryStore.Rows in
+        var batches: [UInt64: DirectoryBatch] = [:]
+        for entry in committed {
+            guard case .command(let bytes) = entry.payload else { continue }
+            do {
+                batches[entry.index] = try DirectoryCodec.decode(bytes)
+            } catch {
+                throw NodeError(.stateUnreadable, "log entry \(entry.index) is not a directory batch: \(error)")
+            }
+        }
+        // The rows the batches read, loaded first (only this loop writes them, so they stay current).
+        let touched = batches.values.reduce(into: Set<String>()) { $0.formUnion($1.namespaceNames) }
+        let loaded = try self.lookUp(touched)
+        let rows = self.core.withLock { core -> DirectoryStore.Rows in
+            core.directory.load(loaded.values)
+            core.pending = touched
             for entry in committed {
-                guard case .command(let bytes) = entry.payload else {
+                guard let batch = batches[entry.index] else {
                     core.directory.skip(to: entry.index)
                     // A proposal waiting at this index was replaced by another leader's entry.
                     results.append((entry.index, entry.term, nil))
                     continue
-                }
-                let batch: DirectoryBatch
-                do {
-                    batch = try DirectoryCodec.decode(bytes)
-                } catch {
-                    throw NodeError(.stateUnreadable, "log entry \(entry.index) is not a directory batch: \(error)")
                 }
                 let outcomes = core.directory.apply(batch, at: entry.index)
                 results.append((entry.index, entry.term, outcomes))
@@ -653,6 +738,12 @@ final class DirectoryLog: Sendable {
         }
         let store = self.directoryStore
         try await BlockingIO.run { () throws(NodeError) in try store.persist(rows) }
+        self.core.withLock { core in
+            for name in core.pending { core.cache.put(name, core.directory.namespaces[name]) }
+            core.pending = []
+            core.directory.unload()
+            core.generation += 1
+        }
         if !applied.isEmpty, let observer = self.observer.withLock({ $0 }) { await observer(.applied(applied)) }
         self.markObserved(rows.appliedIndex)
         let now = ContinuousClock.now
@@ -703,20 +794,27 @@ final class DirectoryLog: Sendable {
             core.directory.halts(before: state, at: snapshot.metadata.index) ? core.directory : nil
         }
         if let halted {
-            try await BlockingIO.run { () throws(NodeError) in try store.replace(with: halted) }
+            let header = DirectoryStore.Rows(state: halted, namespaces: [], members: [])
+            try await BlockingIO.run { () throws(NodeError) in try store.persist(header) }
             self.logger.critical(
                 "the cluster log sent a directory this build cannot apply: upgrade turso-server",
                 metadata: ["raft.index": "\(snapshot.metadata.index)", "directory.format": "\(state.format)"]
             )
             return
         }
-        try await BlockingIO.run { () throws(NodeError) in try store.replace(with: state) }
+        let replaced = try await BlockingIO.run { () throws(NodeError) -> Set<String> in
+            let names = try store.names()
+            try store.replace(with: state)
+            return names
+        }
         let (names, covered) = self.core.withLock { core in
-            defer { core.directory = state }
+            core.directory = state.unloaded
+            core.cache.removeAll()
+            core.generation += 1
             // Proposals the snapshot covers may or may not be in it: their outcome is unknown here.
             let covered = core.waiters.filter { $0.key <= snapshot.metadata.index }
             for index in covered.keys { core.waiters[index] = nil }
-            return (Set(core.directory.namespaces.keys).union(state.namespaces.keys), Array(covered.values))
+            return (replaced.union(state.namespaces.keys), Array(covered.values))
         }
         for waiter in covered { waiter.continuation.resume(returning: .failure(Self.unknown)) }
         self.logger.notice(
@@ -749,10 +847,9 @@ final class DirectoryLog: Sendable {
     }
 
     /// Cuts the log once it is long: the snapshot is the directory encoded at the applied index
-    /// (what a member that lags behind the cut is sent).
+    /// (what a member that lags behind the cut is sent), its rows streamed from disk: this loop is
+    /// the only writer, so disk holds exactly the applied index now.
     private func compactIfLong() async throws(NodeError) {
-        // A copy of the directory is taken under the lock (copy on write: cheap now, one copy when
-        // it is next changed) and encoded outside it, so requests reading the directory do not wait.
         let candidate: DirectoryState? = self.core.withLock { core in
             let applied = core.directory.appliedIndex
             guard applied == core.raft.appliedIndex, applied >= core.raft.firstIndex + self.compaction.threshold
@@ -760,7 +857,12 @@ final class DirectoryLog: Sendable {
             return core.directory
         }
         guard let candidate else { return }
-        let data = DirectoryCodec.encode(candidate)
+        let directoryStore = self.directoryStore
+        let data = try await BlockingIO.run { () throws(NodeError) -> [UInt8] in
+            try directoryStore.scan { count, next throws(SQLiteError) in
+                try DirectoryCodec.encode(candidate, namespaceCount: count, next: next)
+            }
+        }
         let snapshot: Snapshot? = self.core.withLock { core in
             try? core.raft.compact(through: candidate.appliedIndex, data: data)
         }

@@ -53,15 +53,19 @@ final class DirectoryService: Sendable {
         try await self.registerSelf()
         try await self.raiseFormatAlone()
         try await self.importRegistry()
-        let names = Set(self.log.read { Array($0.namespaces.keys) }).union(self.registry.all().map(\.name))
+        // The mirror changes only names this node owns or records; the others need no look.
+        let names = Set(try self.log.owned(by: self.nodeID).map(\.name)).union(self.registry.all().map(\.name))
         await Self.mirror(names, log: self.log, registry: self.registry, nodeID: self.nodeID, logger: self.logger)
         return self.interruptedArchives()
     }
 
     /// Namespaces this node began archiving and did not finish (an error, or a crash).
     func interruptedArchives() -> [String] {
-        self.log.read { state in
-            state.namespaces.values.filter { $0.owner == self.nodeID && $0.state == .archiving }.map(\.name).sorted()
+        do {
+            return try self.log.owned(by: self.nodeID, state: .archiving).map(\.name)
+        } catch {
+            self.logger.error("cannot read the directory", metadata: ["error": "\(error.message)"])
+            return []
         }
     }
 
@@ -72,7 +76,7 @@ final class DirectoryService: Sendable {
     }
 
     /// The directory entry of `name`, if it exists in any state.
-    func entry(_ name: String) -> NamespaceEntry? { self.log.read { $0.namespaces[name] } }
+    func entry(_ name: String) -> NamespaceEntry? { self.log.entry(name) }
 
     /// Registers `name` owned by this node. Returns false when it already exists.
     func create(
@@ -82,7 +86,7 @@ final class DirectoryService: Sendable {
         maxNamespaces: Int
     ) async throws(NodeError) -> Bool {
         let admitted = self.pendingCreates.withLock { pending in
-            let count = self.log.read { $0.namespaces.count }
+            let count = self.log.read(\.namespaceCount)
             guard maxNamespaces <= 0 || count + pending < maxNamespaces else { return false }
             pending += 1
             return true
@@ -223,18 +227,14 @@ final class DirectoryService: Sendable {
             }
         }
         for old in renamed {
-            let (moves, archives) = self.log.read { state in
-                let owned = state.namespaces.values.filter { $0.owner == old.id }.sorted { $0.name < $1.name }
-                return (
-                    owned.filter { $0.state == .active }.map {
-                        DirectoryCommand.moveNamespace(name: $0.name, epoch: $0.epoch, owner: self.nodeID)
-                    },
-                    // Archives the old name began are finished (files still in place are archived as
-                    // leftovers if the name is created again).
-                    owned.filter { $0.state == .archiving }.map {
-                        DirectoryCommand.finishArchive(name: $0.name, epoch: $0.epoch)
-                    }
-                )
+            let owned = try self.log.owned(by: old.id)
+            let moves = owned.filter { $0.state == .active }.map {
+                DirectoryCommand.moveNamespace(name: $0.name, epoch: $0.epoch, owner: self.nodeID)
+            }
+            // Archives the old name began are finished (files still in place are archived as
+            // leftovers if the name is created again).
+            let archives = owned.filter { $0.state == .archiving }.map {
+                DirectoryCommand.finishArchive(name: $0.name, epoch: $0.epoch)
             }
             let commands = archives + moves
             let refused = try await self.proposeInBatches(commands).filter { $0 != .applied }.count
@@ -261,10 +261,7 @@ final class DirectoryService: Sendable {
         guard self.log.value("registry_imported") != .integer(1) else { return }
         let records = self.registry.all()
         let known = Set(records.map(\.name))
-        let gone = self.log.read { state in
-            state.namespaces.values.filter { $0.owner == self.nodeID && !known.contains($0.name) }
-                .sorted { $0.name < $1.name }
-        }
+        let gone = try self.log.owned(by: self.nodeID).filter { !known.contains($0.name) }
         for entry in gone {
             if entry.state == .active {
                 _ = try await self.log.propose([.beginArchive(name: entry.name, epoch: entry.epoch)])
@@ -295,7 +292,8 @@ final class DirectoryService: Sendable {
         logger: Logger
     ) async {
         guard !names.isEmpty else { return }
-        let entries = log.read { state in names.map { ($0, state.namespaces[$0]) } }
+        let found = log.entries(names)
+        let entries = names.map { ($0, found[$0]) }
         var upserts: [NamespaceRecord] = []
         var removals: [String] = []
         for (name, entry) in entries {

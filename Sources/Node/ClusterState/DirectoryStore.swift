@@ -5,11 +5,19 @@ import Synchronization
 /// The applied directory on disk, `<state>/directory.db`: one row per namespace and member, and the
 /// applied index written in the same transaction as the rows it produced, so after a crash the
 /// directory is exactly the one at that index and the log replays from there.
+///
+/// Namespace rows are read from here, not kept in memory (`DirectoryLog` caches the recent ones).
+/// Reads use their own connections (WAL: they never wait for the writer's fsync); only the drain
+/// loop writes.
 final class DirectoryStore: Sendable {
     static let formatVersion = 1
 
     private let connection: Mutex<SQLiteConnection>
+    /// Idle read connections (one is opened whenever all are busy).
+    private let readers = Mutex<[SQLiteConnection]>([])
     let path: String
+
+    private static let columns = "name, state, owner, epoch, origin, locked, ttl_ms, created_at"
 
     init(directory: String) throws(NodeError) {
         self.path = directory + "/directory.db"
@@ -22,6 +30,7 @@ final class DirectoryStore: Sendable {
                         name TEXT PRIMARY KEY, state INTEGER NOT NULL, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
                         origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL
                     );
+                    CREATE INDEX IF NOT EXISTS namespaces_by_owner ON namespaces(owner, state);
                     CREATE TABLE IF NOT EXISTS members(
                         id TEXT PRIMARY KEY, storage_id TEXT NOT NULL, zone TEXT NOT NULL, state INTEGER NOT NULL
                     );
@@ -30,30 +39,18 @@ final class DirectoryStore: Sendable {
         )
     }
 
+    /// The directory as persisted, without its namespace rows (members, counts, position).
     func load() throws(NodeError) -> DirectoryState {
         try self.connection.withLock { connection throws(NodeError) -> DirectoryState in
             let meta = try StateDatabase.meta(connection, path: self.path)
-            var namespaces: [String: NamespaceEntry] = [:]
             var members: [String: MemberEntry] = [:]
+            var owned: [String: Int] = [:]
             do {
-                for row in try connection.query(
-                    "SELECT name, state, owner, epoch, origin, locked, ttl_ms, created_at FROM namespaces"
-                ) {
-                    guard let name = row[0].textValue, let state = row[1].unsigned.flatMap(Self.namespaceState),
-                        let owner = row[2].textValue, let epoch = row[3].unsigned,
-                        let origin = row[4].unsigned.flatMap(Self.origin), let locked = row[5].unsigned,
-                        let created = row[7].unsigned
-                    else { throw NodeError(.stateUnreadable, "\(self.path): malformed namespace row") }
-                    namespaces[name] = NamespaceEntry(
-                        name: name,
-                        state: state,
-                        owner: owner,
-                        epoch: epoch,
-                        origin: origin,
-                        locked: locked != 0,
-                        ttlMilliseconds: row[6].unsigned,
-                        createdAt: created
-                    )
+                for row in try connection.query("SELECT owner, count(*) FROM namespaces GROUP BY owner") {
+                    guard let owner = row[0].textValue, let count = row[1].unsigned else {
+                        throw NodeError(.stateUnreadable, "\(self.path): malformed namespace row")
+                    }
+                    owned[owner] = Int(count)
                 }
                 for row in try connection.query("SELECT id, storage_id, zone, state FROM members") {
                     guard let id = row[0].textValue, let storage = row[1].textValue, let zone = row[2].textValue,
@@ -73,12 +70,115 @@ final class DirectoryStore: Sendable {
             }
             .flatMap { $0.1 > DirectoryState.supportedFormat ? $0 : nil }
             return DirectoryState(
-                namespaces: namespaces,
                 members: members,
+                ownedCounts: owned,
                 format: UInt32(meta["format"]?.unsigned ?? 1),
                 appliedIndex: meta["applied_index"]?.unsigned ?? 0,
                 haltedAt: halted
             )
+        }
+    }
+
+    // MARK: - Namespace rows
+
+    /// The rows of `names` that exist.
+    func entries(_ names: some Collection<String>) throws(NodeError) -> [NamespaceEntry] {
+        guard !names.isEmpty else { return [] }
+        return try self.reading { connection throws(SQLiteError) in
+            let statement = try connection.prepare("SELECT \(Self.columns) FROM namespaces WHERE name = ?")
+            var found: [NamespaceEntry] = []
+            for name in names {
+                statement.reset()
+                try statement.bind([.text(name)])
+                if try statement.step() { found.append(try self.entry(statement.row())) }
+            }
+            return found
+        }
+    }
+
+    /// The rows `owner` owns, in `state` when given, sorted by name.
+    func owned(by owner: String, state: NamespaceEntry.State? = nil) throws(NodeError) -> [NamespaceEntry] {
+        try self.reading { connection throws(SQLiteError) in
+            let rows =
+                if let state {
+                    try connection.query(
+                        "SELECT \(Self.columns) FROM namespaces WHERE owner = ? AND state = ? ORDER BY name",
+                        [.text(owner), .integer(Int64(state.rawValue))]
+                    )
+                } else {
+                    try connection.query(
+                        "SELECT \(Self.columns) FROM namespaces WHERE owner = ? ORDER BY name",
+                        [.text(owner)]
+                    )
+                }
+            return try rows.map { row throws(SQLiteError) in try self.entry(row) }
+        }
+    }
+
+    /// Up to `limit` rows after `after` (by name), in name order; every row without a limit.
+    func page(after: String?, limit: Int?) throws(NodeError) -> [NamespaceEntry] {
+        try self.reading { connection throws(SQLiteError) in
+            let rows = try connection.query(
+                "SELECT \(Self.columns) FROM namespaces WHERE name > ? ORDER BY name LIMIT ?",
+                [.text(after ?? ""), .integer(Int64(limit ?? -1))]
+            )
+            return try rows.map { row throws(SQLiteError) in try self.entry(row) }
+        }
+    }
+
+    /// Every namespace name (a snapshot replaced the directory: the names it had, for the mirror).
+    func names() throws(NodeError) -> Set<String> {
+        try self.reading { connection throws(SQLiteError) in
+            Set(try connection.query("SELECT name FROM namespaces").compactMap { $0[0].textValue })
+        }
+    }
+
+    /// Hands `body` the number of rows and a function that reads them one by one in name order,
+    /// nil after the last (a snapshot being encoded, without holding every row in memory).
+    func scan<T>(
+        _ body: (Int, () throws(SQLiteError) -> NamespaceEntry?) throws(SQLiteError) -> T
+    ) throws(NodeError) -> T {
+        try self.reading { connection throws(SQLiteError) in
+            // One read transaction: the count and the rows are of the same moment.
+            try connection.execute("BEGIN")
+            defer { try? connection.execute("COMMIT") }
+            let count = Int(try connection.query("SELECT count(*) FROM namespaces").first?[0].unsigned ?? 0)
+            let statement = try connection.prepare("SELECT \(Self.columns) FROM namespaces ORDER BY name")
+            var read = 0
+            return try body(count) { () throws(SQLiteError) -> NamespaceEntry? in
+                guard read < count, try statement.step() else { return nil }
+                read += 1
+                return try self.entry(statement.row())
+            }
+        }
+    }
+
+    private func entry(_ row: [SQLiteValue]) throws(SQLiteError) -> NamespaceEntry {
+        guard let name = row[0].textValue, let state = row[1].unsigned.flatMap(Self.namespaceState),
+            let owner = row[2].textValue, let epoch = row[3].unsigned,
+            let origin = row[4].unsigned.flatMap(Self.origin), let locked = row[5].unsigned,
+            let created = row[7].unsigned
+        else { throw SQLiteError(extendedCode: 11, message: "malformed namespace row") }
+        return NamespaceEntry(
+            name: name,
+            state: state,
+            owner: owner,
+            epoch: epoch,
+            origin: origin,
+            locked: locked != 0,
+            ttlMilliseconds: row[6].unsigned,
+            createdAt: created
+        )
+    }
+
+    /// Runs `body` on an idle read connection.
+    private func reading<T>(_ body: (SQLiteConnection) throws(SQLiteError) -> T) throws(NodeError) -> T {
+        do {
+            let connection = try self.readers.withLock { $0.popLast() } ?? SQLiteConnection(path: self.path)
+            defer { self.readers.withLock { $0.append(connection) } }
+            return try body(connection)
+        } catch {
+            throw NodeError(.stateUnreadable, "cannot read the directory \(self.path): \(error)")
         }
     }
 

@@ -370,14 +370,13 @@ struct AdminRoutes: Sendable {
             guard let directory = self.service.directory else {
                 throw NodeError.noClusterLog
             }
-            let entries = directory.log.read { $0.namespaces }
-            let names = Self.pageOf(entries.keys.sorted(), page, name: \.self)
+            // One more than the page: whether a next page follows.
+            let entries = try directory.log.page(after: page?.after, limit: page.map { $0.limit + 1 })
             let view = self.cluster.view
             let processes = await self.service.supervisor.processStates()
-            let items = names.compactMap { name -> NamespaceInfo? in
-                guard let entry = entries[name] else { return nil }
-                if entry.owner == self.cluster.selfID, let record = self.service.registry.record(name) {
-                    return self.info(record, view: view, process: processes[name])
+            let items = entries.map { entry -> NamespaceInfo in
+                if entry.owner == self.cluster.selfID, let record = self.service.registry.record(entry.name) {
+                    return self.info(record, view: view, process: processes[entry.name])
                 }
                 return NamespaceInfo(remote: entry)
             }
