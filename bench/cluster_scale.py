@@ -5,9 +5,11 @@ created through the log by admin creates:
 1. creates per second while filling it (wrk, 16 connections to each node);
 2. GET /v1/namespaces on a node, whole and by page (the local directory, no fan-out);
 3. the cluster state on disk per node: raft.db, directory.db and registry.db with their WALs, the
-   log's entry count and the snapshot's size, and each node's resident memory;
+   log's entry count and the snapshot's size, and each node's resident memory before and after
+   filling (namespace rows live in directory.db behind a cache of 20,000 rows, not in memory);
 4. restart of a member that is not the leader (kill -9): time until its admin port listens and
-   until /readyz answers 200 (log reopened, directory applied, ownership attached).
+   until /readyz answers 200 (log reopened, directory applied, ownership attached), and its
+   resident memory then.
 
     swift build -c release && bench/.venv/bin/python bench/cluster_scale.py [namespaces]
 """
@@ -93,6 +95,7 @@ def measure(nodes: list[BenchNode], count: int):
     for node in nodes:
         wait_for(lambda: create_one(node, f"warmup-{node.id}") in (201, 409), timeout=60, interval=0.1)
     print("| measure | value |\n|---|---|")
+    empty = [rss_mib(node) for node in nodes]
     started, made, round_ = time.perf_counter(), 0, 0
     while made < count:
         _, _, _, created = wrk_creates(nodes, duration=10, prefix=f"s{round_}")
@@ -114,7 +117,7 @@ def measure(nodes: list[BenchNode], count: int):
         sizes, entries, snapshot = state_figures(node)
         print(f"| {node.id}: raft.db / directory.db / registry.db (with WALs) | {sizes} MiB |")
         print(f"| {node.id}: log entries kept / snapshot | {entries:,} / {snapshot / (1 << 20):.1f} MiB |")
-        print(f"| {node.id}: resident memory (the whole directory is in memory) | {rss_mib(node):.0f} MiB |")
+        print(f"| {node.id}: resident memory, empty → filled | {empty[nodes.index(node)]:.0f} → {rss_mib(node):.0f} MiB |")
 
     restarted.process.p.send_signal(signal.SIGKILL)
     restarted.process.p.wait()
@@ -125,6 +128,8 @@ def measure(nodes: list[BenchNode], count: int):
           f"{(time.perf_counter() - started) * 1000:.0f} ms |")
     wait_for(lambda: ready(restarted), timeout=120, interval=0.01)
     print(f"| ... to /readyz 200 | {(time.perf_counter() - started) * 1000:.0f} ms |")
+    time.sleep(2)
+    print(f"| {restarted.id}: resident memory after the restart | {rss_mib(restarted):.0f} MiB |")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,10 @@ struct OwnershipSimulation {
         let id: String
         var machine: OwnershipMachine?
         var generation = 0
+        /// Log entries applied to the directory (durable), and those the machine has been told of:
+        /// the shell's observer follows the directory, so the machine may lag behind it.
         var applied = 0
+        var observed = 0
         var directory = DirectoryState()
         var storage = Storage()
         var inFlight: [(name: String, write: Int)] = []
@@ -99,7 +102,7 @@ struct OwnershipSimulation {
         for _ in 0..<200 {
             for index in self.nodes.indices {
                 while !self.nodes[index].inFlight.isEmpty { self.finishWrite(index) }
-                while self.applyNext(index) {}
+                while self.applyNext(index) || self.observeNext(index) {}
             }
             if !self.finishSomeWork(settling: true) && self.proposals.isEmpty { break }
             if !self.proposals.isEmpty { self.commitProposal(self.proposals.indices.first!) }
@@ -139,7 +142,8 @@ struct OwnershipSimulation {
         case 62..<74: if !self.proposals.isEmpty { self.commitProposal(self.pick(self.proposals.count)) }
         case 74..<75: if !self.proposals.isEmpty { self.loseProposal(self.pick(self.proposals.count)) }
         case 75..<77: if !self.proposals.isEmpty { self.timeOut(self.pick(self.proposals.count)) }
-        case 77..<92: _ = self.applyNext(node)
+        case 77..<90: _ = self.applyNext(node)
+        case 90..<92: _ = self.observeNext(node)
         case 92..<94: self.deliverLate()
         case 94..<95: self.machine(node) { $0.drainTimedOut(name) }
         case 95..<97: self.crash(node)
@@ -159,7 +163,7 @@ struct OwnershipSimulation {
 
     private mutating func write(_ index: Int, _ name: String) {
         guard var machine = self.nodes[index].machine else { return }
-        let admission = machine.admit(name, applied: self.nodes[index].directory.namespaces[name])
+        let admission = machine.admit(name, applied: self.shellEntry(index, name))
         self.nodes[index].machine = machine
         switch admission {
         case .serve:
@@ -288,7 +292,7 @@ struct OwnershipSimulation {
 
     /// The target's side of a transfer: staged (durably) only if its machine accepts it.
     private mutating func land(_ transfer: LateTransfer) -> Bool {
-        let applied = self.nodes[transfer.to].directory.namespaces[transfer.name]
+        let applied = self.shellEntry(transfer.to, transfer.name)
         guard let machine = self.nodes[transfer.to].machine,
             machine.acceptsTransfer(transfer.name, transfer.version, applied: applied)
         else { return false }
@@ -364,11 +368,18 @@ struct OwnershipSimulation {
 
     private mutating func deliverAnswers(_ index: Int) {
         let node = self.nodes[index]
-        let due = self.answers.filter { $0.node == index && $0.after <= node.applied }
-        self.answers.removeAll { $0.node == index && $0.after <= node.applied }
+        // A proposer is answered once the machine has seen its entry.
+        let due = self.answers.filter { $0.node == index && $0.after <= node.observed }
+        self.answers.removeAll { $0.node == index && $0.after <= node.observed }
         for answer in due where answer.generation == node.generation {
             self.machine(index) { $0.answered(answer.name, answer.outcome) }
         }
+    }
+
+    /// The entry a node's shell passes its machine: the shell reads the directory (durable), which
+    /// the machine follows through an observer that may lag.
+    private func shellEntry(_ index: Int, _ name: String) -> NamespaceEntry? {
+        self.nodes[index].directory.namespaces[name]
     }
 
     /// The node applies the next committed entry, if it lags.
@@ -380,8 +391,19 @@ struct OwnershipSimulation {
             DirectoryBatch(commands: [command]),
             at: UInt64(self.nodes[index].applied)
         )
-        if let name = command.namespaceName {
-            let entry = self.nodes[index].directory.namespaces[name]
+        // Mostly the observer keeps up; sometimes it lags by several entries.
+        if self.chance(80) { _ = self.observeNext(index) }
+        return true
+    }
+
+    /// The node's observer tells its machine of the next applied entry (the entry as the
+    /// directory has it now, which may be newer still).
+    private mutating func observeNext(_ index: Int) -> Bool {
+        let node = self.nodes[index]
+        guard node.machine != nil, node.observed < node.applied else { return false }
+        self.nodes[index].observed += 1
+        if let name = self.log[node.observed].namespaceName {
+            let entry = node.directory.namespaces[name]
             self.machine(index) { $0.applied(name, entry) }
         }
         self.deliverAnswers(index)
@@ -401,6 +423,8 @@ struct OwnershipSimulation {
 
     private mutating func restart(_ index: Int) {
         self.trace.append("\(self.nodes[index].id): start")
+        // The machine starts from the durable directory: it has seen everything applied.
+        self.nodes[index].observed = self.nodes[index].applied
         let storage = self.nodes[index].storage
         var machine = OwnershipMachine(
             node: self.nodes[index].id,

@@ -21,6 +21,9 @@ extension Cluster {
             logger: self.logger,
             mirrors: false
         )
+        // Observed before the service reads the directory: nothing applied meanwhile is missed.
+        let observer = DeferredObserver()
+        log.observe { change in await observer.changed(change.namespaces) }
         do {
             let ownership = try OwnershipService(
                 nodeID: self.selfID,
@@ -34,7 +37,7 @@ extension Cluster {
                 metrics: self.metrics,
                 logger: self.logger
             )
-            log.observe { change in await ownership.applied(change.namespaces) }
+            await observer.attach(ownership)
             self.service.attach(directory: directory, ownership: ownership)
             await ownership.start()
         } catch {

@@ -366,10 +366,14 @@ final class OwnershipService: Sendable {
 
     /// Whether this node takes a transfer of `name` at `version` into its staging.
     func acceptsTransfer(_ name: String, _ version: Version) -> Bool {
+        self.acceptsTransfer(name, version, applied: self.log.entry(name))
+    }
+
+    /// The same, with the directory entry read by the caller (one read for a check and the input
+    /// that follows it: the log may apply more in between, and both must judge the same entry).
+    private func acceptsTransfer(_ name: String, _ version: Version, applied entry: NamespaceEntry?) -> Bool {
         // Files of an earlier release still being imported are never written over.
-        guard !self.isImporting(name) else { return false }
-        let entry = self.log.entry(name)
-        return self.machine.withLock { $0.acceptsTransfer(name, version, applied: entry) }
+        !self.isImporting(name) && self.machine.withLock { $0.acceptsTransfer(name, version, applied: entry) }
     }
 
     /// Labels a transfer as staged for `version` when the machine still takes it and the staged
@@ -381,7 +385,9 @@ final class OwnershipService: Sendable {
         expected: [NamespaceFiles.Kind: NamespaceFiles.Digest]
     ) async -> Bool {
         await self.lanes.withLock(name) { () async -> Bool in
-            guard self.acceptsTransfer(name, version) else { return false }
+            // Judged on one entry: if the log moves on meanwhile, applying it settles the staging.
+            let entry = self.log.entry(name)
+            guard self.acceptsTransfer(name, version, applied: entry) else { return false }
             for (kind, want) in expected {
                 let path = self.files.stagingPath(name, kind)
                 let digest = try? await BlockingIO.run { () throws(NodeError) in
@@ -404,7 +410,6 @@ final class OwnershipService: Sendable {
                 )
                 return false
             }
-            let entry = self.log.entry(name)
             let actions = self.machine.withLock { $0.staged(name, version, applied: entry) }
             await self.perform(actions)
             return true

@@ -52,7 +52,8 @@ final class DirectoryLog: Sendable {
         /// applied and persisted: then the rows it touched.
         var directory: DirectoryState
         var cache: DirectoryCache
-        /// Names whose rows in `directory` are newer than disk (a batch being persisted).
+        /// Names whose rows in `directory` are newer than disk (a batch being persisted): readers
+        /// read disk meanwhile; the rows are cached once they are durable.
         var pending: Set<String> = []
         /// Raised whenever rows reach disk: a row read from disk meanwhile is not cached.
         var generation: UInt64 = 0
@@ -359,8 +360,9 @@ final class DirectoryLog: Sendable {
     /// The applied directory entry of `name`, if it exists in any state.
     func entry(_ name: String) -> NamespaceEntry? { self.entries([name])[name] }
 
-    /// The applied directory entries of those of `names` that exist: from memory when recently
-    /// read or changed, else from disk (and then cached).
+    /// The applied directory entries of those of `names` that exist, as they are on disk (a batch
+    /// applied in memory is not seen before it is durable: a node that acted on it and crashed
+    /// would restart without it), from the cache when recently read or changed.
     ///
     /// A directory that cannot be read stops the process (as etcd does on a storage read error):
     /// taking an unreadable entry for an absent one would make this node drop files it owns, and
@@ -379,9 +381,7 @@ final class DirectoryLog: Sendable {
         let (missing, generation) = self.core.withLock { core -> ([String], UInt64) in
             var missing: [String] = []
             for name in names {
-                if core.pending.contains(name) {
-                    found[name] = core.directory.namespaces[name]
-                } else if let row = core.cache.get(name) {
+                if let row = core.cache.get(name) {
                     found[name] = row
                 } else {
                     missing.append(name)
@@ -802,6 +802,9 @@ final class DirectoryLog: Sendable {
             )
             return
         }
+        // No row read from disk while the rows are replaced is cached (it may be of either side):
+        // the generation moves before and after, and the cache is emptied after.
+        self.core.withLock { $0.generation += 1 }
         let replaced = try await BlockingIO.run { () throws(NodeError) -> Set<String> in
             let names = try store.names()
             try store.replace(with: state)

@@ -90,7 +90,7 @@ final class DirectoryStore: Sendable {
             for name in names {
                 statement.reset()
                 try statement.bind([.text(name)])
-                if try statement.step() { found.append(try self.entry(statement.row())) }
+                if try statement.step() { found.append(try self.entry(statement)) }
             }
             return found
         }
@@ -99,30 +99,29 @@ final class DirectoryStore: Sendable {
     /// The rows `owner` owns, in `state` when given, sorted by name.
     func owned(by owner: String, state: NamespaceEntry.State? = nil) throws(NodeError) -> [NamespaceEntry] {
         try self.reading { connection throws(SQLiteError) in
-            let rows =
-                if let state {
-                    try connection.query(
-                        "SELECT \(Self.columns) FROM namespaces WHERE owner = ? AND state = ? ORDER BY name",
-                        [.text(owner), .integer(Int64(state.rawValue))]
-                    )
-                } else {
-                    try connection.query(
-                        "SELECT \(Self.columns) FROM namespaces WHERE owner = ? ORDER BY name",
-                        [.text(owner)]
-                    )
-                }
-            return try rows.map { row throws(SQLiteError) in try self.entry(row) }
+            if let state {
+                return try self.entries(
+                    connection,
+                    "SELECT \(Self.columns) FROM namespaces WHERE owner = ? AND state = ? ORDER BY name",
+                    [.text(owner), .integer(Int64(state.rawValue))]
+                )
+            }
+            return try self.entries(
+                connection,
+                "SELECT \(Self.columns) FROM namespaces WHERE owner = ? ORDER BY name",
+                [.text(owner)]
+            )
         }
     }
 
     /// Up to `limit` rows after `after` (by name), in name order; every row without a limit.
     func page(after: String?, limit: Int?) throws(NodeError) -> [NamespaceEntry] {
         try self.reading { connection throws(SQLiteError) in
-            let rows = try connection.query(
+            try self.entries(
+                connection,
                 "SELECT \(Self.columns) FROM namespaces WHERE name > ? ORDER BY name LIMIT ?",
                 [.text(after ?? ""), .integer(Int64(limit ?? -1))]
             )
-            return try rows.map { row throws(SQLiteError) in try self.entry(row) }
         }
     }
 
@@ -141,23 +140,39 @@ final class DirectoryStore: Sendable {
         try self.reading { connection throws(SQLiteError) in
             // One read transaction: the count and the rows are of the same moment.
             try connection.execute("BEGIN")
-            defer { try? connection.execute("COMMIT") }
             let count = Int(try connection.query("SELECT count(*) FROM namespaces").first?[0].unsigned ?? 0)
             let statement = try connection.prepare("SELECT \(Self.columns) FROM namespaces ORDER BY name")
             var read = 0
-            return try body(count) { () throws(SQLiteError) -> NamespaceEntry? in
+            let result = try body(count) { () throws(SQLiteError) -> NamespaceEntry? in
                 guard read < count, try statement.step() else { return nil }
                 read += 1
-                return try self.entry(statement.row())
+                return try self.entry(statement)
             }
+            statement.reset()
+            try connection.execute("COMMIT")
+            return result
         }
     }
 
-    private func entry(_ row: [SQLiteValue]) throws(SQLiteError) -> NamespaceEntry {
-        guard let name = row[0].textValue, let state = row[1].unsigned.flatMap(Self.namespaceState),
-            let owner = row[2].textValue, let epoch = row[3].unsigned,
-            let origin = row[4].unsigned.flatMap(Self.origin), let locked = row[5].unsigned,
-            let created = row[7].unsigned
+    private func entries(
+        _ connection: SQLiteConnection,
+        _ sql: String,
+        _ arguments: [SQLiteValue]
+    ) throws(SQLiteError) -> [NamespaceEntry] {
+        let statement = try connection.prepare(sql)
+        try statement.bind(arguments)
+        var entries: [NamespaceEntry] = []
+        while try statement.step() { entries.append(try self.entry(statement)) }
+        return entries
+    }
+
+    /// The row `statement` stands on (columns as in `columns`), read column by column.
+    private func entry(_ statement: SQLiteStatement) throws(SQLiteError) -> NamespaceEntry {
+        guard let name = statement.value(0).textValue,
+            let state = statement.value(1).unsigned.flatMap(Self.namespaceState),
+            let owner = statement.value(2).textValue, let epoch = statement.value(3).unsigned,
+            let origin = statement.value(4).unsigned.flatMap(Self.origin), let locked = statement.value(5).unsigned,
+            let created = statement.value(7).unsigned
         else { throw SQLiteError(extendedCode: 11, message: "malformed namespace row") }
         return NamespaceEntry(
             name: name,
@@ -166,21 +181,28 @@ final class DirectoryStore: Sendable {
             epoch: epoch,
             origin: origin,
             locked: locked != 0,
-            ttlMilliseconds: row[6].unsigned,
+            ttlMilliseconds: statement.value(6).unsigned,
             createdAt: created
         )
     }
 
-    /// Runs `body` on an idle read connection.
+    /// Runs `body` on an idle read connection. A connection whose read failed is closed rather
+    /// than reused (it might still be inside a read transaction and see an old directory).
     private func reading<T>(_ body: (SQLiteConnection) throws(SQLiteError) -> T) throws(NodeError) -> T {
         do {
             let connection = try self.readers.withLock { $0.popLast() } ?? SQLiteConnection(path: self.path)
-            defer { self.readers.withLock { $0.append(connection) } }
-            return try body(connection)
+            let result = try body(connection)
+            self.readers.withLock { idle in
+                if idle.count < Self.idleReaders { idle.append(connection) }
+            }
+            return result
         } catch {
             throw NodeError(.stateUnreadable, "cannot read the directory \(self.path): \(error)")
         }
     }
+
+    /// Read connections kept open between reads (more are opened while more read at once).
+    private static let idleReaders = 4
 
     /// The rows a batch of applied entries changed (nil = deleted) and the directory's position:
     /// taken under the log's lock, written outside it.

@@ -371,12 +371,14 @@ struct AdminRoutes: Sendable {
                 throw NodeError.noClusterLog
             }
             // One more than the page: whether a next page follows.
-            let entries = try directory.log.page(after: page?.after, limit: page.map { $0.limit + 1 })
+            let log = directory.log
+            let (after, limit) = (page?.after, page.map { $0.limit + 1 })
+            let entries = try await BlockingIO.run { () throws(NodeError) in try log.page(after: after, limit: limit) }
             let view = self.cluster.view
             let processes = await self.service.supervisor.processStates()
             let items = entries.map { entry -> NamespaceInfo in
                 if entry.owner == self.cluster.selfID, let record = self.service.registry.record(entry.name) {
-                    return self.info(record, view: view, process: processes[entry.name])
+                    return self.info(record, view: view, process: processes[entry.name], owner: entry.owner)
                 }
                 return NamespaceInfo(remote: entry)
             }
@@ -470,8 +472,14 @@ struct AdminRoutes: Sendable {
         }
     }
 
-    /// Lists call this with one view and one snapshot of the supervisor for every record.
-    func info(_ record: NamespaceRecord, view: ClusterView, process: Supervisor.ProcessState?) -> NamespaceInfo {
+    /// Lists call this with one view and one snapshot of the supervisor for every record (and the
+    /// owner, when they read the directory entry already).
+    func info(
+        _ record: NamespaceRecord,
+        view: ClusterView,
+        process: Supervisor.ProcessState?,
+        owner: String? = nil
+    ) -> NamespaceInfo {
         var info = NamespaceInfo(
             name: record.name,
             origin: record.origin.rawValue,
@@ -480,7 +488,8 @@ struct AdminRoutes: Sendable {
             createdAt: HTTPHelpers.iso8601(record.createdAt),
             lastAccessAt: HTTPHelpers.iso8601(record.lastAccessAt),
             expiresAt: record.expiresAt.map(HTTPHelpers.iso8601),
-            owner: self.service.directory?.entry(record.name)?.owner ?? view.owner(of: record.name)?.id.rawValue,
+            owner: owner ?? self.service.directory?.entry(record.name)?.owner
+                ?? view.owner(of: record.name)?.id.rawValue,
             holder: self.cluster.selfID,
             replicas: [],
             state: "dormant",
