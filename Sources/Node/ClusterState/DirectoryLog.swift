@@ -659,8 +659,21 @@ final class DirectoryLog: Sendable {
         let hardState = ready.hardState
         let entries = ready.entries
         let snapshot = ready.snapshot
-        try await BlockingIO.run { () throws(NodeError) in
-            try store.save(hardState: hardState, entries: entries, snapshot: snapshot)
+        let batches = try Self.decode(ready.committedEntries)
+        // The rows the committed batches read are loaded while the log is saved (another file;
+        // only this loop writes the directory, so they stay current), unless a snapshot replaces
+        // the rows first.
+        let touched = batches.values.reduce(into: Set<String>()) { $0.formUnion($1.namespaceNames) }
+        let early: Task<[String: NamespaceEntry], any Error>? =
+            snapshot == nil && !touched.isEmpty
+            ? Task { try await BlockingIO.run { () throws(NodeError) in try self.lookUp(touched) } } : nil
+        do {
+            try await BlockingIO.run { () throws(NodeError) in
+                try store.save(hardState: hardState, entries: entries, snapshot: snapshot)
+            }
+        } catch {
+            _ = try? await early?.value
+            throw error
         }
         if let snapshot { try await self.install(snapshot) }
         // Messages go out only after the save above: a vote or an acknowledgement must survive a crash.
@@ -678,17 +691,24 @@ final class DirectoryLog: Sendable {
                 }
             }
         }
-        if !ready.committedEntries.isEmpty { try await self.apply(ready.committedEntries) }
+        if !ready.committedEntries.isEmpty {
+            let loaded: [String: NamespaceEntry]
+            do {
+                loaded = try await early?.value ?? self.lookUp(touched)
+            } catch let error as NodeError {
+                throw error
+            } catch {
+                throw NodeError(.stateUnreadable, "cannot read the directory: \(error)")
+            }
+            try await self.apply(ready.committedEntries, batches: batches, touched: touched, loaded: loaded)
+        }
         self.core.withLock { $0.raft.advance(ready) }
         if let hardState { self.metrics.raftTerm.set(Double(hardState.term)) }
         try await self.compactIfLong()
     }
 
-    private func apply(_ committed: [LogEntry]) async throws(NodeError) {
-        var applied: [Applied] = []
-        var results: [(index: UInt64, term: UInt64, outcomes: [DirectoryOutcome]?)] = []
-        var namespaces: Set<String> = []
-        var members: Set<String> = []
+    /// The directory batches of committed entries, by index (entries without one are skipped).
+    private static func decode(_ committed: [LogEntry]) throws(NodeError) -> [UInt64: DirectoryBatch] {
         var batches: [UInt64: DirectoryBatch] = [:]
         for entry in committed {
             guard case .command(let bytes) = entry.payload else { continue }
@@ -698,9 +718,20 @@ final class DirectoryLog: Sendable {
                 throw NodeError(.stateUnreadable, "log entry \(entry.index) is not a directory batch: \(error)")
             }
         }
-        // The rows the batches read, loaded first (only this loop writes them, so they stay current).
-        let touched = batches.values.reduce(into: Set<String>()) { $0.formUnion($1.namespaceNames) }
-        let loaded = try self.lookUp(touched)
+        return batches
+    }
+
+    /// Applies committed entries whose batches read `touched`, with those rows `loaded` from disk.
+    private func apply(
+        _ committed: [LogEntry],
+        batches: [UInt64: DirectoryBatch],
+        touched: Set<String>,
+        loaded: [String: NamespaceEntry]
+    ) async throws(NodeError) {
+        var applied: [Applied] = []
+        var results: [(index: UInt64, term: UInt64, outcomes: [DirectoryOutcome]?)] = []
+        var namespaces: Set<String> = []
+        var members: Set<String> = []
         let rows = self.core.withLock { core -> DirectoryStore.Rows in
             core.directory.load(loaded.values)
             core.pending = touched

@@ -13,8 +13,11 @@ final class DirectoryStore: Sendable {
     static let formatVersion = 1
 
     private let connection: Mutex<SQLiteConnection>
-    /// Idle read connections (one is opened whenever all are busy).
-    private let readers = Mutex<[SQLiteConnection]>([])
+    /// Point reads (routing's cache misses: short, one at a time) and scans (lists, snapshots,
+    /// what a node owns) on connections of their own, opened once: a reader never waits for the
+    /// writer's fsync, and a long scan never holds up routing.
+    private let pointReader: Mutex<SQLiteConnection?> = Mutex(nil)
+    private let scanReader: Mutex<SQLiteConnection?> = Mutex(nil)
     let path: String
 
     private static let columns = "name, state, owner, epoch, origin, locked, ttl_ms, created_at"
@@ -84,7 +87,7 @@ final class DirectoryStore: Sendable {
     /// The rows of `names` that exist.
     func entries(_ names: some Collection<String>) throws(NodeError) -> [NamespaceEntry] {
         guard !names.isEmpty else { return [] }
-        return try self.reading { connection throws(SQLiteError) in
+        return try self.reading(self.pointReader) { connection throws(SQLiteError) in
             let statement = try connection.prepare("SELECT \(Self.columns) FROM namespaces WHERE name = ?")
             var found: [NamespaceEntry] = []
             for name in names {
@@ -98,7 +101,7 @@ final class DirectoryStore: Sendable {
 
     /// The rows `owner` owns, in `state` when given, sorted by name.
     func owned(by owner: String, state: NamespaceEntry.State? = nil) throws(NodeError) -> [NamespaceEntry] {
-        try self.reading { connection throws(SQLiteError) in
+        try self.reading(self.scanReader) { connection throws(SQLiteError) in
             if let state {
                 return try self.entries(
                     connection,
@@ -116,7 +119,7 @@ final class DirectoryStore: Sendable {
 
     /// Up to `limit` rows after `after` (by name), in name order; every row without a limit.
     func page(after: String?, limit: Int?) throws(NodeError) -> [NamespaceEntry] {
-        try self.reading { connection throws(SQLiteError) in
+        try self.reading(self.scanReader) { connection throws(SQLiteError) in
             try self.entries(
                 connection,
                 "SELECT \(Self.columns) FROM namespaces WHERE name > ? ORDER BY name LIMIT ?",
@@ -127,7 +130,7 @@ final class DirectoryStore: Sendable {
 
     /// Every namespace name (a snapshot replaced the directory: the names it had, for the mirror).
     func names() throws(NodeError) -> Set<String> {
-        try self.reading { connection throws(SQLiteError) in
+        try self.reading(self.scanReader) { connection throws(SQLiteError) in
             Set(try connection.query("SELECT name FROM namespaces").compactMap { $0[0].textValue })
         }
     }
@@ -137,7 +140,7 @@ final class DirectoryStore: Sendable {
     func scan<T>(
         _ body: (Int, () throws(SQLiteError) -> NamespaceEntry?) throws(SQLiteError) -> T
     ) throws(NodeError) -> T {
-        try self.reading { connection throws(SQLiteError) in
+        try self.reading(self.scanReader) { connection throws(SQLiteError) in
             // One read transaction: the count and the rows are of the same moment.
             try connection.execute("BEGIN")
             let count = Int(try connection.query("SELECT count(*) FROM namespaces").first?[0].unsigned ?? 0)
@@ -186,23 +189,26 @@ final class DirectoryStore: Sendable {
         )
     }
 
-    /// Runs `body` on an idle read connection. A connection whose read failed is closed rather
-    /// than reused (it might still be inside a read transaction and see an old directory).
-    private func reading<T>(_ body: (SQLiteConnection) throws(SQLiteError) -> T) throws(NodeError) -> T {
+    /// Runs `body` on the read connection `slot` holds (opened on first use). A connection whose
+    /// read failed is closed rather than reused (it might still be inside a read transaction and
+    /// see an old directory).
+    private func reading<T>(
+        _ slot: borrowing Mutex<SQLiteConnection?>,
+        _ body: (SQLiteConnection) throws(SQLiteError) -> T
+    ) throws(NodeError) -> T {
         do {
-            let connection = try self.readers.withLock { $0.popLast() } ?? SQLiteConnection(path: self.path)
-            let result = try body(connection)
-            self.readers.withLock { idle in
-                if idle.count < Self.idleReaders { idle.append(connection) }
+            return try slot.withLock { held throws(SQLiteError) -> T in
+                let connection: SQLiteConnection
+                if let open = held { connection = open } else { connection = try SQLiteConnection(path: self.path) }
+                held = nil
+                let result = try body(connection)
+                held = connection
+                return result
             }
-            return result
         } catch {
             throw NodeError(.stateUnreadable, "cannot read the directory \(self.path): \(error)")
         }
     }
-
-    /// Read connections kept open between reads (more are opened while more read at once).
-    private static let idleReaders = 4
 
     /// The rows a batch of applied entries changed (nil = deleted) and the directory's position:
     /// taken under the log's lock, written outside it.
