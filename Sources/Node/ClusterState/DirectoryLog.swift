@@ -81,7 +81,13 @@ final class DirectoryLog: Sendable {
     /// Namespace rows kept in memory for routing (the rest are read from `directory.db`).
     static let cacheCapacity = 20_000
 
-    static let tickInterval: Duration = .milliseconds(100)
+    /// Raft's clock: a tick every 20 ms, heartbeats every 5 ticks (100 ms), an election timeout
+    /// drawn from 45..<90 ticks (0.9-1.8 s). Fine ticks spread the survivors' timeouts: with
+    /// 100 ms ticks two followers drew the same one often enough to split the vote (another
+    /// timeout, 2.5 s failovers in the benchmark).
+    static let tickInterval: Duration = .milliseconds(20)
+    static let heartbeatTicks = 5
+    static let electionTicks = 45
 
     let identity: StorageIdentity
     let clusterID: String
@@ -197,8 +203,8 @@ final class DirectoryLog: Sendable {
             }
         }
         var settings = RaftConfiguration(id: identity.replicaID, randomSeed: UInt64.random(in: 0...UInt64.max))
-        settings.electionTicks = 10
-        settings.heartbeatTicks = 1
+        settings.electionTicks = Self.electionTicks
+        settings.heartbeatTicks = Self.heartbeatTicks
         let raft: RaftNode
         do {
             raft = try RaftNode(settings: settings, restoring: persisted)
@@ -307,7 +313,7 @@ final class DirectoryLog: Sendable {
         let sole = self.core.withLock { core in
             guard core.raft.configuration.voters == [core.raft.id] else { return false }
             // Ticks until it campaigns (not beyond: each further campaign would raise the term again).
-            for _ in 0..<(4 * 10) where core.raft.role == .follower || core.raft.role == .preCandidate {
+            for _ in 0..<(2 * Self.electionTicks) where core.raft.role == .follower || core.raft.role == .preCandidate {
                 core.raft.tick()
             }
             return true
