@@ -139,12 +139,20 @@ extension Cluster {
     /// elsewhere than their owner, sealed ones in the middle of a move included.
     @discardableResult
     func rebalance() async -> Int {
+        // Every copy here placed here, and neither the copies nor the placement changed since:
+        // nothing to read (every copy row) or hash again; this runs every 2 s.
+        let view = self.view
+        let staged = self.files.stagedVersions()
+        let settled = SettledPlacement(
+            copiesVersion: self.service.registry.copiesVersion,
+            members: view.placement.members
+        )
+        if staged.isEmpty, self.settledPlacement.withLock({ $0 }) == settled { return 0 }
         guard let ownership, let copies = try? self.service.registry.copies() else {
             return max(self.service.registry.count, 1)
         }
-        let view = self.view
         // Labelled staging is a move in flight too, until the log settles it.
-        var misplaced = self.files.stagedVersions().filter { copies[$0.key] == nil }.count
+        var misplaced = staged.filter { copies[$0.key] == nil }.count
         var movable: [(String, MemberState)] = []
         for (name, copy) in copies.sorted(by: { $0.key < $1.key }) {
             if case .sealed = copy {
@@ -161,6 +169,7 @@ extension Cluster {
         for (name, owner) in movable where owner.canReceive && budget > 0 {
             if await ownership.startMove(name, to: owner.id.rawValue, ignoringBackoff: leaving) { budget -= 1 }
         }
+        self.settledPlacement.withLock { $0 = misplaced == 0 ? settled : nil }
         return misplaced
     }
 

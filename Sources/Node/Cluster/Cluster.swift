@@ -40,6 +40,8 @@ public final class Cluster: Sendable {
     let peerPort = Mutex<Int?>(nil)
     /// The gossip address of another live process seen with this node's id before this one served.
     let identityConflict = Mutex<String?>(nil)
+    /// What the last rebalance found nothing to move under (see `rebalance`).
+    let settledPlacement = Mutex<SettledPlacement?>(nil)
     var boundPeerPort: Int? { self.peerPort.withLock { $0 } }
 
     init(

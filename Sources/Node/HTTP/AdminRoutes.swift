@@ -272,14 +272,17 @@ struct AdminRoutes: Sendable {
             return HTTPHelpers.json(.ok, MemberList(members: [member]))
         }
         let view = self.cluster.view
+        // Namespace counts are informational: asked only of members gossip sees alive, briefly (a
+        // member killed a moment ago is not suspected yet, and the peer client keeps trying to
+        // connect until the timeout), so the list answers quickly during an incident.
         let counts = await withTaskGroup(of: (String, Int?).self) { group in
-            for member in view.others where member.status != .dead {
+            for member in view.others where member.status == .alive {
                 group.addTask {
                     let answer = try? await peers.call(
                         .GET,
                         member.metadata.peerAddress,
                         "/_peer/v1/status",
-                        timeout: .seconds(2),
+                        timeout: .seconds(1),
                         answer: PeerStatus.self
                     )
                     return (member.id.rawValue, answer?.answer?.namespaces)

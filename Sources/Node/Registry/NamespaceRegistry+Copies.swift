@@ -27,6 +27,10 @@ extension NamespaceRegistry {
         }
     }
 
+    /// Changes whenever a copy is recorded or dropped: an unchanged version means `copies()` would
+    /// answer the same.
+    var copiesVersion: UInt64 { self.state.withLock { $0.copiesVersion } }
+
     /// This node's copy of `name`, if it has one.
     func copy(_ name: String) -> OwnershipMachine.Copy? {
         let rows = try? self.connection.withLock {
@@ -72,6 +76,7 @@ extension NamespaceRegistry {
                 throw NodeError.io("cannot update the state database: \(error)")
             }
             self.state.withLock { state in
+                state.copiesVersion += 1
                 for (copy, record) in written {
                     guard case .held = copy else {
                         state.records[record.name] = nil
@@ -123,6 +128,7 @@ extension NamespaceRegistry {
                 throw NodeError.io("cannot update the state database: \(error)")
             }
             self.state.withLock { state in
+                state.copiesVersion += 1
                 state.records[name] = nil
                 state.dirtyAccess.remove(name)
             }

@@ -16,6 +16,8 @@ public final class NamespaceRegistry: Sendable {
     struct State {
         var records: [String: NamespaceRecord] = [:]
         var dirtyAccess: Set<String> = []
+        /// Raised by every change of the copies (see `copiesVersion`).
+        var copiesVersion: UInt64 = 0
     }
 
     let connection: Mutex<SQLiteConnection>
