@@ -37,7 +37,7 @@ extension Cluster {
                 metrics: self.metrics,
                 logger: self.logger
             )
-            await observer.attach(ownership)
+            await observer.attach { names in await ownership.applied(names) }
             self.service.attach(directory: directory, ownership: ownership)
             await ownership.start()
         } catch {
