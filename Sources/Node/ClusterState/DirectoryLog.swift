@@ -52,9 +52,6 @@ final class DirectoryLog: Sendable {
         /// applied and persisted: then the rows it touched.
         var directory: DirectoryState
         var cache: DirectoryCache
-        /// Names whose rows in `directory` are newer than disk (a batch being persisted): readers
-        /// read disk meanwhile; the rows are cached once they are durable.
-        var pending: Set<String> = []
         /// Raised whenever rows reach disk: a row read from disk meanwhile is not cached.
         var generation: UInt64 = 0
         var waiters: [UInt64: Waiter] = [:]
@@ -740,7 +737,6 @@ final class DirectoryLog: Sendable {
         var members: Set<String> = []
         let rows = self.core.withLock { core -> DirectoryStore.Rows in
             core.directory.load(loaded.values)
-            core.pending = touched
             for entry in committed {
                 guard let batch = batches[entry.index] else {
                     core.directory.skip(to: entry.index)
@@ -776,8 +772,8 @@ final class DirectoryLog: Sendable {
         let store = self.directoryStore
         try await BlockingIO.run { () throws(NodeError) in try store.persist(rows) }
         self.core.withLock { core in
-            for name in core.pending { core.cache.put(name, core.directory.namespaces[name]) }
-            core.pending = []
+            // Readers read disk until the batch is durable; its rows are cached once it is.
+            for name in touched { core.cache.put(name, core.directory.namespaces[name]) }
             core.directory.unload()
             core.generation += 1
         }
