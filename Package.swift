@@ -52,6 +52,7 @@ let package = Package(
         .target(name: "Consensus", swiftSettings: optimizedInDebug),
         // Pure: the cluster directory applied from the Raft log (namespaces, owners, epochs, members).
         .target(name: "Directory"),
+        .target(name: "Replication", dependencies: ["Directory"], swiftSettings: optimizedInDebug),
         // Pure: which voter changes the Raft leader proposes (Consul autopilot's shape).
         .target(name: "Autopilot", dependencies: ["Consensus", "Directory"]),
         // Pure: a node's side of namespace ownership (admit, fence, move, reclaim, archive).
@@ -66,7 +67,7 @@ let package = Package(
         .target(
             name: "SyncServer",
             dependencies: [
-                "CSQLite", "SQLiteSupport", "ServerSupport",
+                "CSQLite", "SQLiteSupport", "ServerSupport", "Replication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -88,7 +89,7 @@ let package = Package(
             name: "Node",
             dependencies: [
                 "SQLiteSupport", "ServerSupport", "Proxy", "Placement", "Membership", "MembershipTransport",
-                "Consensus", "Directory", "Autopilot", "Ownership", "SyncServer",
+                "Consensus", "Directory", "Autopilot", "Ownership", "SyncServer", "Replication",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -126,6 +127,7 @@ let package = Package(
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Directory", "SQLiteSupport"]),
         .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus", "Directory"]),
         .testTarget(
             name: "OwnershipTests",
@@ -136,7 +138,7 @@ let package = Package(
             name: "MembershipTransportTests",
             dependencies: ["Membership", "MembershipTransport", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport"]),
+        .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SQLiteSupport", "Replication"]),
         .testTarget(
             name: "NodeTests",
             dependencies: [

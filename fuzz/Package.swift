@@ -18,10 +18,13 @@ let package = Package(
         .target(name: "Membership"),
         .target(name: "Directory"),
         .target(name: "Consensus"),
+        .target(name: "Replication", dependencies: ["Directory"]),
         // Go durations (environment variables, TTLs).
         .executableTarget(name: "FuzzDuration", swiftSettings: library),
         // /pull-updates: protobuf request, revisions, RoaringBitmap page selector.
-        .executableTarget(name: "FuzzPull", swiftSettings: library),
+        .executableTarget(name: "FuzzPull", dependencies: ["Replication"], swiftSettings: library),
+        // WAL bytes shipped to a follower's copy.
+        .executableTarget(name: "FuzzShipment", dependencies: ["Replication"], swiftSettings: library),
         // Hrana pipeline requests executed against a real SQLite database.
         .executableTarget(
             name: "FuzzHrana",

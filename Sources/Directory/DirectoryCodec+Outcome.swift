@@ -53,6 +53,9 @@ extension DirectoryCodec.Writer {
         case .formatNotRaised(let current):
             self.bytes.append(11)
             self.varint(UInt64(current))
+        case .isrVersionMismatch(let current):
+            self.bytes.append(12)
+            self.varint(current)
         }
     }
 }
@@ -81,6 +84,7 @@ extension DirectoryCodec.Reader {
                 throw DirectoryCodec.DecodingError(description: "format out of range")
             }
             return .formatNotRaised(current: UInt32(current))
+        case 12: return .isrVersionMismatch(current: try self.varint())
         case let tag: throw DirectoryCodec.DecodingError(description: "unknown refusal tag \(tag)")
         }
     }

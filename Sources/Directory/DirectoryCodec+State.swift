@@ -1,6 +1,8 @@
 extension DirectoryCodec {
     /// The whole directory as a Raft snapshot's data: a marker byte, format, applied index, halt,
-    /// then every namespace and member (sorted, so equal directories encode equally).
+    /// then every namespace and member (sorted, so equal directories encode equally). From format 3
+    /// a namespace row ends with its followers, in-sync followers and ISR version; before, it has
+    /// none, so a snapshot of a directory not raised yet is what earlier builds send and read.
     public static func encode(_ state: DirectoryState) -> [UInt8] {
         var sorted = state.namespaces.values.sorted(by: { $0.name < $1.name }).makeIterator()
         return Self.encode(state, namespaceCount: state.namespaces.count) { sorted.next() }
@@ -32,6 +34,11 @@ extension DirectoryCodec {
             writer.bool(entry.locked)
             writer.optional(entry.ttlMilliseconds)
             writer.varint(entry.createdAt)
+            if state.format >= 3 {
+                writer.strings(entry.followers)
+                writer.strings(entry.inSync)
+                writer.varint(entry.isrVersion)
+            }
         }
         writer.varint(UInt64(state.members.count))
         for member in state.members.values.sorted(by: { $0.id < $1.id }) {
@@ -67,7 +74,7 @@ extension DirectoryCodec {
             guard let origin = NamespaceEntry.Origin(rawValue: try reader.byte()) else {
                 throw DecodingError(description: "bad origin")
             }
-            namespaces[name] = NamespaceEntry(
+            var entry = NamespaceEntry(
                 name: name,
                 state: state,
                 owner: owner,
@@ -77,6 +84,12 @@ extension DirectoryCodec {
                 ttlMilliseconds: try reader.optional(),
                 createdAt: try reader.varint()
             )
+            if format >= 3 {
+                entry.followers = try reader.strings()
+                entry.inSync = try reader.strings()
+                entry.isrVersion = try reader.varint()
+            }
+            namespaces[name] = entry
         }
         var members: [String: MemberEntry] = [:]
         for _ in 0..<(try reader.count()) {
@@ -107,5 +120,26 @@ extension DirectoryCodec.Reader {
             throw DirectoryCodec.DecodingError(description: "count exceeds the input")
         }
         return Int(count)
+    }
+}
+
+extension DirectoryCodec {
+    /// A namespace's replica set as one value (a shell's row column): nil when it has none.
+    public static func encodeReplicas(of entry: NamespaceEntry) -> [UInt8]? {
+        guard !entry.followers.isEmpty || !entry.inSync.isEmpty || entry.isrVersion != 0 else { return nil }
+        var writer = Writer()
+        writer.strings(entry.followers)
+        writer.strings(entry.inSync)
+        writer.varint(entry.isrVersion)
+        return writer.bytes
+    }
+
+    /// Sets `entry`'s replica set from `encodeReplicas`' bytes.
+    public static func decodeReplicas(_ bytes: [UInt8], into entry: inout NamespaceEntry) throws(DecodingError) {
+        var reader = Reader(bytes: bytes)
+        entry.followers = try reader.strings()
+        entry.inSync = try reader.strings()
+        entry.isrVersion = try reader.varint()
+        guard reader.offset == bytes.count else { throw DecodingError(description: "trailing bytes") }
     }
 }

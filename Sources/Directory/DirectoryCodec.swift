@@ -55,16 +55,35 @@ public enum DirectoryCodec {
             if let value { self.varint(value) }
         }
 
+        mutating func strings(_ values: [String]) {
+            self.varint(UInt64(values.count))
+            for value in values { self.string(value) }
+        }
+
         mutating func command(_ command: DirectoryCommand) {
             switch command {
-            case .createNamespace(let name, let owner, let origin, let locked, let ttl, let createdAt):
-                self.bytes.append(1)
+            case .createNamespace(let name, let owner, let origin, let locked, let ttl, let createdAt, let followers):
+                // Without followers, the tag every format knows.
+                self.bytes.append(followers.isEmpty ? 1 : 14)
                 self.string(name)
                 self.string(owner)
                 self.bytes.append(origin.rawValue)
                 self.bool(locked)
                 self.optional(ttl)
                 self.varint(createdAt)
+                if !followers.isEmpty { self.strings(followers) }
+            case .setFollowers(let name, let epoch, let isrVersion, let followers):
+                self.bytes.append(15)
+                self.string(name)
+                self.varint(epoch)
+                self.varint(isrVersion)
+                self.strings(followers)
+            case .setInSync(let name, let epoch, let isrVersion, let inSync):
+                self.bytes.append(16)
+                self.string(name)
+                self.varint(epoch)
+                self.varint(isrVersion)
+                self.strings(inSync)
             case .beginArchive(let name, let epoch):
                 self.bytes.append(2)
                 self.string(name)
@@ -164,23 +183,54 @@ public enum DirectoryCodec {
             try self.bool() ? try self.varint() : nil
         }
 
+        mutating func strings() throws(DecodingError) -> [String] {
+            let count = try self.varint()
+            guard count <= UInt64(self.bytes.count - self.offset) else {
+                throw DecodingError(description: "list length out of range")
+            }
+            var values: [String] = []
+            values.reserveCapacity(Int(count))
+            for _ in 0..<count { values.append(try self.string()) }
+            return values
+        }
+
         /// One command; a guarded command nests exactly one plain command (`depth` keeps garbage
         /// from nesting without end).
         mutating func command(depth: Int = 0) throws(DecodingError) -> DirectoryCommand {
             switch try self.byte() {
-            case 1:
+            case let tag where tag == 1 || tag == 14:
                 let name = try self.string()
                 let owner = try self.string()
                 guard let origin = NamespaceEntry.Origin(rawValue: try self.byte()) else {
                     throw DecodingError(description: "bad origin")
                 }
+                let locked = try self.bool()
+                let ttl = try self.optional()
+                let createdAt = try self.varint()
+                let followers = tag == 14 ? try self.strings() : []
+                guard tag == 1 || !followers.isEmpty else { throw DecodingError(description: "empty follower list") }
                 return .createNamespace(
                     name: name,
                     owner: owner,
                     origin: origin,
-                    locked: try self.bool(),
-                    ttlMilliseconds: try self.optional(),
-                    createdAt: try self.varint()
+                    locked: locked,
+                    ttlMilliseconds: ttl,
+                    createdAt: createdAt,
+                    followers: followers
+                )
+            case 15:
+                return .setFollowers(
+                    name: try self.string(),
+                    epoch: try self.varint(),
+                    isrVersion: try self.varint(),
+                    followers: try self.strings()
+                )
+            case 16:
+                return .setInSync(
+                    name: try self.string(),
+                    epoch: try self.varint(),
+                    isrVersion: try self.varint(),
+                    inSync: try self.strings()
                 )
             case 2: return .beginArchive(name: try self.string(), epoch: try self.varint())
             case 3: return .finishArchive(name: try self.string(), epoch: try self.varint())

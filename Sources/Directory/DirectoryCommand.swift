@@ -4,13 +4,16 @@
 /// state it meets is refused there, never half applied.
 public enum DirectoryCommand: Sendable, Equatable {
     /// Registers a namespace owned by an active member (epoch 1). Refused when the name exists in any state.
+    /// `followers` (format 3) start in sync: a new namespace is empty everywhere. Those that are not
+    /// active members other than the owner are left out.
     case createNamespace(
         name: String,
         owner: String,
         origin: NamespaceEntry.Origin,
         locked: Bool,
         ttlMilliseconds: UInt64?,
-        createdAt: UInt64
+        createdAt: UInt64,
+        followers: [String] = []
     )
     /// The owner at `epoch` starts archiving it.
     case beginArchive(name: String, epoch: UInt64)
@@ -28,6 +31,13 @@ public enum DirectoryCommand: Sendable, Equatable {
     case leftMember(id: String, storageID: String)
     /// Takes a member out for good (an operator, or a wiped disk detected).
     case removeMember(id: String)
+    /// Compare-and-set on (epoch, ISR version): the namespace's followers become `followers` (active
+    /// members, not the owner, no repeats); one that stays keeps its in-sync state, a new one starts
+    /// out of sync. Format 3.
+    case setFollowers(name: String, epoch: UInt64, isrVersion: UInt64, followers: [String])
+    /// Compare-and-set on (epoch, ISR version): the in-sync followers become `inSync` (followers all).
+    /// Format 3.
+    case setInSync(name: String, epoch: UInt64, isrVersion: UInt64, inSync: [String])
     /// Raises the apply rules' format once every member supports it.
     case raiseFormat(version: UInt32)
     /// `command` (one about a namespace), applied only to the namespace created at `createdAt`:
@@ -40,6 +50,8 @@ public enum DirectoryCommand: Sendable, Equatable {
     public var requiredFormat: UInt32 {
         switch self {
         case .guarded: 2
+        case .createNamespace(_, _, _, _, _, _, let followers): followers.isEmpty ? 1 : 3
+        case .setFollowers, .setInSync: 3
         case .raiseFormat(let version): version
         default: 1
         }
@@ -50,8 +62,9 @@ extension DirectoryCommand {
     /// The namespace this command may change (what a shell persists after applying it).
     public var namespaceName: String? {
         switch self {
-        case .createNamespace(let name, _, _, _, _, _), .beginArchive(let name, _), .finishArchive(let name, _),
-            .moveNamespace(let name, _, _), .setLocked(let name, _), .setTTL(let name, _):
+        case .createNamespace(let name, _, _, _, _, _, _), .beginArchive(let name, _), .finishArchive(let name, _),
+            .moveNamespace(let name, _, _), .setLocked(let name, _), .setTTL(let name, _),
+            .setFollowers(let name, _, _, _), .setInSync(let name, _, _, _):
             name
         case .guarded(_, let command):
             command.namespaceName
@@ -106,4 +119,6 @@ public enum DirectoryRefusal: Sendable, Equatable {
     case memberRemoved
     case invalidTransition
     case formatNotRaised(current: UInt32)
+    /// The replica set changed since the proposer read it.
+    case isrVersionMismatch(current: UInt64)
 }

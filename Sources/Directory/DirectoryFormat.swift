@@ -6,9 +6,12 @@
 /// Members announce their newest format in gossip as build metadata of their version string
 /// (`0.1.0+directory.2`): the one field every earlier build carries without interpreting it, so the
 /// announcement needs no new wire format.
+///
+/// Formats: 1, the first log; 2, guarded commands; 3, replica sets (a namespace's followers, its
+/// in-sync set and their version, in its rows, its snapshots and the commands that change them).
 public enum DirectoryFormat {
     /// The newest apply rules this build knows.
-    public static let supported: UInt32 = 2
+    public static let supported: UInt32 = 3
     /// What every build with a cluster log applies (guarded commands included): usable before any
     /// raise, and what a member announcing nothing is taken to know.
     public static let baseline: UInt32 = 2

@@ -1,12 +1,21 @@
 extension DirectoryState {
     /// One command's rules. Pure and deterministic: it reads only the state and the command.
     mutating func apply(_ command: DirectoryCommand) -> DirectoryOutcome {
+        // Rules the log has not raised the directory to are refused, so what a snapshot of this
+        // format can carry is all the state there is.
+        if case .raiseFormat = command {
+        } else if command.requiredFormat > DirectoryFormat.usable(raised: self.format) {
+            return .refused(.formatNotRaised(current: self.format))
+        }
         switch command {
-        case .createNamespace(let name, let owner, let origin, let locked, let ttl, let createdAt):
+        case .createNamespace(let name, let owner, let origin, let locked, let ttl, let createdAt, let followers):
             guard Self.isValidName(name) else { return .refused(.invalidName) }
             if let existing = self.namespaces[name] { return .refused(.namespaceExists(existing.state)) }
             guard let member = self.members[owner] else { return .refused(.noSuchMember) }
             guard member.state == .active else { return .refused(.memberNotActive) }
+            // Empty everywhere, so every follower holds all of it from the start.
+            var seen: Set<String> = [owner]
+            let chosen = followers.filter { self.members[$0]?.state == .active && seen.insert($0).inserted }
             self.set(
                 name,
                 NamespaceEntry(
@@ -15,7 +24,10 @@ extension DirectoryState {
                     origin: origin,
                     locked: locked,
                     ttlMilliseconds: ttl,
-                    createdAt: createdAt
+                    createdAt: createdAt,
+                    followers: chosen,
+                    inSync: chosen,
+                    isrVersion: chosen.isEmpty ? 0 : 1
                 )
             )
         case .beginArchive(let name, let epoch):
@@ -51,7 +63,36 @@ extension DirectoryState {
             guard member.state == .active else { return .refused(.memberNotActive) }
             entry.owner = owner
             entry.epoch += 1
+            // The new owner's copy came by a move, not from the followers' stream: they must show
+            // they continue it before they count again.
+            if !entry.followers.isEmpty {
+                entry.followers.removeAll { $0 == owner }
+                entry.inSync = []
+                entry.isrVersion += 1
+            }
             self.set(name, entry)
+        case .setFollowers(let name, let epoch, let isrVersion, let followers):
+            let members = self.members
+            return self.changeReplicas(name, epoch, isrVersion) { entry in
+                guard Set(followers).count == followers.count, !followers.contains(entry.owner) else {
+                    return .invalidTransition
+                }
+                for id in followers {
+                    guard let member = members[id] else { return .noSuchMember }
+                    guard member.state == .active else { return .memberNotActive }
+                }
+                entry.inSync = entry.inSync.filter { followers.contains($0) }
+                entry.followers = followers
+                return nil
+            }
+        case .setInSync(let name, let epoch, let isrVersion, let inSync):
+            return self.changeReplicas(name, epoch, isrVersion) { entry in
+                guard Set(inSync).count == inSync.count, inSync.allSatisfy(entry.followers.contains) else {
+                    return .invalidTransition
+                }
+                entry.inSync = inSync
+                return nil
+            }
         case .setLocked(let name, let locked):
             return self.update(name) { $0.locked = locked }
         case .setTTL(let name, let ttl):
@@ -117,6 +158,24 @@ extension DirectoryState {
         guard var entry = self.namespaces[name] else { return .refused(.noSuchNamespace) }
         guard entry.state == .active else { return .refused(.namespaceNotActive) }
         change(&entry)
+        self.namespaces[name] = entry
+        return .applied
+    }
+
+    /// A compare-and-set change of a namespace's replica set: refused unless the namespace is active
+    /// at `epoch` and `isrVersion`; `change` refuses or edits, and the version goes up.
+    private mutating func changeReplicas(
+        _ name: String,
+        _ epoch: UInt64,
+        _ isrVersion: UInt64,
+        _ change: (inout NamespaceEntry) -> DirectoryRefusal?
+    ) -> DirectoryOutcome {
+        guard var entry = self.namespaces[name] else { return .refused(.noSuchNamespace) }
+        guard entry.epoch == epoch else { return .refused(.epochMismatch(current: entry.epoch)) }
+        guard entry.isrVersion == isrVersion else { return .refused(.isrVersionMismatch(current: entry.isrVersion)) }
+        guard entry.state == .active else { return .refused(.namespaceNotActive) }
+        if let refusal = change(&entry) { return .refused(refusal) }
+        entry.isrVersion += 1
         self.namespaces[name] = entry
         return .applied
     }

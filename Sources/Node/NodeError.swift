@@ -6,7 +6,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case invalidConfiguration, stateUnreadable, stateTooNew, io
             case unauthorized, invalidName, notFound, exists, limitReached, badRequest, methodNotAllowed
             case backendUnavailable, backendFailed, shuttingDown, payloadTooLarge
-            case ownerUnavailable, misdirected, peerFailed, peerProtocol, historyUnavailable
+            case ownerUnavailable, misdirected, peerFailed, peerProtocol, historyUnavailable, replicaConflict
         }
 
         private let base: Base
@@ -31,6 +31,8 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         public static let peerProtocol = Code(base: .peerProtocol)
         /// The change history does not reach back far enough for a page-by-page catch-up.
         public static let historyUnavailable = Code(base: .historyUnavailable)
+        /// A shipment that does not fit a follower's copy (position, frames, or the sender's role).
+        public static let replicaConflict = Code(base: .replicaConflict)
 
         public var description: String {
             switch self.base {
@@ -54,6 +56,7 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
             case .peerFailed: "PEER_FAILED"
             case .peerProtocol: "PEER_PROTOCOL"
             case .historyUnavailable: "HISTORY_UNAVAILABLE"
+            case .replicaConflict: "REPLICA_CONFLICT"
             }
         }
     }

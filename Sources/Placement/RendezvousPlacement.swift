@@ -109,4 +109,26 @@ public struct RendezvousPlacement: Sendable {
         for member in skipped where chosen.count < wanted { chosen.append(member) }
         return chosen
     }
+
+    /// The members that keep copies of `key` besides `owner`, which need not rank first (a namespace
+    /// stays where it was created or moved until a move says otherwise): `copies` in all with the
+    /// owner, in rank order, members in zones without a copy first. `eligible` filters candidates.
+    public func followers(
+        of key: String,
+        owner: String,
+        copies: Int,
+        where eligible: (PlacementMember) -> Bool = { _ in true }
+    ) -> [PlacementMember] {
+        let wanted = max(copies - 1, 0)
+        guard wanted > 0 else { return [] }
+        let candidates = self.ranking(of: key).filter { $0.id != owner && eligible($0) }
+        var zones = Set(self.members.filter { $0.id == owner }.map(\.zone))
+        var chosen: [PlacementMember] = []
+        var skipped: [PlacementMember] = []
+        for member in candidates where chosen.count < wanted {
+            if zones.insert(member.zone).inserted { chosen.append(member) } else { skipped.append(member) }
+        }
+        for member in skipped where chosen.count < wanted { chosen.append(member) }
+        return chosen
+    }
 }

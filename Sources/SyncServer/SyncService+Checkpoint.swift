@@ -19,7 +19,10 @@ extension SyncService {
     /// request is in flight and no transaction is open (new ones wait meanwhile). Only ever a
     /// `wal_checkpoint(TRUNCATE)`: a partial checkpoint's extent depends on readers and could not be
     /// reproduced on another copy of the files.
-    func checkpoint(waitingAtMost bound: Duration = SyncService.defaultCheckpointWait) async -> CheckpointOutcome {
+    func checkpoint(
+        waitingAtMost bound: Duration = SyncService.defaultCheckpointWait,
+        expectedCommittedEnd: Int? = nil
+    ) async -> CheckpointOutcome {
         guard self.barrier.close() else { return .busy("a checkpoint is already running") }
         defer { self.barrier.open() }
         let deadline =
@@ -42,6 +45,7 @@ extension SyncService {
                 try self.pages.checkpoint(
                     retention: self.configuration.historyRetention,
                     nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000),
+                    expectedCommittedEnd: expectedCommittedEnd,
                     truncateWAL: { self.truncateWAL() }
                 )
             }
@@ -79,17 +83,27 @@ extension SyncService {
         return nil
     }
 
-    /// `POST /_turso/checkpoint[?wait_ms=n]` → `{"retired_commits", "wal_bytes", "history_bytes",
-    /// "revision"}`, 409 `CHECKPOINT_BUSY` when the barrier was not reached (retry later).
+    /// `POST /_turso/checkpoint[?wait_ms=n][&wal_end=n]` → `{"retired_commits", "wal_bytes",
+    /// "history_bytes", "revision"}`, 409 `CHECKPOINT_BUSY` when the barrier was not reached or the
+    /// WAL's committed end is not `wal_end` (the end the node shipped to followers): retry later.
     func checkpointRequest(_ request: HTTPRequest) async -> HTTPResponse {
         var bound = Self.defaultCheckpointWait
-        if let query = request.path.split(separator: "?", maxSplits: 1).dropFirst().first,
-            let wait = query.split(separator: "&").first(where: { $0.hasPrefix("wait_ms=") }),
-            let milliseconds = Int(wait.dropFirst("wait_ms=".count)), (0...60_000).contains(milliseconds)
-        {
-            bound = .milliseconds(milliseconds)
+        var expectedEnd: Int?
+        if let query = request.path.split(separator: "?", maxSplits: 1).dropFirst().first {
+            let parameters = query.split(separator: "&")
+            if let wait = parameters.first(where: { $0.hasPrefix("wait_ms=") }),
+                let milliseconds = Int(wait.dropFirst("wait_ms=".count)), (0...60_000).contains(milliseconds)
+            {
+                bound = .milliseconds(milliseconds)
+            }
+            if let end = parameters.first(where: { $0.hasPrefix("wal_end=") }) {
+                guard let value = Int(end.dropFirst("wal_end=".count)), value >= 0 else {
+                    return .error(.badRequest, "wal_end must be a byte offset", code: "BAD_REQUEST")
+                }
+                expectedEnd = value
+            }
         }
-        switch await self.checkpoint(waitingAtMost: bound) {
+        switch await self.checkpoint(waitingAtMost: bound, expectedCommittedEnd: expectedEnd) {
         case .done(let result):
             let body =
                 "{\"retired_commits\":\(result.retiredCommits),\"wal_bytes\":\(result.walBytes),"

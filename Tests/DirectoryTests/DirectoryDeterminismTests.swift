@@ -23,7 +23,8 @@ struct DirectoryDeterminismTests {
         let name = names.randomElement(using: &random)!
         let member = members.randomElement(using: &random)!
         let epoch = UInt64.random(in: 0...4, using: &random)
-        switch random.next() % 13 {
+        func someMembers() -> [String] { members.filter { _ in random.next() % 3 == 0 } }
+        switch random.next() % 15 {
         case 0:
             return .createNamespace(
                 name: name,
@@ -31,8 +32,13 @@ struct DirectoryDeterminismTests {
                 origin: Bool.random(using: &random) ? .auto : .explicit,
                 locked: Bool.random(using: &random),
                 ttlMilliseconds: Bool.random(using: &random) ? nil : random.next() >> 20,
-                createdAt: random.next() % 3
+                createdAt: random.next() % 3,
+                followers: random.next() % 2 == 0 ? [] : someMembers()
             )
+        case 12:
+            return .setFollowers(name: name, epoch: epoch, isrVersion: random.next() % 3, followers: someMembers())
+        case 13:
+            return .setInSync(name: name, epoch: epoch, isrVersion: random.next() % 3, inSync: someMembers())
         case 1: return .beginArchive(name: name, epoch: epoch)
         case 2: return .finishArchive(name: name, epoch: epoch)
         case 3: return .moveNamespace(name: name, epoch: epoch, owner: member)
@@ -69,6 +75,9 @@ struct DirectoryDeterminismTests {
             #expect(left == right, "seed \(seed) index \(index)")
             for entry in left.namespaces.values where entry.state == .active {
                 #expect(left.members[entry.owner] != nil, "an owner is always a known member")
+                #expect(Set(entry.inSync).isSubset(of: entry.followers), "the in-sync followers are followers")
+                #expect(!entry.followers.contains(entry.owner), "the owner is not its own follower")
+                #expect(Set(entry.followers).count == entry.followers.count)
             }
         }
     }

@@ -133,9 +133,10 @@ struct DirectoryRulesTests {
                 == [.refused(.formatNotRaised(current: 2))]
         )
         // A raise to rules it does not know carries them: this build halts there, never half applies.
-        #expect(DirectoryBatch(commands: [.raiseFormat(version: 3)]).format == 3)
-        #expect(state.apply(DirectoryBatch(commands: [.raiseFormat(version: 3)]), at: 4) == nil)
-        #expect(state.haltedAt?.index == 4 && state.haltedAt?.format == 3)
+        let unknown = DirectoryState.supportedFormat + 1
+        #expect(DirectoryBatch(commands: [.raiseFormat(version: unknown)]).format == unknown)
+        #expect(state.apply(DirectoryBatch(commands: [.raiseFormat(version: unknown)]), at: 4) == nil)
+        #expect(state.haltedAt?.index == 4 && state.haltedAt?.format == unknown)
         #expect(state.apply(DirectoryBatch(commands: [Self.create("b")]), at: 5) == nil)
         #expect(state.namespaces.isEmpty && state.appliedIndex == 3 && state.format == 2)
     }

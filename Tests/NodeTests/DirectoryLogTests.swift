@@ -60,6 +60,50 @@ struct DirectoryLogTests {
         #expect(throws: RaftCodec.DecodingError.self) { try RaftCodec.decodePayload(encoded + [0]) }
     }
 
+    /// A directory written before replica sets gains their column; replica sets survive a reopen.
+    @Test func replicaSetsPersistAndAnOlderDirectoryGainsTheirColumn() async throws {
+        try await Self.withStateDirectory { directory in
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try SQLiteConnection(path: directory + "/directory.db").execute(
+                """
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value); INSERT INTO meta VALUES ('format_version', 1);
+                CREATE TABLE namespaces(
+                    name TEXT PRIMARY KEY, state INTEGER NOT NULL, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
+                    origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL
+                );
+                INSERT INTO namespaces VALUES ('before', 1, 'n1', 4, 1, 0, NULL, 9);
+                """
+            )
+
+            var store = try DirectoryStore(directory: directory)
+            let before = try #require(try store.entries(["before"]).first)
+            #expect(before.epoch == 4 && before.followers.isEmpty && before.isrVersion == 0)
+            var state = DirectoryState()
+            _ = state.apply(
+                DirectoryBatch(commands: [
+                    .joinMember(id: "n1", storageID: "s1", zone: ""), .activateMember(id: "n1", storageID: "s1"),
+                    .joinMember(id: "n2", storageID: "s2", zone: ""), .activateMember(id: "n2", storageID: "s2"),
+                    .raiseFormat(version: 3),
+                    .createNamespace(
+                        name: "after",
+                        owner: "n1",
+                        origin: .explicit,
+                        locked: false,
+                        ttlMilliseconds: nil,
+                        createdAt: 10,
+                        followers: ["n2"]
+                    ),
+                ]),
+                at: 1
+            )
+            try store.persist(DirectoryStore.Rows(state: state, namespaces: ["after"], members: ["n1", "n2"]))
+            store = try DirectoryStore(directory: directory)
+            let after = try #require(try store.entries(["after"]).first)
+            #expect(after == state.namespaces["after"])
+            #expect(after.followers == ["n2"] && after.inSync == ["n2"] && after.isrVersion == 1)
+        }
+    }
+
     /// With a cache of four rows, nearly every row is read back from `directory.db`.
     @Test func changesSurviveARestartAndTheLogCompacts() async throws {
         try await Self.withStateDirectory { directory in

@@ -188,7 +188,7 @@ struct NodeConfigurationTests {
         ["TURSO_LEAVE_TIMEOUT": "1000d"], ["TURSO_REPLICAS": "0"], ["TURSO_SYNC_WAL_LIMIT": "1KiB"],
         ["TURSO_SYNC_WAL_LIMIT": "lots"], ["TURSO_SYNC_WAL_LIMIT": "65GiB"], ["TURSO_SYNC_HISTORY_RETENTION": "0s"],
         ["TURSO_VOTERS": "2"], ["TURSO_VOTERS": "7"], ["TURSO_BOOTSTRAP_EXPECT": "0"], ["TURSO_ROLE": "boss"],
-        ["TURSO_ROLE": "witness"],
+        ["TURSO_ROLE": "witness"], ["TURSO_MIN_INSYNC": "2"], ["TURSO_REPLICAS": "3", "TURSO_MIN_INSYNC": "0"],
     ])
     func rejectsInvalidValues(_ environment: [String: String]) {
         #expect(throws: NodeError.self) { try NodeConfiguration(environment: environment) }

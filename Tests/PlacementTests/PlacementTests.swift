@@ -143,6 +143,26 @@ struct RendezvousPlacementTests {
         #expect(placement.replicas(of: "k", copies: 10).count == 5)
     }
 
+    @Test func followersSurroundAnyOwnerAndSkipIneligibleMembers() {
+        let placement = RendezvousPlacement(members: members(9, zones: 3))
+        for key in keys(2000) {
+            let ranked = placement.ranking(of: key)
+            #expect(
+                placement.followers(of: key, owner: ranked[0].id, copies: 3) == placement.replicas(of: key, copies: 3)
+            )
+            // An owner that is not first: its followers avoid its zone first, never include it.
+            let owner = ranked[4]
+            let followers = placement.followers(of: key, owner: owner.id, copies: 3)
+            #expect(followers.count == 2 && !followers.contains(owner))
+            #expect(Set(followers.map(\.zone) + [owner.zone]).count == 3)
+            let dead = followers[0].id
+            let replaced = placement.followers(of: key, owner: owner.id, copies: 3) { $0.id != dead }
+            #expect(replaced.count == 2 && !replaced.map(\.id).contains(dead) && replaced.contains(followers[1]))
+        }
+        #expect(placement.followers(of: "k", owner: "node-0", copies: 1).isEmpty)
+        #expect(placement.followers(of: "k", owner: "node-0", copies: 20).count == 8)
+    }
+
     @Test func diffListsOnlyChangedKeys() {
         let set = members(8)
         let before = RendezvousPlacement(members: set)

@@ -63,8 +63,8 @@ def test_five_nodes_started_at_once_form_exactly_one_cluster(cluster):
     for node in nodes:
         assert {m["clusterId"] for m in log_view(node).values()} == {cluster_id}
     # Every member announces the directory format it applies; the leader raised the log to it.
-    assert all(m["version"].endswith("+directory.2") for m in log_view(nodes[0]).values())
-    wait_for(lambda: all(log_view(n)[n.id].get("directoryFormat") == 2 for n in nodes), what="format 2 raised")
+    assert all(m["version"].endswith("+directory.3") for m in log_view(nodes[0]).values())
+    wait_for(lambda: all(log_view(n)[n.id].get("directoryFormat") == 3 for n in nodes), what="format 3 raised")
     assert sum("directory format raised" in n.log_path.read_text() for n in nodes) >= 1
 
 

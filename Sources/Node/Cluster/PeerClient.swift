@@ -85,6 +85,33 @@ final class PeerClient: Sendable {
         }
     }
 
+    /// Sends `bytes` (binary) with `headers` and reads the member's JSON answer whatever its status
+    /// (nil when it is not an `Answer`). Throws `NodeError` with code `peerFailed` when the member
+    /// cannot be reached.
+    func send<Answer: Decodable>(
+        _ method: HTTPMethod,
+        _ peerAddress: String,
+        _ path: String,
+        bytes: [UInt8]? = nil,
+        headers: [(String, String)],
+        timeout: Duration,
+        answer: Answer.Type
+    ) async throws(NodeError) -> (status: Int, answer: Answer?) {
+        var request = self.request(method, peerAddress, path)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let bytes {
+            request.headers.add(name: "content-type", value: "application/octet-stream")
+            request.body = .bytes(ByteBuffer(bytes: bytes))
+        }
+        do {
+            let response = try await self.client.execute(request, timeout: timeout.timeAmount)
+            let buffer = try await response.body.collect(upTo: 1 << 20)
+            return (Int(response.status.code), try? JSONDecoder().decode(Answer.self, from: buffer))
+        } catch {
+            throw NodeError(.peerFailed, "member at \(peerAddress) did not answer \(path): \(error)", status: 503)
+        }
+    }
+
     /// Reads `path` whole (at most `limit` bytes); nil unless the member answered 200.
     func fetch(_ peerAddress: String, _ path: String, limit: Int = 80 << 20) async throws(NodeError) -> [UInt8]? {
         let request = self.request(.GET, peerAddress, path)

@@ -574,6 +574,19 @@ final class DirectoryLog: Sendable {
         return result
     }
 
+    /// The applied index whose rows are on disk and whose changes the observer has seen.
+    var observedIndex: UInt64 { self.core.withLock { $0.observedIndex } }
+
+    /// Waits (bounded, 5 s) until the observer has seen `index`; false past the bound.
+    func awaitObserved(_ index: UInt64) async -> Bool {
+        do {
+            try await self.waitUntilObserved(index)
+            return true
+        } catch {
+            return false
+        }
+    }
+
     /// Waits (bounded) until this member has applied `index` and its observer (the registry
     /// mirror) has seen it: a forwarded proposal's answer then reflects what this member serves,
     /// as a local proposal's does. Past the bound the caller is told the outcome but that this

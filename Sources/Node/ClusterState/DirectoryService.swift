@@ -16,6 +16,9 @@ final class DirectoryService: Sendable {
     /// Creates proposed and not applied yet: counted against the namespace cap so that concurrent
     /// creates cannot overshoot it.
     private let pendingCreates = Mutex(0)
+    /// The followers a namespace created here gets (the cluster sets it from its placement view;
+    /// none on a one-node cluster).
+    let followerPlacement = Mutex<@Sendable (String) -> [String]>({ _ in [] })
 
     /// Commands per log entry when importing (keeps entries well under the message size limit).
     static let importBatch = 500
@@ -99,13 +102,16 @@ final class DirectoryService: Sendable {
             )
         }
         defer { self.pendingCreates.withLock { $0 -= 1 } }
+        // Replica sets need format 3: until every member applies it (an upgrade), none.
+        let followers = self.log.read(\.format) >= 3 ? self.followerPlacement.withLock { $0 }(name) : []
         let command = DirectoryCommand.createNamespace(
             name: name,
             owner: self.nodeID,
             origin: origin == .explicit ? .explicit : .auto,
             locked: origin == .explicit,
             ttlMilliseconds: nil,
-            createdAt: UInt64(max(now, 0))
+            createdAt: UInt64(max(now, 0)),
+            followers: followers
         )
         switch try await self.proposeOne(command) {
         case .applied: return true
@@ -164,6 +170,21 @@ final class DirectoryService: Sendable {
         if case .refused(let refusal) = try await self.proposeOne(.finishArchive(name: name, epoch: epoch)) {
             throw Self.error(refusal, name: name)
         }
+    }
+
+    /// Proposes new follower sets (each a compare-and-set on the entry's epoch and ISR version);
+    /// returns how many applied.
+    func setFollowers(_ changes: [(entry: NamespaceEntry, followers: [String])]) async throws(NodeError) -> Int {
+        guard self.log.read(\.format) >= 3 else { return 0 }
+        let commands = changes.map {
+            DirectoryCommand.setFollowers(
+                name: $0.entry.name,
+                epoch: $0.entry.epoch,
+                isrVersion: $0.entry.isrVersion,
+                followers: $0.followers
+            )
+        }
+        return try await self.proposeInBatches(commands).filter { $0 == .applied }.count
     }
 
     /// Proposes many commands, `importBatch` per log entry; the outcomes in command order.
@@ -327,8 +348,8 @@ final class DirectoryService: Sendable {
         case .namespaceNotActive:
             NodeError(.backendUnavailable, "namespace \(name) is being archived", status: 503, retryAfter: 1)
         case .invalidName: NodeError(.invalidName, "invalid namespace name \(name)", status: 400)
-        case .epochMismatch:
-            NodeError(.misdirected, "namespace \(name) changed owner meanwhile; retry", status: 409)
+        case .epochMismatch, .isrVersionMismatch:
+            NodeError(.misdirected, "namespace \(name) changed owner or replicas meanwhile; retry", status: 409)
         case .noSuchMember, .memberNotActive:
             NodeError.ownerUnavailable(
                 "the member that would own namespace \(name) is not active in the cluster log yet",

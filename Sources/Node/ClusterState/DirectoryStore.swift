@@ -20,7 +20,7 @@ final class DirectoryStore: Sendable {
     private let scanReader: Mutex<SQLiteConnection?> = Mutex(nil)
     let path: String
 
-    private static let columns = "name, state, owner, epoch, origin, locked, ttl_ms, created_at"
+    private static let columns = "name, state, owner, epoch, origin, locked, ttl_ms, created_at, replicas"
 
     init(directory: String) throws(NodeError) {
         self.path = directory + "/directory.db"
@@ -31,7 +31,8 @@ final class DirectoryStore: Sendable {
                 schema: """
                     CREATE TABLE IF NOT EXISTS namespaces(
                         name TEXT PRIMARY KEY, state INTEGER NOT NULL, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
-                        origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL
+                        origin INTEGER NOT NULL, locked INTEGER NOT NULL, ttl_ms INTEGER, created_at INTEGER NOT NULL,
+                        replicas BLOB
                     );
                     CREATE INDEX IF NOT EXISTS namespaces_by_owner ON namespaces(owner, state);
                     CREATE TABLE IF NOT EXISTS members(
@@ -40,6 +41,17 @@ final class DirectoryStore: Sendable {
                     """
             )
         )
+        // A directory written before replica sets (format 3) gains their column; NULL is none.
+        try self.connection.withLock { connection throws(NodeError) in
+            do {
+                let columns = try connection.query("PRAGMA table_info(namespaces)").compactMap { $0[1].textValue }
+                if !columns.contains("replicas") {
+                    try connection.execute("ALTER TABLE namespaces ADD COLUMN replicas BLOB")
+                }
+            } catch {
+                throw NodeError(.stateUnreadable, "cannot upgrade \(self.path): \(error)")
+            }
+        }
     }
 
     /// The directory as persisted, without its namespace rows (members, counts, position).
@@ -177,7 +189,7 @@ final class DirectoryStore: Sendable {
             let origin = statement.value(4).unsigned.flatMap(Self.origin), let locked = statement.value(5).unsigned,
             let created = statement.value(7).unsigned
         else { throw SQLiteError(extendedCode: 11, message: "malformed namespace row") }
-        return NamespaceEntry(
+        var entry = NamespaceEntry(
             name: name,
             state: state,
             owner: owner,
@@ -187,6 +199,14 @@ final class DirectoryStore: Sendable {
             ttlMilliseconds: statement.value(6).unsigned,
             createdAt: created
         )
+        if let replicas = statement.value(8).blobValue {
+            do {
+                try DirectoryCodec.decodeReplicas(replicas, into: &entry)
+            } catch {
+                throw SQLiteError(extendedCode: 11, message: "malformed replica set of \(name)")
+            }
+        }
+        return entry
     }
 
     /// Runs `body` on the read connection `slot` holds (opened on first use). A connection whose
@@ -242,8 +262,9 @@ final class DirectoryStore: Sendable {
                         }
                         try connection.run(
                             """
-                            INSERT OR REPLACE INTO namespaces(name, state, owner, epoch, origin, locked, ttl_ms, created_at)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            INSERT OR REPLACE INTO namespaces(
+                                name, state, owner, epoch, origin, locked, ttl_ms, created_at, replicas
+                            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                             """,
                             [
                                 .text(name), .integer(Int64(entry.state.rawValue)), .text(entry.owner),
@@ -251,6 +272,7 @@ final class DirectoryStore: Sendable {
                                 .integer(entry.locked ? 1 : 0),
                                 entry.ttlMilliseconds.map { .integer(Int64(bitPattern: $0)) } ?? .null,
                                 .integer(Int64(bitPattern: entry.createdAt)),
+                                DirectoryCodec.encodeReplicas(of: entry).map { .blob($0) } ?? .null,
                             ]
                         )
                     }

@@ -74,9 +74,13 @@ public struct NodeConfiguration: Sendable {
     public var tlsKey = ""
     /// Run the cluster listeners without TLS (development only). `TURSO_INSECURE_CLUSTER`, default false.
     public var insecureCluster = false
-    /// Copies of each namespace, owner included. `TURSO_REPLICAS`, default 2 (replication is not in this
-    /// build: each namespace has exactly one copy, on its owner).
-    public var replicas = 2
+    /// Copies of each namespace, owner included (capped by the active members): the owner ships its WAL
+    /// to the others, its followers. `TURSO_REPLICAS`, default 1 while replication lands (the output
+    /// gate and the in-sync rules come next).
+    public var replicas = 1
+    /// The in-sync set's floor, owner included (at most `replicas`). `TURSO_MIN_INSYNC`, default 2
+    /// capped by `replicas`. Recorded now; enforced by the output gate (the next replication step).
+    public var minInSync = 1
     /// Members that found the cluster log together, as its first voters. `TURSO_BOOTSTRAP_EXPECT`,
     /// default 1 without `TURSO_JOIN` (the node founds it alone) and 3 with it. Set it to the number
     /// of nodes of the first deploy: only then is exactly one cluster guaranteed when they all start
@@ -130,6 +134,7 @@ public struct NodeConfiguration: Sendable {
         "TURSO_MAX_RUNNING": 1...1_000_000,
         "TURSO_MAX_BODY_BYTES": 1024...(1 << 30),
         "TURSO_REPLICAS": 1...9,
+        "TURSO_MIN_INSYNC": 1...9,
         "TURSO_BOOTSTRAP_EXPECT": 1...64,
         "TURSO_VOTERS": 1...5,
         "TURSO_SYNC_WAL_LIMIT": (64 << 10)...(64 << 30),
@@ -225,6 +230,7 @@ public struct NodeConfiguration: Sendable {
             self.insecureCluster = flag
         }
         self.replicas = try integer("TURSO_REPLICAS", self.replicas)
+        self.minInSync = try integer("TURSO_MIN_INSYNC", min(2, self.replicas))
         self.bootstrapExpect = try integer("TURSO_BOOTSTRAP_EXPECT", self.join.isEmpty ? 1 : 3)
         self.voters = try integer("TURSO_VOTERS", self.voters)
         if let role = value("TURSO_ROLE")?.lowercased() {
@@ -275,13 +281,18 @@ public struct NodeConfiguration: Sendable {
             ("TURSO_MAX_NAMESPACES", self.maxNamespaces), ("TURSO_MAX_RUNNING", self.maxRunning),
             ("TURSO_MAX_BODY_BYTES", self.maxBodyBytes), ("TURSO_REPLICAS", self.replicas),
             ("TURSO_SYNC_WAL_LIMIT", self.syncWALLimit), ("TURSO_BOOTSTRAP_EXPECT", self.bootstrapExpect),
-            ("TURSO_VOTERS", self.voters),
+            ("TURSO_VOTERS", self.voters), ("TURSO_MIN_INSYNC", self.minInSync),
         ]
         for (key, number) in integers {
             let range = Self.integerRanges[key]!
             guard range.contains(number) else {
                 throw .invalidConfiguration("\(key) must be between \(range.lowerBound) and \(range.upperBound)")
             }
+        }
+        guard self.minInSync <= self.replicas else {
+            throw .invalidConfiguration(
+                "TURSO_MIN_INSYNC=\(self.minInSync) must not exceed TURSO_REPLICAS=\(self.replicas): writes could never be acknowledged"
+            )
         }
         guard self.voters % 2 == 1 else {
             throw .invalidConfiguration(

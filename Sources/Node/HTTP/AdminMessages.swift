@@ -15,6 +15,7 @@ struct NamespaceInfo: Codable, Sendable {
     var expiresAt: String?
     var owner: String?
     var holder: String
+    /// The followers: members keeping a copy besides the owner.
     var replicas: [String]
     /// running, dormant, starting, stopping or restarting; in a clustered node's list, `remote`
     /// (or `archiving`) for a namespace another member holds.
@@ -23,6 +24,24 @@ struct NamespaceInfo: Codable, Sendable {
     var port: Int?
     var pid: Int?
     var storage: Storage?
+    /// Only when one namespace is described, from a cluster log.
+    var replication: Replication?
+
+    /// The replica set as the directory records it.
+    struct Replication: Codable, Sendable, Equatable {
+        var epoch: UInt64
+        var followers: [String]
+        /// The in-sync set: the owner and its in-sync followers.
+        var isr: [String]
+        var isrVersion: UInt64
+
+        init(_ entry: NamespaceEntry) {
+            self.epoch = entry.epoch
+            self.followers = entry.followers
+            self.isr = entry.isr
+            self.isrVersion = entry.isrVersion
+        }
+    }
 
     /// The namespace's files on this node, in bytes.
     struct Storage: Codable, Sendable, Equatable {
@@ -33,7 +52,7 @@ struct NamespaceInfo: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, origin, locked, ttl, createdAt, lastAccessAt, expiresAt, owner, holder, replicas, state, running
-        case port, pid, storage
+        case port, pid, storage, replication
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -53,6 +72,7 @@ struct NamespaceInfo: Codable, Sendable {
         try container.encodeIfPresent(self.port, forKey: .port)
         try container.encodeIfPresent(self.pid, forKey: .pid)
         try container.encodeIfPresent(self.storage, forKey: .storage)
+        try container.encodeIfPresent(self.replication, forKey: .replication)
     }
 }
 
@@ -292,7 +312,7 @@ extension NamespaceInfo {
             expiresAt: nil,
             owner: entry.owner,
             holder: entry.owner,
-            replicas: [],
+            replicas: entry.followers,
             state: entry.state == .archiving ? "archiving" : "remote",
             running: false
         )

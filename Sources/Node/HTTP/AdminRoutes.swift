@@ -1,3 +1,4 @@
+import Directory
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -381,7 +382,7 @@ struct AdminRoutes: Sendable {
             let processes = await self.service.supervisor.processStates()
             let items = entries.map { entry -> NamespaceInfo in
                 if entry.owner == self.cluster.selfID, let record = self.service.registry.record(entry.name) {
-                    return self.info(record, view: view, process: processes[entry.name], owner: entry.owner)
+                    return self.info(record, view: view, process: processes[entry.name], entry: entry)
                 }
                 return NamespaceInfo(remote: entry)
             }
@@ -451,11 +452,14 @@ struct AdminRoutes: Sendable {
     }
 
     func info(_ record: NamespaceRecord) async -> NamespaceInfo {
+        let entry = self.service.directory?.entry(record.name)
         var info = self.info(
             record,
             view: self.cluster.view,
-            process: await self.service.supervisor.processStates()[record.name]
+            process: await self.service.supervisor.processStates()[record.name],
+            entry: entry
         )
+        info.replication = entry.map(NamespaceInfo.Replication.init)
         let files = NamespaceFiles(configuration: self.service.configuration)
         info.storage = NamespaceInfo.Storage(
             databaseBytes: NamespaceFiles.size(files.livePath(record.name, .db)),
@@ -476,13 +480,14 @@ struct AdminRoutes: Sendable {
     }
 
     /// Lists call this with one view and one snapshot of the supervisor for every record (and the
-    /// owner, when they read the directory entry already).
+    /// directory entry, when they read it already).
     func info(
         _ record: NamespaceRecord,
         view: ClusterView,
         process: Supervisor.ProcessState?,
-        owner: String? = nil
+        entry: NamespaceEntry? = nil
     ) -> NamespaceInfo {
+        let entry = entry ?? self.service.directory?.entry(record.name)
         var info = NamespaceInfo(
             name: record.name,
             origin: record.origin.rawValue,
@@ -491,10 +496,9 @@ struct AdminRoutes: Sendable {
             createdAt: HTTPHelpers.iso8601(record.createdAt),
             lastAccessAt: HTTPHelpers.iso8601(record.lastAccessAt),
             expiresAt: record.expiresAt.map(HTTPHelpers.iso8601),
-            owner: owner ?? self.service.directory?.entry(record.name)?.owner
-                ?? view.owner(of: record.name)?.id.rawValue,
+            owner: entry?.owner ?? view.owner(of: record.name)?.id.rawValue,
             holder: self.cluster.selfID,
-            replicas: [],
+            replicas: entry?.followers ?? [],
             state: "dormant",
             running: false
         )

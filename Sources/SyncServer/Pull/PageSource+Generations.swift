@@ -116,12 +116,23 @@ extension PageSource {
     func checkpoint(
         retention: ChangeHistory.Retention,
         nowMilliseconds: UInt64,
+        expectedCommittedEnd: Int? = nil,
         truncateWAL: () -> String?
     ) throws(PullError) -> CheckpointResult {
         try self.state.withLock { state throws(PullError) -> CheckpointResult in
             self.refresh(&state)
             let walBytes = state.wal?.size ?? 0
             let index = state.index
+            // The node ships the WAL to followers first and names the end they hold: a transaction
+            // committed since would be retired before any follower had it.
+            let committedEnd = index.header == nil ? 0 : WALIndex.headerSize + index.committedFrames * index.frameSize
+            if let expectedCommittedEnd, expectedCommittedEnd != committedEnd {
+                throw PullError(
+                    status: 409,
+                    message:
+                        "the WAL's committed end is \(committedEnd), not the shipped \(expectedCommittedEnd); retry"
+                )
+            }
             var recorded = false
             do {
                 if Self.isProvisional(state) { try state.history.removeLast() }

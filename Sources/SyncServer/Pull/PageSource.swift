@@ -1,4 +1,5 @@
 import Logging
+import Replication
 import Synchronization
 
 /// Where a page of a snapshot is read from.

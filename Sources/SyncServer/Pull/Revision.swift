@@ -1,3 +1,5 @@
+import Replication
+
 /// A sync revision with WAL lineage: `<salt1><salt2>-<cksum1><cksum2>:<frame>` in hex and decimal.
 ///
 /// Upstream revisions are bare frame numbers, so a client that synced with another history (a stale

@@ -1,3 +1,5 @@
+import Replication
+
 /// An incremental index of a SQLite WAL file: which checksum-valid *committed* frames hold which page,
 /// and the cumulative checksum at every commit frame.
 ///
@@ -14,14 +16,7 @@ struct WALIndex {
     static let headerSize = 32
     static let frameHeaderSize = 24
 
-    struct Header: Equatable {
-        var bigEndianChecksum: Bool
-        var pageSize: Int
-        var salt1: UInt32
-        var salt2: UInt32
-        /// Checksum of the header's first 24 bytes: the seed of frame 1's checksum.
-        var checksum: WALChecksum
-    }
+    typealias Header = WALHeader
 
     private(set) var header: Header?
 
@@ -140,28 +135,7 @@ struct WALIndex {
         self.checksumAtCommit = checksum
     }
 
-    static func parseHeader(_ bytes: [UInt8]) -> Header? {
-        guard bytes.count >= Self.headerSize else { return nil }
-        return bytes.withUnsafeBytes { raw -> Header? in
-            let magic = raw.bigEndianUInt32(at: 0)
-            guard magic == 0x377f_0682 || magic == 0x377f_0683 else { return nil }
-            let pageSize = Int(raw.bigEndianUInt32(at: 8))
-            guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else { return nil }
-            let bigEndian = magic & 1 == 1
-            var checksum = WALChecksum.zero
-            checksum.update(UnsafeRawBufferPointer(rebasing: raw[0..<24]), bigEndian: bigEndian)
-            guard checksum.s1 == raw.bigEndianUInt32(at: 24), checksum.s2 == raw.bigEndianUInt32(at: 28) else {
-                return nil
-            }
-            return Header(
-                bigEndianChecksum: bigEndian,
-                pageSize: pageSize,
-                salt1: raw.bigEndianUInt32(at: 16),
-                salt2: raw.bigEndianUInt32(at: 20),
-                checksum: checksum
-            )
-        }
-    }
+    static func parseHeader(_ bytes: [UInt8]) -> Header? { WALHeader.parse(bytes) }
 
     /// The revision of the newest commit.
     var latestRevision: Revision { self.revision(atCommitIndex: self.commitFrames.count - 1) }
@@ -267,13 +241,10 @@ struct WALIndex {
 }
 
 /// The salts that name one WAL generation.
-struct WALSalts: Equatable, Sendable {
-    var salt1: UInt32
-    var salt2: UInt32
-}
+typealias WALSalts = WALGeneration
 
 extension WALIndex.Header {
-    var salts: WALSalts { WALSalts(salt1: self.salt1, salt2: self.salt2) }
+    var salts: WALSalts { self.generation }
 }
 
 extension ChangeHistory.Generation {

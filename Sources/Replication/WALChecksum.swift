@@ -1,12 +1,12 @@
 /// SQLite's WAL checksum: Fletcher-like sums over 32-bit words, in the byte order the WAL magic names.
-struct WALChecksum: Equatable, Sendable {
-    var s1: UInt32
-    var s2: UInt32
+public struct WALChecksum: Equatable, Sendable {
+    public var s1: UInt32
+    public var s2: UInt32
 
-    static let zero = WALChecksum(s1: 0, s2: 0)
+    public static let zero = WALChecksum(s1: 0, s2: 0)
 
     /// Continues the checksum over `bytes` (a multiple of 8 bytes long).
-    mutating func update(_ bytes: UnsafeRawBufferPointer, bigEndian: Bool) {
+    public mutating func update(_ bytes: UnsafeRawBufferPointer, bigEndian: Bool) {
         precondition(bytes.count % 8 == 0)
         var s1 = self.s1
         var s2 = self.s2
@@ -32,21 +32,21 @@ struct WALChecksum: Equatable, Sendable {
         self.s2 = s2
     }
 
-    var packed: UInt64 { UInt64(self.s1) << 32 | UInt64(self.s2) }
+    public var packed: UInt64 { UInt64(self.s1) << 32 | UInt64(self.s2) }
 
-    init(s1: UInt32, s2: UInt32) {
+    public init(s1: UInt32, s2: UInt32) {
         self.s1 = s1
         self.s2 = s2
     }
 
-    init(packed: UInt64) {
+    public init(packed: UInt64) {
         self.s1 = UInt32(truncatingIfNeeded: packed >> 32)
         self.s2 = UInt32(truncatingIfNeeded: packed)
     }
 }
 
 extension UnsafeRawBufferPointer {
-    func bigEndianUInt32(at offset: Int) -> UInt32 {
+    public func bigEndianUInt32(at offset: Int) -> UInt32 {
         UInt32(bigEndian: self.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 }

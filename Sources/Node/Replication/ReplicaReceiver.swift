@@ -1,0 +1,142 @@
+import Logging
+import Replication
+
+/// The follower side of WAL shipping. Each shipment's sender is checked against the directory as
+/// this node applied it (`FollowerRules`: the owner at that epoch, this node one of its followers;
+/// a shipment from a directory index not applied yet waits for it, briefly), then `ReplicaCopies`
+/// applies it durably. One shipment at a time per namespace.
+final class ReplicaReceiver: Sendable {
+    let copies: ReplicaCopies
+    let nodeID: String
+    let logger: Logger
+    private let log: @Sendable () -> DirectoryLog?
+    private let locks = KeyedLock()
+
+    init(copies: ReplicaCopies, nodeID: String, logger: Logger, log: @escaping @Sendable () -> DirectoryLog?) {
+        self.copies = copies
+        self.nodeID = nodeID
+        self.logger = logger
+        self.log = log
+    }
+
+    typealias Answer = (status: Int, answer: ShipmentMessages.CopyAnswer)
+
+    /// The copy of `name` as it is.
+    func copy(_ name: String) async -> Answer {
+        await self.locks.withLock(name) { () async -> Answer in
+            await self.answer(name) { () throws(NodeError) in try self.copies.copy(name) }
+        }
+    }
+
+    func append(
+        _ name: String,
+        from sender: FollowerRules.Sender,
+        after previous: WALPosition,
+        bytes: [UInt8]
+    ) async
+        -> Answer
+    {
+        await self.admitted(name, sender) { () throws(NodeError) in
+            let position = try self.copies.append(name, bytes, after: previous)
+            return try ShipmentPlan.Copy(position: position, base: self.copies.copy(name).base)
+        }
+    }
+
+    func retire(_ name: String, from sender: FollowerRules.Sender, end: WALPosition, history: [UInt8]) async -> Answer {
+        await self.admitted(name, sender) { () throws(NodeError) in
+            try self.copies.retire(name, end: end, history: history)
+        }
+    }
+
+    func install(
+        _ name: String,
+        from sender: FollowerRules.Sender,
+        bytes: [UInt8],
+        sizes: (database: Int, wal: Int, history: Int)
+    ) async -> Answer {
+        await self.admitted(name, sender) { () throws(NodeError) in
+            let walEnd = sizes.database + sizes.wal
+            guard sizes.database >= 0, sizes.wal >= 0, sizes.history >= 0, walEnd + sizes.history == bytes.count else {
+                throw NodeError.badRequest("the install sizes do not add up to the body")
+            }
+            let copy = try self.copies.install(
+                name,
+                database: bytes[0..<sizes.database],
+                wal: bytes[sizes.database..<walEnd],
+                history: bytes[walEnd...]
+            )
+            self.logger.info(
+                "follower copy installed",
+                metadata: [
+                    "namespace": "\(name)", "replication.owner": "\(sender.node)",
+                    "replication.epoch": "\(sender.epoch)", "replication.bytes": "\(bytes.count)",
+                ]
+            )
+            return copy
+        }
+    }
+
+    /// Drops the copies of namespaces this node no longer follows (deleted, moved, reassigned).
+    func sweep() async {
+        guard let log = self.log() else { return }
+        for name in self.copies.names() {
+            let entry = log.entry(name)
+            if let entry, entry.followers.contains(self.nodeID) { continue }
+            await self.locks.withLock(name) {
+                guard let entry = log.entry(name), entry.followers.contains(self.nodeID) else {
+                    self.copies.remove(name)
+                    self.logger.info("follower copy dropped", metadata: ["namespace": "\(name)"])
+                    return
+                }
+            }
+        }
+    }
+
+    /// Runs `step` once the sender is admitted (under the namespace's lock); a refusal answers the
+    /// copy as it is with the reason.
+    private func admitted(
+        _ name: String,
+        _ sender: FollowerRules.Sender,
+        _ step: @escaping @Sendable () throws(NodeError) -> ShipmentPlan.Copy
+    ) async -> Answer {
+        guard let log = self.log() else {
+            return (503, ShipmentMessages.CopyAnswer(.init(position: .empty, base: nil), error: "no cluster log"))
+        }
+        if log.observedIndex < sender.directoryIndex { _ = await log.awaitObserved(sender.directoryIndex) }
+        return await self.locks.withLock(name) { () async -> Answer in
+            let verdict = FollowerRules.admit(
+                sender,
+                selfID: self.nodeID,
+                appliedIndex: log.observedIndex,
+                entry: log.entry(name)
+            )
+            switch verdict {
+            case .accept:
+                return await self.answer(name, step)
+            case .waitForDirectory:
+                let current = (try? self.copies.copy(name)) ?? .init(position: .empty, base: nil)
+                return (
+                    503, ShipmentMessages.CopyAnswer(current, error: "this follower has not applied the directory yet")
+                )
+            case .refuse(let error):
+                let current = (try? self.copies.copy(name)) ?? .init(position: .empty, base: nil)
+                return (421, ShipmentMessages.CopyAnswer(current, error: error.description))
+            }
+        }
+    }
+
+    private func answer(
+        _ name: String,
+        _ step: @escaping @Sendable () throws(NodeError) -> ShipmentPlan.Copy
+    ) async
+        -> Answer
+    {
+        do {
+            let copy = try await BlockingIO.run(step)
+            return (200, ShipmentMessages.CopyAnswer(copy))
+        } catch {
+            let current = (try? self.copies.copy(name)) ?? .init(position: .empty, base: nil)
+            return (Int(error.status.code), ShipmentMessages.CopyAnswer(current, error: error.message))
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import HTTPTypes
+import Replication
+
+/// The peer calls of WAL shipping, under `/_peer/v1/replicas/<name>`: `GET` a follower's copy,
+/// `POST …/append` (WAL bytes continuing `x-turso-wal-position`), `POST …/retire` (the owner's
+/// change history; the copy retires the generation ending at the position) and `POST …/install`
+/// (the database file, WAL and history one after the other, their sizes in `x-turso-install-sizes`).
+/// Every shipment names its sender's role: the owner (`x-turso-node`), its epoch and the directory
+/// index it read them at.
+enum ShipmentMessages {
+    static let epoch = HTTPField.Name("x-turso-epoch")!
+    static let directoryIndex = HTTPField.Name("x-turso-directory-index")!
+    static let position = HTTPField.Name("x-turso-wal-position")!
+    static let installSizes = HTTPField.Name("x-turso-install-sizes")!
+
+    /// The largest append: a shipment ends at the last commit that fits (or is one whole transaction).
+    static let appendLimit = 8 << 20
+
+    /// A follower's copy, as it answers every call (with the error of a refused one).
+    struct CopyAnswer: Codable, Sendable {
+        var position: String
+        var base: String?
+        var error: String?
+
+        init(_ copy: ShipmentPlan.Copy, error: String? = nil) {
+            self.position = copy.position.description
+            self.base = copy.base
+            self.error = error
+        }
+
+        var copy: ShipmentPlan.Copy? {
+            guard let position = WALPosition(self.position) else { return nil }
+            return ShipmentPlan.Copy(position: position, base: self.base)
+        }
+    }
+
+    static func headers(sender: FollowerRules.Sender, position: WALPosition?) -> [(String, String)] {
+        var headers = [
+            (ClusterHeaders.node.rawName, sender.node), (Self.epoch.rawName, String(sender.epoch)),
+            (Self.directoryIndex.rawName, String(sender.directoryIndex)),
+        ]
+        if let position { headers.append((Self.position.rawName, position.description)) }
+        return headers
+    }
+
+    /// The sender a shipment names; a malformed one is a 400.
+    static func sender(_ fields: HTTPFields) throws(NodeError) -> FollowerRules.Sender {
+        guard let node = fields[ClusterHeaders.node], let epoch = fields[Self.epoch].flatMap({ UInt64($0) }),
+            let index = fields[Self.directoryIndex].flatMap({ UInt64($0) })
+        else { throw NodeError.badRequest("a shipment must name its sender, epoch and directory index") }
+        return FollowerRules.Sender(node: node, epoch: epoch, directoryIndex: index)
+    }
+
+    static func position(_ fields: HTTPFields) throws(NodeError) -> WALPosition {
+        guard let position = fields[Self.position].flatMap({ WALPosition($0) }) else {
+            throw NodeError.badRequest("a shipment must name the WAL position it continues")
+        }
+        return position
+    }
+}

@@ -1,1 +1,0 @@
-../../../Sources/SyncServer/Pull/WALChecksum.swift
