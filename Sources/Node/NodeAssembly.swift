@@ -279,7 +279,12 @@ public struct NodeAssembly: Sendable {
             .init(
                 service: NodeCoreService(
                     service: self.service,
-                    checkpoints: CheckpointScheduler(service: self.service, client: self.client, logger: self.logger),
+                    checkpoints: CheckpointScheduler(
+                        service: self.service,
+                        client: self.client,
+                        shipper: self.cluster.shipper,
+                        logger: self.logger
+                    ),
                     logger: self.logger
                 )
             )

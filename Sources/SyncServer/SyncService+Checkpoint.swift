@@ -25,6 +25,60 @@ extension SyncService {
     ) async -> CheckpointOutcome {
         guard self.barrier.close() else { return .busy("a checkpoint is already running") }
         defer { self.barrier.open() }
+        if let busy = await self.drain(waitingAtMost: bound) { return busy }
+        return await self.retire(expectedCommittedEnd: expectedCommittedEnd)
+    }
+
+    /// The first half of a checkpoint for a namespace with followers: once nothing is in flight,
+    /// the barrier stays held (every request waits) and the WAL's committed end is returned, for
+    /// the node to ship to its followers before `finishHeldCheckpoint` retires exactly that. The
+    /// barrier opens again after `hold` whatever happens, so a node that never comes back stalls
+    /// requests for that long at most.
+    func holdCheckpoint(
+        waitingAtMost bound: Duration,
+        hold: Duration
+    ) async -> Result<(token: UInt64, end: Int), CheckpointHoldError> {
+        guard self.barrier.close() else { return .failure(.init(message: "a checkpoint is already running")) }
+        if let busy = await self.drain(waitingAtMost: bound) {
+            self.barrier.open()
+            guard case .busy(let message) = busy else { return .failure(.init(message: "")) }
+            return .failure(.init(message: message))
+        }
+        let token = UInt64.random(in: 1...UInt64.max)
+        self.heldCheckpoint.withLock { $0 = token }
+        let end = self.pages.committedEnd()
+        Task {
+            try? await Task.sleep(for: hold)
+            self.releaseHeldCheckpoint(token)
+        }
+        return .success((token, end))
+    }
+
+    struct CheckpointHoldError: Error {
+        var message: String
+    }
+
+    /// Retires the WAL up to `end` under the barrier `token` holds, and opens it.
+    func finishHeldCheckpoint(_ token: UInt64, end: Int) async -> CheckpointOutcome {
+        guard self.heldCheckpoint.withLock({ $0 == token }) else {
+            return .busy("the held checkpoint expired or was released; retry")
+        }
+        defer { self.releaseHeldCheckpoint(token) }
+        return await self.retire(expectedCommittedEnd: end)
+    }
+
+    /// Opens the barrier a held checkpoint keeps (once: a later token is left alone).
+    func releaseHeldCheckpoint(_ token: UInt64) {
+        let held = self.heldCheckpoint.withLock { held -> Bool in
+            guard held == token else { return false }
+            held = nil
+            return true
+        }
+        if held { self.barrier.open() }
+    }
+
+    /// Waits (bounded) for the barrier to be held exclusively; the busy outcome when it was not.
+    private func drain(waitingAtMost bound: Duration) async -> CheckpointOutcome? {
         let deadline =
             DispatchTime.now().uptimeNanoseconds + UInt64(bound.components.seconds) * 1_000_000_000
             + UInt64(bound.components.attoseconds / 1_000_000_000)
@@ -39,6 +93,11 @@ extension SyncService {
             }
             try? await Task.sleep(for: .milliseconds(2))
         }
+        return nil
+    }
+
+    /// The checkpoint itself, under the barrier held exclusively.
+    private func retire(expectedCommittedEnd: Int?) async -> CheckpointOutcome {
         let started = ContinuousClock.now
         do {
             let result = try await self.threads.runIfActive { () throws -> PageSource.CheckpointResult in
@@ -85,25 +144,53 @@ extension SyncService {
 
     /// `POST /_turso/checkpoint[?wait_ms=n][&wal_end=n]` → `{"retired_commits", "wal_bytes",
     /// "history_bytes", "revision"}`, 409 `CHECKPOINT_BUSY` when the barrier was not reached or the
-    /// WAL's committed end is not `wal_end` (the end the node shipped to followers): retry later.
+    /// WAL's committed end is not `wal_end`: retry later. In two halves for a namespace with
+    /// followers: `?hold_ms=n` holds the barrier and answers `{"held", "wal_end"}`; then
+    /// `?held=<token>&wal_end=n` retires exactly that end, or `?release=<token>` gives up.
     func checkpointRequest(_ request: HTTPRequest) async -> HTTPResponse {
-        var bound = Self.defaultCheckpointWait
-        var expectedEnd: Int?
+        var parameters: [Substring: Substring] = [:]
         if let query = request.path.split(separator: "?", maxSplits: 1).dropFirst().first {
-            let parameters = query.split(separator: "&")
-            if let wait = parameters.first(where: { $0.hasPrefix("wait_ms=") }),
-                let milliseconds = Int(wait.dropFirst("wait_ms=".count)), (0...60_000).contains(milliseconds)
-            {
-                bound = .milliseconds(milliseconds)
-            }
-            if let end = parameters.first(where: { $0.hasPrefix("wal_end=") }) {
-                guard let value = Int(end.dropFirst("wal_end=".count)), value >= 0 else {
-                    return .error(.badRequest, "wal_end must be a byte offset", code: "BAD_REQUEST")
-                }
-                expectedEnd = value
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                parameters[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
         }
-        switch await self.checkpoint(waitingAtMost: bound, expectedCommittedEnd: expectedEnd) {
+        func integer(_ key: Substring, _ range: ClosedRange<Int>) -> Int?? {
+            guard let text = parameters[key] else { return .some(nil) }
+            guard let value = Int(text), range.contains(value) else { return nil }
+            return .some(value)
+        }
+        guard let wait = integer("wait_ms", 0...60_000), let end = integer("wal_end", 0...Int.max),
+            let hold = integer("hold_ms", 1...60_000)
+        else {
+            return .error(.badRequest, "wait_ms, hold_ms and wal_end must be integers in range", code: "BAD_REQUEST")
+        }
+        let bound = wait.map { Duration.milliseconds($0) } ?? Self.defaultCheckpointWait
+        if let text = parameters["release"] {
+            guard let token = UInt64(text) else {
+                return .error(.badRequest, "release names a token", code: "BAD_REQUEST")
+            }
+            self.releaseHeldCheckpoint(token)
+            return .json(.ok, Array("{}".utf8))
+        }
+        if let hold {
+            switch await self.holdCheckpoint(waitingAtMost: bound, hold: .milliseconds(hold)) {
+            case .success(let held):
+                return .json(.ok, Array("{\"held\":\"\(held.token)\",\"wal_end\":\(held.end)}".utf8))
+            case .failure(let error):
+                return .error(.conflict, error.message, code: "CHECKPOINT_BUSY")
+            }
+        }
+        let outcome: CheckpointOutcome
+        if let text = parameters["held"] {
+            guard let token = UInt64(text), let end else {
+                return .error(.badRequest, "held names a token and needs wal_end", code: "BAD_REQUEST")
+            }
+            outcome = await self.finishHeldCheckpoint(token, end: end)
+        } else {
+            outcome = await self.checkpoint(waitingAtMost: bound, expectedCommittedEnd: end)
+        }
+        switch outcome {
         case .done(let result):
             let body =
                 "{\"retired_commits\":\(result.retiredCommits),\"wal_bytes\":\(result.walBytes),"

@@ -19,6 +19,9 @@ public final class SyncService: Sendable {
     let changes = ChangeNotifier()
     let writeLock = WriteLock()
     let barrier = CheckpointBarrier()
+    /// A checkpoint the node prepared (barrier held, nothing in flight) and has not finished: its
+    /// token, until the watchdog opens the barrier again.
+    let heldCheckpoint = Mutex<UInt64?>(nil)
     /// Kept open for the process lifetime: the first connection, so the database never has zero
     /// connections while serving (and for nothing else).
     private let anchor: SQLiteConnection

@@ -32,6 +32,19 @@ extension Cluster {
                     try await Task.sleep(for: .seconds(86_400 * 365))
                 }
             }
+            if let shipper = self.shipper {
+                group.addTask {
+                    await shipper.run()
+                    try await Task.sleep(for: .seconds(86_400 * 365))
+                }
+                group.addTask {
+                    // Copies of namespaces this node no longer follows are dropped.
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(10))
+                        if self.isReady { await self.replicas.sweep() }
+                    }
+                }
+            }
             group.addTask {
                 if self.phase.withLock({ $0 }) == .joining { await self.join() }
                 try self.refuseOnIdentityConflict()
@@ -49,6 +62,7 @@ extension Cluster {
                     self.publishMemberMetrics()
                     if self.phase.withLock({ $0 }) == .active && self.isReady {
                         await self.rebalance()
+                        await self.assignFollowers()
                     }
                 }
             }

@@ -38,6 +38,7 @@ extension Cluster {
                 logger: self.logger
             )
             await observer.attach { names in await ownership.applied(names) }
+            self.placeFollowersOfNewNamespaces(directory)
             self.service.attach(directory: directory, ownership: ownership)
             await ownership.start()
         } catch {

@@ -42,6 +42,12 @@ public final class Cluster: Sendable {
     let identityConflict = Mutex<String?>(nil)
     /// What the last rebalance found nothing to move under (see `rebalance`).
     let settledPlacement = Mutex<SettledPlacement?>(nil)
+    /// What the last follower assignment found nothing to change under, and when it ran.
+    let settledFollowers = Mutex<(SettledPlacement, ContinuousClock.Instant)?>(nil)
+    /// The follower side of WAL shipping (copies of other owners' namespaces).
+    let replicas: ReplicaReceiver
+    /// The owner side of WAL shipping (clustered nodes only).
+    let shipper: WALShipper?
     var boundPeerPort: Int? { self.peerPort.withLock { $0 } }
 
     init(
@@ -60,6 +66,31 @@ public final class Cluster: Sendable {
         self.files = NamespaceFiles(configuration: configuration)
         self.logger = logger
         self.phase = Mutex(membership?.configuration.initialLifecycle == .joining ? .joining : .active)
+        let log: @Sendable () -> DirectoryLog? = { [service, clusterLog] in service.directory?.log ?? clusterLog?.log }
+        self.replicas = ReplicaReceiver(
+            copies: ReplicaCopies(dataDirectory: configuration.dataDirectory),
+            nodeID: configuration.nodeID,
+            logger: logger,
+            log: log
+        )
+        if let membership, let peers {
+            self.shipper = WALShipper(
+                environment: WALShipper.Environment(
+                    nodeID: configuration.nodeID,
+                    files: self.files,
+                    peers: peers,
+                    log: log,
+                    peerAddress: { id in
+                        membership.members.first { $0.id.rawValue == id }.map(\.metadata.peerAddress)
+                    },
+                    running: { [service] in await service.supervisor.runningBackends().map(\.name) }
+                ),
+                metrics: service.metrics,
+                logger: logger
+            )
+        } else {
+            self.shipper = nil
+        }
     }
 
     var isClustered: Bool { self.membership != nil }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Replication
 import SyncServer
 
 /// The peer listener (mutual TLS): requests other members forward (`/<namespace>/…` data requests,
@@ -47,6 +48,7 @@ struct PeerRoutes: Sendable {
                 )
             )
         }
+        self.registerReplicas(on: calls)
         calls.on("/namespaces/:name/precopy", methods: [.post]) { request, context in
             let name = try Self.name(context)
             let body = try await Self.decode(PrecopyRequest.self, from: request)
@@ -95,6 +97,78 @@ struct PeerRoutes: Sendable {
             headers[.contentType] = "application/octet-stream"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }
+    }
+
+    /// WAL shipping to this node as a follower (`ShipmentMessages`).
+    private func registerReplicas(on calls: some RouterMethods<NodeRequestContext>) {
+        let receiver = self.cluster.replicas
+        calls.on("/replicas/:name", methods: [.get]) { _, context in
+            Self.answer(await receiver.copy(try Self.name(context)))
+        }
+        calls.on("/replicas/:name/append", methods: [.post]) { request, context in
+            let name = try Self.name(context)
+            let sender = try Self.sender(request, context)
+            let previous = try ShipmentMessages.position(request.headers)
+            let bytes = try await Self.body(request, upTo: 2 * ShipmentMessages.appendLimit)
+            return Self.answer(await receiver.append(name, from: sender, after: previous, bytes: bytes))
+        }
+        calls.on("/replicas/:name/retire", methods: [.post]) { request, context in
+            let name = try Self.name(context)
+            let sender = try Self.sender(request, context)
+            let end = try ShipmentMessages.position(request.headers)
+            let history = try await Self.body(request, upTo: 1 << 30)
+            return Self.answer(await receiver.retire(name, from: sender, end: end, history: history))
+        }
+        calls.on("/replicas/:name/install", methods: [.post]) { request, context in
+            let name = try Self.name(context)
+            let sender = try Self.sender(request, context)
+            let sizes = (request.headers[ShipmentMessages.installSizes] ?? "").split(separator: ",").compactMap {
+                Int($0)
+            }
+            guard sizes.count == 3 else { throw NodeError.badRequest("x-turso-install-sizes must be db,wal,history") }
+            let bytes = try await Self.body(request, upTo: Self.installLimit)
+            return Self.answer(
+                await receiver.install(name, from: sender, bytes: bytes, sizes: (sizes[0], sizes[1], sizes[2]))
+            )
+        }
+    }
+
+    /// The largest full copy a follower takes in one call (it is held in memory).
+    static let installLimit = 4 << 30
+
+    /// The sender a shipment names, which must be who the connection's certificate says it is.
+    private static func sender(
+        _ request: Request,
+        _ context: NodeRequestContext
+    ) throws(NodeError)
+        -> FollowerRules.Sender
+    {
+        let sender = try ShipmentMessages.sender(request.headers)
+        if let identities = context.peerIdentities, !identities.contains(sender.node) {
+            throw NodeError(
+                .unauthorized,
+                "a shipment from \(sender.node) arrived over a connection of \(identities.sorted())",
+                status: 403
+            )
+        }
+        return sender
+    }
+
+    private static func body(_ request: Request, upTo limit: Int) async throws(NodeError) -> [UInt8] {
+        var request = request
+        do {
+            return Array(try await request.collectBody(upTo: limit).readableBytesView)
+        } catch {
+            throw NodeError(
+                .payloadTooLarge,
+                "the shipment is larger than \(limit) bytes or was cut short",
+                status: 413
+            )
+        }
+    }
+
+    private static func answer(_ answer: ReplicaReceiver.Answer) -> Response {
+        HTTPHelpers.json(HTTPResponse.Status(code: answer.status), answer.answer)
     }
 
     static func name(_ context: NodeRequestContext) throws(NodeError) -> String {

@@ -33,6 +33,9 @@ public final class NodeMetrics: Sendable {
     public let checkpoints: Counter
     public let checkpointsBusy: Counter
     public let checkpointsFailed: Counter
+    public let replicationShippedBytes: Counter
+    public let replicationInstalls: Counter
+    public let replicationFailures: Counter
     public let checkpointDuration: DurationHistogram
     public let checkpointedBytes: Counter
     private let running: Gauge
@@ -86,6 +89,18 @@ public final class NodeMetrics: Sendable {
         self.checkpointsFailed = r.makeCounter(
             name: "turso_checkpoint_failures_total",
             help: "Checkpoint requests that failed (backend error or unreachable)."
+        )
+        self.replicationShippedBytes = r.makeCounter(
+            name: "turso_replication_shipped_bytes_total",
+            help: "WAL bytes this node shipped to followers as their owner."
+        )
+        self.replicationInstalls = r.makeCounter(
+            name: "turso_replication_installs_total",
+            help: "Full copies of a namespace this node sent to a follower whose copy could not be continued."
+        )
+        self.replicationFailures = r.makeCounter(
+            name: "turso_replication_failures_total",
+            help: "Shipments a follower refused or did not answer (it is asked for its copy again)."
         )
         self.checkpointDuration = r.makeDurationHistogram(
             name: "turso_checkpoint_seconds",

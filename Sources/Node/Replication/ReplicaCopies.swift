@@ -156,10 +156,14 @@ final class ReplicaCopies: Sendable {
         NodeError(.replicaConflict, error.description, status: 409)
     }
 
+    /// Up to `count` bytes of `path` from `offset` (fewer at its end; none when it is missing).
     static func read(_ path: String, at offset: Int, count: Int) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { return [] }
+        let count = max(0, min(count, Int(status.st_size) - offset))
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {

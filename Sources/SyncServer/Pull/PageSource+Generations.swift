@@ -113,6 +113,15 @@ extension PageSource {
     /// `truncateWAL` (SQLite's TRUNCATE checkpoint, returning an error message or nil), then starts
     /// a new generation. If the WAL was not reset the record stays, provisional (see above). Call
     /// only under the checkpoint barrier.
+    /// The byte offset just past the WAL's last committed frame, read fresh (0 without a WAL).
+    func committedEnd() -> Int {
+        self.state.withLock { state in
+            self.refresh(&state)
+            let index = state.index
+            return index.header == nil ? 0 : WALIndex.headerSize + index.committedFrames * index.frameSize
+        }
+    }
+
     func checkpoint(
         retention: ChangeHistory.Retention,
         nowMilliseconds: UInt64,

@@ -1,0 +1,303 @@
+import Foundation
+import Logging
+import NIOHTTP1
+import Replication
+import Synchronization
+
+/// The owner side of WAL shipping. For every namespace this node owns with followers and runs, it
+/// reads what the WAL committed since the last look (`WALTail`) and brings each follower's copy up
+/// to it: the bytes that continue the copy, the retirement of a generation the copy holds whole,
+/// or a full copy when nothing of it can be continued (`ShipmentPlan`). Shipping and checkpoints
+/// of one namespace take turns under its lock, so a checkpoint retires only frames the reachable
+/// followers hold (`prepareCheckpoint`), and its retirement reaches them next (`checkpointed`).
+final class WALShipper: Sendable {
+    struct Stream: Sendable {
+        var tail = WALTail()
+        /// The digest of the namespace's change history (nil: read it again).
+        var base: String?
+        var retired: ShipmentPlan.Retired?
+        /// Each follower's copy as it last answered (nil: ask).
+        var copies: [String: ShipmentPlan.Copy] = [:]
+        /// A follower that failed is left alone until then.
+        var retryAt: [String: ContinuousClock.Instant] = [:]
+    }
+
+    /// Who and where: the shell around the shipper.
+    struct Environment: Sendable {
+        var nodeID: String
+        var files: NamespaceFiles
+        var peers: PeerClient
+        var log: @Sendable () -> DirectoryLog?
+        var peerAddress: @Sendable (String) -> String?
+        var running: @Sendable () async -> [String]
+    }
+
+    static let interval: Duration = .milliseconds(50)
+    static let retryAfter: Duration = .seconds(1)
+
+    let environment: Environment
+    let logger: Logger
+    let metrics: NodeMetrics
+    let locks = KeyedLock()
+    private let streams = Mutex<[String: Stream]>([:])
+
+    init(environment: Environment, metrics: NodeMetrics, logger: Logger) {
+        self.environment = environment
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Runs until cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.interval)
+            await self.tick()
+        }
+    }
+
+    /// One pass over the running namespaces this node owns with followers.
+    func tick() async {
+        guard let log = self.environment.log() else { return }
+        let running = await self.environment.running()
+        var shipping: [(String, NamespaceEntryRole)] = []
+        for name in running {
+            guard let role = self.role(name, log: log) else { continue }
+            shipping.append((name, role))
+        }
+        // Streams of namespaces this node no longer owns with followers are forgotten.
+        let kept = self.streams.withLock { Set($0.keys) }.filter { self.role($0, log: log) != nil }
+        self.streams.withLock { $0 = $0.filter { kept.contains($0.key) } }
+        await withTaskGroup(of: Void.self) { group in
+            for (name, role) in shipping {
+                group.addTask { await self.locks.withLock(name) { await self.ship(name, role) } }
+            }
+        }
+    }
+
+    /// Whether `name` is owned here with followers (its checkpoints ship first).
+    func hasFollowers(_ name: String) -> Bool {
+        guard let log = self.environment.log() else { return false }
+        return self.role(name, log: log) != nil
+    }
+
+    enum CheckpointReadiness: Sendable, Equatable {
+        /// Nothing to ship: checkpoint as without replication.
+        case noFollowers
+        /// Every reachable follower holds the WAL up to here: retire exactly this.
+        case shipped(WALPosition)
+        /// A reachable follower does not hold it yet: try again later.
+        case behind
+    }
+
+    /// Ships `name` to every follower up to its committed end, and says whether each reachable
+    /// follower holds it. Called with the namespace's lock held (`locks`). A follower that cannot
+    /// be reached does not hold a checkpoint back: its copy is continued or copied whole later.
+    func prepareCheckpoint(_ name: String) async -> CheckpointReadiness {
+        guard let log = self.environment.log(), let role = self.role(name, log: log) else { return .noFollowers }
+        await self.ship(name, role)
+        let (tail, copies) = self.streams.withLock { ($0[name]?.tail, $0[name]?.copies ?? [:]) }
+        guard let tail else { return .behind }
+        for follower in role.followers {
+            guard let copy = copies[follower] else { continue }  // unreachable: not waited for
+            if copy.position != tail.position { return .behind }
+        }
+        return .shipped(tail.position)
+    }
+
+    /// The checkpoint retired the generation that ended at `end`: followers holding it retire it.
+    func checkpointed(_ name: String, end: WALPosition) async {
+        self.streams.withLock { streams in
+            streams[name]?.retired = end.generation == nil ? nil : ShipmentPlan.Retired(end: end)
+            streams[name]?.base = nil
+            streams[name]?.tail = WALTail()
+        }
+        guard let log = self.environment.log(), let role = self.role(name, log: log) else { return }
+        await self.ship(name, role)
+    }
+
+    // MARK: - Shipping
+
+    /// What this node ships a namespace as: its owner at an epoch, to followers.
+    struct NamespaceEntryRole: Sendable, Equatable {
+        var sender: FollowerRules.Sender
+        var followers: [String]
+    }
+
+    private func role(_ name: String, log: DirectoryLog) -> NamespaceEntryRole? {
+        guard let entry = log.entry(name), entry.state == .active, entry.owner == self.environment.nodeID,
+            !entry.followers.isEmpty
+        else { return nil }
+        return NamespaceEntryRole(
+            sender: FollowerRules.Sender(
+                node: self.environment.nodeID,
+                epoch: entry.epoch,
+                directoryIndex: log.observedIndex
+            ),
+            followers: entry.followers
+        )
+    }
+
+    private func ship(_ name: String, _ role: NamespaceEntryRole) async {
+        let files = self.environment.files
+        let previous = self.streams.withLock { $0[name] } ?? Stream()
+        let refreshed = try? await BlockingIO.run { () throws(NodeError) -> Stream in
+            var stream = previous
+            let wal = files.livePath(name, .wal)
+            stream.tail.advance(size: NamespaceFiles.size(wal)) { offset, count in
+                ReplicaCopies.read(wal, at: offset, count: count)
+            }
+            if stream.base == nil {
+                stream.base = ReplicaCopies.digest(
+                    ReplicaCopies.read(files.livePath(name, .history), at: 0, count: Int.max)
+                )
+            }
+            return stream
+        }
+        guard let refreshed else { return }
+        self.streams.withLock { $0[name] = refreshed }
+        await withTaskGroup(of: Void.self) { group in
+            for follower in role.followers {
+                group.addTask { await self.ship(name, to: follower, role.sender) }
+            }
+        }
+    }
+
+    /// One step for one follower (its lock is the namespace's, held by the caller).
+    private func ship(_ name: String, to follower: String, _ sender: FollowerRules.Sender) async {
+        guard let stream = self.streams.withLock({ $0[name] }), let base = stream.base else { return }
+        if let retryAt = stream.retryAt[follower], ContinuousClock.now < retryAt { return }
+        guard let address = self.environment.peerAddress(follower) else { return }
+        var copy = stream.copies[follower]
+        if copy == nil {
+            copy = await self.call(.GET, name, follower, address, "", bytes: nil, headers: [])
+            guard copy != nil else { return }
+        }
+        guard let copy else { return }
+        let plan = ShipmentPlan.next(tail: stream.tail, base: base, retired: stream.retired, copy: copy)
+        let files = self.environment.files
+        let tail = stream.tail
+        switch plan {
+        case .upToDate:
+            return
+        case .append(let from):
+            let end = Self.shipmentEnd(tail, from: from)
+            let wal = files.livePath(name, .wal)
+            guard let bytes = try? await BlockingIO.run({ ReplicaCopies.read(wal, at: from, count: end - from) }),
+                bytes.count == end - from
+            else { return }
+            let previous =
+                from == 0
+                ? WALPosition.empty
+                : WALPosition(generation: tail.position.generation, offset: from, checksum: tail.commits[from] ?? .zero)
+            _ = await self.call(
+                .POST,
+                name,
+                follower,
+                address,
+                "/append",
+                bytes: bytes,
+                headers: ShipmentMessages.headers(sender: sender, position: previous)
+            )
+            self.metrics.replicationShippedBytes.increment(by: Int64(bytes.count))
+        case .retire:
+            guard let retired = stream.retired else { return }
+            let path = files.livePath(name, .history)
+            guard let history = try? await BlockingIO.run({ ReplicaCopies.read(path, at: 0, count: Int.max) })
+            else { return }
+            _ = await self.call(
+                .POST,
+                name,
+                follower,
+                address,
+                "/retire",
+                bytes: history,
+                headers: ShipmentMessages.headers(sender: sender, position: retired.end)
+            )
+        case .install:
+            // The database file changes only at a checkpoint, which waits for this lock.
+            let end = tail.position.offset
+            guard
+                let parts = try? await BlockingIO.run({ () throws(NodeError) -> [[UInt8]] in
+                    [
+                        ReplicaCopies.read(files.livePath(name, .db), at: 0, count: Int.max),
+                        ReplicaCopies.read(files.livePath(name, .wal), at: 0, count: end),
+                        ReplicaCopies.read(files.livePath(name, .history), at: 0, count: Int.max),
+                    ]
+                }), parts[1].count == end
+            else { return }
+            var headers = ShipmentMessages.headers(sender: sender, position: nil)
+            headers.append(
+                (ShipmentMessages.installSizes.rawName, "\(parts[0].count),\(parts[1].count),\(parts[2].count)")
+            )
+            self.logger.info(
+                "copying a namespace to its follower",
+                metadata: [
+                    "namespace": "\(name)", "replication.follower": "\(follower)",
+                    "replication.bytes": "\(parts.map(\.count).reduce(0, +))",
+                ]
+            )
+            _ = await self.call(
+                .POST,
+                name,
+                follower,
+                address,
+                "/install",
+                bytes: parts.flatMap { $0 },
+                headers: headers
+            )
+            self.metrics.replicationInstalls.increment()
+        }
+    }
+
+    /// Where a shipment from `from` ends: the last commit within the size limit, or the first
+    /// commit after `from` when one transaction alone is larger.
+    static func shipmentEnd(_ tail: WALTail, from: Int) -> Int {
+        let limit = from + ShipmentMessages.appendLimit
+        let ends = tail.commits.keys.filter { $0 > from }
+        return ends.filter { $0 <= limit }.max() ?? ends.min() ?? tail.position.offset
+    }
+
+    /// One peer call; records the copy the follower answers (or forgets it, to ask again after a
+    /// pause, when the call failed).
+    @discardableResult
+    private func call(
+        _ method: HTTPMethod,
+        _ name: String,
+        _ follower: String,
+        _ address: String,
+        _ step: String,
+        bytes: [UInt8]?,
+        headers: [(String, String)]
+    ) async -> ShipmentPlan.Copy? {
+        let answer = try? await self.environment.peers.send(
+            method,
+            address,
+            "/_peer/v1/replicas/\(name)\(step)",
+            bytes: bytes,
+            headers: headers,
+            timeout: .seconds(60),
+            answer: ShipmentMessages.CopyAnswer.self
+        )
+        let copy = answer?.answer?.copy
+        self.streams.withLock { streams in
+            if answer?.status == 200, let copy {
+                streams[name]?.copies[follower] = copy
+                streams[name]?.retryAt[follower] = nil
+            } else {
+                streams[name]?.copies[follower] = nil
+                streams[name]?.retryAt[follower] = .now + Self.retryAfter
+            }
+        }
+        if answer?.status != 200 {
+            self.metrics.replicationFailures.increment()
+            self.logger.debug(
+                "shipment refused or failed",
+                metadata: [
+                    "namespace": "\(name)", "replication.follower": "\(follower)", "replication.step": "\(step)",
+                    "status": "\(answer?.status ?? 0)", "error": "\(answer?.answer?.error ?? "unreachable")",
+                ]
+            )
+        }
+        return answer?.status == 200 ? copy : nil
+    }
+}
