@@ -10,12 +10,16 @@ public enum FollowerRules {
     public struct Sender: Sendable, Equatable {
         public var node: String
         public var epoch: UInt64
+        /// The namespace's incarnation (its creation time): a name deleted and created again is
+        /// another namespace, at epoch 1 again.
+        public var createdAt: UInt64
         /// The directory index at which the sender read its role.
         public var directoryIndex: UInt64
 
-        public init(node: String, epoch: UInt64, directoryIndex: UInt64) {
+        public init(node: String, epoch: UInt64, createdAt: UInt64, directoryIndex: UInt64) {
             self.node = node
             self.epoch = epoch
+            self.createdAt = createdAt
             self.directoryIndex = directoryIndex
         }
     }
@@ -37,11 +41,11 @@ public enum FollowerRules {
         guard let entry, entry.state == .active else {
             return .refuse(ReplicationError(.staleSender, "the namespace is not active in this node's directory"))
         }
-        guard entry.epoch == sender.epoch, entry.owner == sender.node else {
+        guard entry.epoch == sender.epoch, entry.owner == sender.node, entry.createdAt == sender.createdAt else {
             return .refuse(
                 ReplicationError(
                     .staleSender,
-                    "\(sender.node) at epoch \(sender.epoch) is not the owner (the directory names \(entry.owner) at epoch \(entry.epoch))"
+                    "\(sender.node) at epoch \(sender.epoch) of incarnation \(sender.createdAt) is not the owner (the directory names \(entry.owner) at epoch \(entry.epoch) of \(entry.createdAt))"
                 )
             )
         }

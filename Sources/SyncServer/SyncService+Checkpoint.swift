@@ -58,12 +58,16 @@ extension SyncService {
         var message: String
     }
 
-    /// Retires the WAL up to `end` under the barrier `token` holds, and opens it.
+    /// Retires the WAL up to `end` under the barrier `token` holds, and opens it. The token is
+    /// claimed first, so the hold's timer cannot open the barrier while the checkpoint runs.
     func finishHeldCheckpoint(_ token: UInt64, end: Int) async -> CheckpointOutcome {
-        guard self.heldCheckpoint.withLock({ $0 == token }) else {
-            return .busy("the held checkpoint expired or was released; retry")
+        let claimed = self.heldCheckpoint.withLock { held -> Bool in
+            guard held == token else { return false }
+            held = nil
+            return true
         }
-        defer { self.releaseHeldCheckpoint(token) }
+        guard claimed else { return .busy("the held checkpoint expired or was released; retry") }
+        defer { self.barrier.open() }
         return await self.retire(expectedCommittedEnd: end)
     }
 

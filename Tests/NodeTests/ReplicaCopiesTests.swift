@@ -72,7 +72,7 @@ struct ReplicaCopiesTests {
                     copy.position = position
                 }
                 #expect(copy.position == tail.position)
-                #expect(Self.bytes(copies.path("app", "wal")) == Array(all[..<tail.position.offset]))
+                #expect(Self.bytes(copies.path("app", .wal)) == Array(all[..<tail.position.offset]))
                 // A shipment that does not continue the copy is refused, and changes nothing.
                 #expect(throws: NodeError.self) {
                     try copies.append("app", Array(all[32..<(32 + 4120)]), after: copy.position)
@@ -90,8 +90,8 @@ struct ReplicaCopiesTests {
                 _ = try owner.query("PRAGMA wal_checkpoint(TRUNCATE)")
                 #expect(NamespaceFiles.size(wal) == 0)
                 copy = try copies.retire("app", end: end, history: Array("h\(round)".utf8))
-                #expect(Self.bytes(copies.path("app", "db")) == Self.bytes(database), "round \(round)")
-                #expect(NamespaceFiles.size(copies.path("app", "wal")) == 0)
+                #expect(Self.bytes(copies.path("app", .db)) == Self.bytes(database), "round \(round)")
+                #expect(NamespaceFiles.size(copies.path("app", .wal)) == 0)
                 #expect(copy.base == ReplicaCopies.digest(Array("h\(round)".utf8)))
                 // Retiring again (a crash before the answer) is refused: the copy moved on.
                 #expect(throws: NodeError.self) { try copies.retire("app", end: end, history: []) }

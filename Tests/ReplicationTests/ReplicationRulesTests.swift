@@ -24,12 +24,13 @@ struct ReplicationRulesTests {
             inSync: ["n2"],
             isrVersion: 3
         )
-        let sender = FollowerRules.Sender(node: "n1", epoch: 4, directoryIndex: 50)
+        let sender = FollowerRules.Sender(node: "n1", epoch: 4, createdAt: 1, directoryIndex: 50)
         #expect(FollowerRules.admit(sender, selfID: "n3", appliedIndex: 50, entry: entry) == .accept)
         #expect(FollowerRules.admit(sender, selfID: "n3", appliedIndex: 49, entry: entry) == .waitForDirectory)
         for (sender, selfID, entry) in [
-            (FollowerRules.Sender(node: "n1", epoch: 3, directoryIndex: 10), "n2", entry),
-            (FollowerRules.Sender(node: "n2", epoch: 4, directoryIndex: 10), "n3", entry),
+            (FollowerRules.Sender(node: "n1", epoch: 3, createdAt: 1, directoryIndex: 10), "n2", entry),
+            (FollowerRules.Sender(node: "n2", epoch: 4, createdAt: 1, directoryIndex: 10), "n3", entry),
+            (FollowerRules.Sender(node: "n1", epoch: 4, createdAt: 2, directoryIndex: 10), "n3", entry),
             (sender, "n4", entry),
             (sender, "n2", nil),
         ] {

@@ -293,3 +293,57 @@ def test_a_client_that_stops_reading_a_pull_does_not_keep_checkpoints_away(sync_
         assert response.status == 200, response.body
     finally:
         stalled.close()
+
+
+def test_a_held_checkpoint_makes_writes_wait_and_retires_only_the_end_it_named(sync_server):
+    """The two halves a node with followers uses: `hold_ms` holds the barrier and names the WAL's
+    committed end; only that end is retired; a hold that is released or expires lets writes on."""
+    server = sync_server()
+    setup = turso_serverless.connect(server.url)
+    setup.cursor().execute("CREATE TABLE t(x INTEGER)")
+    setup.commit()
+
+    def insert(value, results):
+        conn = turso_serverless.connect(server.url)
+        conn.cursor().execute("INSERT INTO t VALUES (?)", (value,))
+        conn.commit()
+        results.append((value, time.time()))
+
+    held = http("POST", f"{server.url}/_turso/checkpoint?hold_ms=5000&wait_ms=2000", b"")
+    assert held.status == 200, held.body
+    token, end = held.json()["held"], held.json()["wal_end"]
+    assert end > 0
+    results = []
+    writer = threading.Thread(target=insert, args=(1, results))
+    writer.start()
+    time.sleep(0.5)
+    assert results == [], "a write waits while the checkpoint is held"
+    # Another end than the one named retires nothing (409); the hold is over and the write goes on.
+    wrong = http("POST", f"{server.url}/_turso/checkpoint?held={token}&wal_end={end + 4120}", b"")
+    assert wrong.status == 409 and wrong.json()["error"]["code"] == "CHECKPOINT_BUSY"
+    writer.join(timeout=10)
+    assert [v for v, _ in results] == [1], "the write did not go on after the hold ended"
+    # Held again, finished at its end: retired; the write that waited then lands in a new WAL.
+    held = http("POST", f"{server.url}/_turso/checkpoint?hold_ms=5000", b"").json()
+    writer = threading.Thread(target=insert, args=(2, results))
+    writer.start()
+    time.sleep(0.3)
+    done = http("POST", f"{server.url}/_turso/checkpoint?held={held['held']}&wal_end={held['wal_end']}", b"")
+    assert done.status == 200 and done.json()["retired_commits"] >= 1, done.body
+    writer.join(timeout=10)
+    # A finish after the token was used, a release of an unknown token: refused / harmless.
+    again = http("POST", f"{server.url}/_turso/checkpoint?held={held['held']}&wal_end={held['wal_end']}", b"")
+    assert again.status == 409
+    assert http("POST", f"{server.url}/_turso/checkpoint?release=12345", b"").status == 200
+    # A hold nobody finishes expires: writes go on after hold_ms.
+    assert http("POST", f"{server.url}/_turso/checkpoint?hold_ms=300", b"").status == 200
+    started = time.time()
+    insert(3, results)
+    assert time.time() - started < 3
+    held = http("POST", f"{server.url}/_turso/checkpoint?hold_ms=5000", b"").json()
+    assert http("POST", f"{server.url}/_turso/checkpoint?release={held['held']}", b"").status == 200
+    insert(4, results)
+    cur = turso_serverless.connect(server.url).cursor()
+    cur.execute("SELECT x FROM t ORDER BY x")
+    assert cur.fetchall() == [(1,), (2,), (3,), (4,)]
+    assert http("POST", f"{server.url}/_turso/checkpoint?hold_ms=nope", b"").status == 400

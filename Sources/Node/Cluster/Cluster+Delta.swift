@@ -33,33 +33,43 @@ extension Cluster {
         }
         let path = self.files.livePath(name, .db)
         return try await BlockingIO.run { () throws(NodeError) -> [UInt8] in
-            guard let pages = DatabaseFileDelta.pagesChanged(databasePath: path, since: since),
-                pages.count <= Self.maxDeltaPages, let handle = FileHandle(forReadingAtPath: path)
-            else {
+            guard let delta = try Self.readDatabaseDelta(path, since: since) else {
                 throw NodeError(
                     .historyUnavailable,
                     "the change history of \(name) does not reach back to \(since)",
                     status: 409
                 )
             }
-            defer { try? handle.close() }
-            let size = NamespaceFiles.size(path)
-            var out: [UInt8] = []
-            out.reserveCapacity(8 + pages.count * 4100)
-            withUnsafeBytes(of: UInt64(size).bigEndian) { out.append(contentsOf: $0) }
-            for page in pages where page >= 1 && Int(page - 1) * 4096 < size {
-                do {
-                    try handle.seek(toOffset: UInt64(page - 1) * 4096)
-                    let bytes = try handle.read(upToCount: 4096) ?? Data()
-                    withUnsafeBytes(of: page.bigEndian) { out.append(contentsOf: $0) }
-                    out.append(contentsOf: bytes)
-                    if bytes.count < 4096 { out.append(contentsOf: [UInt8](repeating: 0, count: 4096 - bytes.count)) }
-                } catch {
-                    throw NodeError.io("cannot read \(path): \(error)")
-                }
-            }
-            return out
+            return delta
         }
+    }
+
+    /// The delta of the database file at `path` since `since`; nil when the history does not reach
+    /// back, names too many pages, or the pages are not 4 KiB (the delta's unit).
+    static func readDatabaseDelta(_ path: String, since: DatabaseFileDelta.Position) throws(NodeError) -> [UInt8]? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let header = try? handle.read(upToCount: 18), header.count == 18,
+            UInt16(header[16]) << 8 | UInt16(header[17]) == 4096,
+            let pages = DatabaseFileDelta.pagesChanged(databasePath: path, since: since),
+            pages.count <= Self.maxDeltaPages
+        else { return nil }
+        let size = NamespaceFiles.size(path)
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + pages.count * 4100)
+        withUnsafeBytes(of: UInt64(size).bigEndian) { out.append(contentsOf: $0) }
+        for page in pages where page >= 1 && Int(page - 1) * 4096 < size {
+            do {
+                try handle.seek(toOffset: UInt64(page - 1) * 4096)
+                let bytes = try handle.read(upToCount: 4096) ?? Data()
+                withUnsafeBytes(of: page.bigEndian) { out.append(contentsOf: $0) }
+                out.append(contentsOf: bytes)
+                if bytes.count < 4096 { out.append(contentsOf: [UInt8](repeating: 0, count: 4096 - bytes.count)) }
+            } catch {
+                throw NodeError.io("cannot read \(path): \(error)")
+            }
+        }
+        return out
     }
 
     /// Target side: applies the holder's delta to the staged database copy. False when there is no
@@ -73,24 +83,7 @@ extension Cluster {
         else { return false }
         let path = self.files.stagingPath(name, .db)
         let applied = try? await BlockingIO.run { () throws(NodeError) in
-            do {
-                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-                defer { try? handle.close() }
-                let size = body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                var offset = 8
-                while offset < body.count {
-                    let page = body[offset..<(offset + 4)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                    guard page >= 1, page * 4096 <= size else {
-                        throw NodeError.io("page \(page) is outside the delta")
-                    }
-                    try handle.seek(toOffset: (page - 1) * 4096)
-                    try handle.write(contentsOf: body[(offset + 4)..<(offset + 4100)])
-                    offset += 4100
-                }
-                try handle.truncate(atOffset: size)
-            } catch {
-                throw NodeError.io("\(error)")
-            }
+            try Self.applyDatabaseDelta(body[...], to: path)
         }
         if applied != nil {
             self.metrics.handoffBytes.increment(by: Int64(body.count))
@@ -100,5 +93,33 @@ extension Cluster {
             )
         }
         return applied != nil
+    }
+
+    /// Applies a delta (`databaseDelta`'s form) to the database file at `path`: each page written in
+    /// place, the file cut to the holder's size, fsynced.
+    static func applyDatabaseDelta(_ body: ArraySlice<UInt8>, to path: String) throws(NodeError) {
+        guard body.count >= 8, (body.count - 8) % 4100 == 0 else { throw NodeError.io("a malformed delta") }
+        do {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            let start = body.startIndex
+            let size = body[start..<(start + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            var offset = start + 8
+            while offset < body.endIndex {
+                let page = body[offset..<(offset + 4)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                guard page >= 1, page * 4096 <= size else {
+                    throw NodeError.io("page \(page) is outside the delta")
+                }
+                try handle.seek(toOffset: (page - 1) * 4096)
+                try handle.write(contentsOf: body[(offset + 4)..<(offset + 4100)])
+                offset += 4100
+            }
+            try handle.truncate(atOffset: size)
+            try handle.synchronize()
+        } catch let error as NodeError {
+            throw error
+        } catch {
+            throw NodeError.io("\(error)")
+        }
     }
 }

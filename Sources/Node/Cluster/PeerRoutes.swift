@@ -109,7 +109,7 @@ struct PeerRoutes: Sendable {
             let name = try Self.name(context)
             let sender = try Self.sender(request, context)
             let previous = try ShipmentMessages.position(request.headers)
-            let bytes = try await Self.body(request, upTo: 2 * ShipmentMessages.appendLimit)
+            let bytes = try await Self.body(request, upTo: ShipmentMessages.appendReceiveLimit)
             return Self.answer(await receiver.append(name, from: sender, after: previous, bytes: bytes))
         }
         calls.on("/replicas/:name/retire", methods: [.post]) { request, context in
@@ -128,7 +128,13 @@ struct PeerRoutes: Sendable {
             guard sizes.count == 3 else { throw NodeError.badRequest("x-turso-install-sizes must be db,wal,history") }
             let bytes = try await Self.body(request, upTo: Self.installLimit)
             return Self.answer(
-                await receiver.install(name, from: sender, bytes: bytes, sizes: (sizes[0], sizes[1], sizes[2]))
+                await receiver.install(
+                    name,
+                    from: sender,
+                    bytes: bytes,
+                    sizes: (sizes[0], sizes[1], sizes[2]),
+                    delta: request.headers[ShipmentMessages.installMode] == "delta"
+                )
             )
         }
     }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Replication
+import SyncServer
 import Synchronization
 
 #if canImport(Glibc)
@@ -8,7 +9,9 @@ import Glibc
 #endif
 
 /// The copies this node keeps as a follower, in `<data>/_replicas/<name>/`: the owner's database
-/// file (`db`), WAL (`wal`) and change history (`history`) byte for byte, and `base`, the digest of
+/// file (`db`), WAL (`db-wal`) and change history (`db-history`) byte for byte, named as SQLite and
+/// the backend name them (so the history's tools read a copy as they read a live database, and a
+/// promotion moves the files as they are), and `base`, the digest of
 /// the history its database file was retired or installed with (`ShipmentPlan.Copy.base`). SQLite never opens them: a follower only appends checked frames,
 /// and retires a generation the way SQLite's `wal_checkpoint(TRUNCATE)` does on the owner (the
 /// newest version of every page into the database file, the file cut to the last commit's size),
@@ -25,6 +28,13 @@ final class ReplicaCopies: Sendable {
 
     func directory(_ name: String) -> String { "\(self.root)/\(name)" }
     func path(_ name: String, _ file: String) -> String { "\(self.root)/\(name)/\(file)" }
+    func path(_ name: String, _ kind: NamespaceFiles.Kind) -> String {
+        switch kind {
+        case .db: "\(self.root)/\(name)/db"
+        case .wal: "\(self.root)/\(name)/db-wal"
+        case .history: "\(self.root)/\(name)/db-history"
+        }
+    }
 
     /// The names with a copy here.
     func names() -> [String] {
@@ -49,9 +59,9 @@ final class ReplicaCopies: Sendable {
         } catch {
             throw Self.refusal(error)
         }
-        let created = !FileManager.default.fileExists(atPath: self.path(name, "wal"))
+        let created = !FileManager.default.fileExists(atPath: self.path(name, .wal))
         try self.ensureDirectory(name)
-        try Self.write(self.path(name, "wal"), bytes, at: previous.offset, truncatingAfter: true)
+        try Self.write(self.path(name, .wal), bytes, at: previous.offset, truncatingAfter: true)
         if created { NamespaceFiles.syncDirectory(self.directory(name)) }
         self.tails.withLock { $0[name] = next }
         return next.position
@@ -66,10 +76,14 @@ final class ReplicaCopies: Sendable {
         guard let header = tail.header, end.generation != nil else {
             throw NodeError(.replicaConflict, "no WAL generation to retire", status: 409)
         }
-        try Self.replace(self.path(name, "history"), with: history)
-        let wal = self.path(name, "wal")
-        let pages = tail.newestPages { offset, count in Self.read(wal, at: offset, count: count) }
-        try Self.copyPages(pages, from: wal, into: self.path(name, "db"), header: header, pages: tail.databasePages)
+        try Self.replace(self.path(name, .history), with: history)
+        let wal = self.path(name, .wal)
+        // A generation without a commit (a header, a rolled-back spill) leaves the database file
+        // as it is, as SQLite's checkpoint does.
+        if tail.databasePages > 0 {
+            let pages = tail.newestPages { offset, count in Self.read(wal, at: offset, count: count) }
+            try Self.copyPages(pages, from: wal, into: self.path(name, .db), header: header, pages: tail.databasePages)
+        }
         let base = Self.digest(history)
         try Self.replace(self.path(name, "base"), with: Array(base.utf8))
         try Self.truncate(wal, to: 0)
@@ -100,23 +114,70 @@ final class ReplicaCopies: Sendable {
             throw NodeError.io("cannot create \(incoming): \(error)")
         }
         try Self.replace(incoming + "/db", with: Array(database))
-        try Self.replace(incoming + "/wal", with: Array(wal))
-        try Self.replace(incoming + "/history", with: Array(history))
+        try Self.replace(incoming + "/db-wal", with: Array(wal))
+        try Self.replace(incoming + "/db-history", with: Array(history))
         let base = Self.digest(Array(history))
         try Self.replace(incoming + "/base", with: Array(base.utf8))
         NamespaceFiles.syncDirectory(incoming)
-        self.remove(name)
+        // The old copy leaves whole (one rename) before the new one arrives whole (another).
+        let trash = "\(self.root)/.trash-\(name)"
+        try? FileManager.default.removeItem(atPath: trash)
+        if FileManager.default.fileExists(atPath: self.directory(name)) {
+            guard rename(self.directory(name), trash) == 0 else {
+                throw NodeError.io("cannot set the old copy of \(name) aside: \(String(cString: strerror(errno)))")
+            }
+        }
         guard rename(incoming, self.directory(name)) == 0 else {
             throw NodeError.io("cannot install the copy of \(name): \(String(cString: strerror(errno)))")
         }
         NamespaceFiles.syncDirectory(self.root)
+        try? FileManager.default.removeItem(atPath: trash)
         self.tails.withLock { $0[name] = tail }
         return ShipmentPlan.Copy(position: tail.position, base: base)
+    }
+
+    /// Brings the copy up to the owner's files without copying the database file whole: the pages
+    /// the owner's change history says changed since the copy's base (`delta`, as
+    /// `Cluster.databaseDelta` writes it) into the database file in place, then the owner's history
+    /// and WAL. A crash between the steps leaves the old history, so the same delta (or a larger
+    /// one) is sent again.
+    func installDelta(
+        _ name: String,
+        delta: ArraySlice<UInt8>,
+        wal: ArraySlice<UInt8>,
+        history: ArraySlice<UInt8>
+    ) throws(NodeError) -> ShipmentPlan.Copy {
+        var tail = WALTail()
+        tail.advance(size: wal.count) { offset, count in
+            Array(wal[(wal.startIndex + offset)..<(wal.startIndex + min(offset + count, wal.count))])
+        }
+        guard tail.position.offset == wal.count else {
+            throw NodeError(.replicaConflict, "the WAL of the copy does not end at a commit", status: 409)
+        }
+        guard FileManager.default.fileExists(atPath: self.path(name, .db)) else {
+            throw NodeError(.replicaConflict, "no database file to bring up to date", status: 409)
+        }
+        try Cluster.applyDatabaseDelta(delta, to: self.path(name, .db))
+        try Self.replace(self.path(name, .history), with: Array(history))
+        self.tails.withLock { $0[name] = nil }
+        try Self.replace(self.path(name, .wal), with: Array(wal))
+        let base = Self.digest(Array(history))
+        try Self.replace(self.path(name, "base"), with: Array(base.utf8))
+        self.tails.withLock { $0[name] = tail }
+        return ShipmentPlan.Copy(position: tail.position, base: base)
+    }
+
+    /// Where the copy's database file stands in its history (what a delta is computed from).
+    func historyBase(_ name: String) -> DatabaseFileDelta.Position? {
+        DatabaseFileDelta.base(databasePath: self.path(name, .db))
     }
 
     /// Drops the copy of `name` (no longer a follower of it).
     func remove(_ name: String) {
         self.tails.withLock { $0[name] = nil }
+        // Its base first: a copy cut short by a crash must never claim to be the owner's files.
+        unlink(self.path(name, "base"))
+        NamespaceFiles.syncDirectory(self.directory(name))
         try? FileManager.default.removeItem(atPath: self.directory(name))
         NamespaceFiles.syncDirectory(self.root)
     }
@@ -125,7 +186,7 @@ final class ReplicaCopies: Sendable {
 
     private func tail(_ name: String) throws(NodeError) -> WALTail {
         if let tail = self.tails.withLock({ $0[name] }) { return tail }
-        let wal = self.path(name, "wal")
+        let wal = self.path(name, .wal)
         let size = NamespaceFiles.size(wal)
         var tail = WALTail()
         tail.advance(size: size) { offset, count in Self.read(wal, at: offset, count: count) }
@@ -135,8 +196,10 @@ final class ReplicaCopies: Sendable {
         return tail
     }
 
+    /// The copy's base; none without a database file (a copy whose removal was cut short).
     private func base(_ name: String) -> String? {
-        FileManager.default.contents(atPath: self.path(name, "base")).map { String(decoding: $0, as: UTF8.self) }
+        guard FileManager.default.fileExists(atPath: self.path(name, .db)) else { return nil }
+        return FileManager.default.contents(atPath: self.path(name, "base")).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The digest that names a change history's content (`base`).

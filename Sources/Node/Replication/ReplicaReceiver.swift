@@ -21,10 +21,14 @@ final class ReplicaReceiver: Sendable {
 
     typealias Answer = (status: Int, answer: ShipmentMessages.CopyAnswer)
 
-    /// The copy of `name` as it is.
+    /// The copy of `name` as it is, with its history base.
     func copy(_ name: String) async -> Answer {
         await self.locks.withLock(name) { () async -> Answer in
-            await self.answer(name) { () throws(NodeError) in try self.copies.copy(name) }
+            var answer = await self.answer(name) { () throws(NodeError) in try self.copies.copy(name) }
+            if answer.status == 200 {
+                answer.answer.since = try? await BlockingIO.run { self.copies.historyBase(name)?.description }
+            }
+            return answer
         }
     }
 
@@ -52,24 +56,35 @@ final class ReplicaReceiver: Sendable {
         _ name: String,
         from sender: FollowerRules.Sender,
         bytes: [UInt8],
-        sizes: (database: Int, wal: Int, history: Int)
+        sizes: (database: Int, wal: Int, history: Int),
+        delta: Bool
     ) async -> Answer {
         await self.admitted(name, sender) { () throws(NodeError) in
+            guard sizes.database >= 0, sizes.wal >= 0, sizes.history >= 0,
+                sizes.database <= bytes.count, sizes.wal <= bytes.count - sizes.database,
+                sizes.history == bytes.count - sizes.database - sizes.wal
+            else { throw NodeError.badRequest("the install sizes do not add up to the body") }
             let walEnd = sizes.database + sizes.wal
-            guard sizes.database >= 0, sizes.wal >= 0, sizes.history >= 0, walEnd + sizes.history == bytes.count else {
-                throw NodeError.badRequest("the install sizes do not add up to the body")
-            }
-            let copy = try self.copies.install(
-                name,
-                database: bytes[0..<sizes.database],
-                wal: bytes[sizes.database..<walEnd],
-                history: bytes[walEnd...]
-            )
+            let copy =
+                delta
+                ? try self.copies.installDelta(
+                    name,
+                    delta: bytes[0..<sizes.database],
+                    wal: bytes[sizes.database..<walEnd],
+                    history: bytes[walEnd...]
+                )
+                : try self.copies.install(
+                    name,
+                    database: bytes[0..<sizes.database],
+                    wal: bytes[sizes.database..<walEnd],
+                    history: bytes[walEnd...]
+                )
             self.logger.info(
                 "follower copy installed",
                 metadata: [
                     "namespace": "\(name)", "replication.owner": "\(sender.node)",
                     "replication.epoch": "\(sender.epoch)", "replication.bytes": "\(bytes.count)",
+                    "replication.delta": "\(delta)",
                 ]
             )
             return copy

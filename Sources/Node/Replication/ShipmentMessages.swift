@@ -9,22 +9,31 @@ import Replication
 /// index it read them at.
 enum ShipmentMessages {
     static let epoch = HTTPField.Name("x-turso-epoch")!
+    static let createdAt = HTTPField.Name("x-turso-created-at")!
     static let directoryIndex = HTTPField.Name("x-turso-directory-index")!
     static let position = HTTPField.Name("x-turso-wal-position")!
     static let installSizes = HTTPField.Name("x-turso-install-sizes")!
+    /// `delta`: the first part is the database pages changed since the copy's base, not the file.
+    static let installMode = HTTPField.Name("x-turso-install-mode")!
 
     /// The largest append: a shipment ends at the last commit that fits (or is one whole transaction).
     static let appendLimit = 8 << 20
+    /// The largest append a follower takes (one transaction larger than this is sent as a copy).
+    static let appendReceiveLimit = 1 << 30
 
     /// A follower's copy, as it answers every call (with the error of a refused one).
     struct CopyAnswer: Codable, Sendable {
         var position: String
         var base: String?
+        /// Where the copy's database file stands in its change history (answered to `GET`): what
+        /// the owner computes a delta from.
+        var since: String?
         var error: String?
 
-        init(_ copy: ShipmentPlan.Copy, error: String? = nil) {
+        init(_ copy: ShipmentPlan.Copy, since: String? = nil, error: String? = nil) {
             self.position = copy.position.description
             self.base = copy.base
+            self.since = since
             self.error = error
         }
 
@@ -37,6 +46,7 @@ enum ShipmentMessages {
     static func headers(sender: FollowerRules.Sender, position: WALPosition?) -> [(String, String)] {
         var headers = [
             (ClusterHeaders.node.rawName, sender.node), (Self.epoch.rawName, String(sender.epoch)),
+            (Self.createdAt.rawName, String(sender.createdAt)),
             (Self.directoryIndex.rawName, String(sender.directoryIndex)),
         ]
         if let position { headers.append((Self.position.rawName, position.description)) }
@@ -46,9 +56,10 @@ enum ShipmentMessages {
     /// The sender a shipment names; a malformed one is a 400.
     static func sender(_ fields: HTTPFields) throws(NodeError) -> FollowerRules.Sender {
         guard let node = fields[ClusterHeaders.node], let epoch = fields[Self.epoch].flatMap({ UInt64($0) }),
+            let createdAt = fields[Self.createdAt].flatMap({ UInt64($0) }),
             let index = fields[Self.directoryIndex].flatMap({ UInt64($0) })
-        else { throw NodeError.badRequest("a shipment must name its sender, epoch and directory index") }
-        return FollowerRules.Sender(node: node, epoch: epoch, directoryIndex: index)
+        else { throw NodeError.badRequest("a shipment must name its sender, epoch, incarnation and directory index") }
+        return FollowerRules.Sender(node: node, epoch: epoch, createdAt: createdAt, directoryIndex: index)
     }
 
     static func position(_ fields: HTTPFields) throws(NodeError) -> WALPosition {

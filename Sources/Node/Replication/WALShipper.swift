@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOHTTP1
 import Replication
+import SyncServer
 import Synchronization
 
 /// The owner side of WAL shipping. For every namespace this node owns with followers and runs, it
@@ -13,13 +14,45 @@ import Synchronization
 final class WALShipper: Sendable {
     struct Stream: Sendable {
         var tail = WALTail()
-        /// The digest of the namespace's change history (nil: read it again).
+        /// The digest of the namespace's change history, and the history file it was read from.
         var base: String?
+        var baseFile: FileIdentity?
+        /// The generation this node's checkpoint retired last, valid only while the history file
+        /// is still the one that checkpoint left (a checkpoint whose answer was lost changes it).
         var retired: ShipmentPlan.Retired?
+        var retiredFile: FileIdentity?
+        /// The replica set the copies below were learned under.
+        var replicaSet: ReplicaSetKey?
+        /// Followers that answered a shipment with a refusal since their last success: reachable
+        /// but not holding the WAL, so they hold a checkpoint back (up to a bound).
+        var refused: Set<String> = []
         /// Each follower's copy as it last answered (nil: ask).
         var copies: [String: ShipmentPlan.Copy] = [:]
+        /// Each follower's history base, as it answered when asked: what a delta starts from.
+        var since: [String: DatabaseFileDelta.Position] = [:]
         /// A follower that failed is left alone until then.
         var retryAt: [String: ContinuousClock.Instant] = [:]
+    }
+
+    /// A file as `stat` sees it: another inode, size or modification time is another content.
+    struct FileIdentity: Sendable, Equatable {
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+
+        init?(_ path: String) {
+            var status = stat()
+            guard stat(path, &status) == 0 else { return nil }
+            self.inode = UInt64(status.st_ino)
+            self.size = Int64(status.st_size)
+            self.modified = Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
+        }
+    }
+
+    struct ReplicaSetKey: Sendable, Equatable {
+        var epoch: UInt64
+        var createdAt: UInt64
+        var isrVersion: UInt64
     }
 
     /// Who and where: the shell around the shipper.
@@ -91,24 +124,27 @@ final class WALShipper: Sendable {
 
     /// Ships `name` to every follower up to its committed end, and says whether each reachable
     /// follower holds it. Called with the namespace's lock held (`locks`). A follower that cannot
-    /// be reached does not hold a checkpoint back: its copy is continued or copied whole later.
-    func prepareCheckpoint(_ name: String) async -> CheckpointReadiness {
+    /// be reached does not hold a checkpoint back (its copy is continued or copied whole later);
+    /// one that answers and refuses does, until the WAL reaches `overdue` bytes (then it is copied
+    /// later rather than let the WAL grow without bound).
+    func prepareCheckpoint(_ name: String, overdue: Bool) async -> CheckpointReadiness {
         guard let log = self.environment.log(), let role = self.role(name, log: log) else { return .noFollowers }
         await self.ship(name, role)
-        let (tail, copies) = self.streams.withLock { ($0[name]?.tail, $0[name]?.copies ?? [:]) }
-        guard let tail else { return .behind }
+        guard let stream = self.streams.withLock({ $0[name] }) else { return .behind }
         for follower in role.followers {
-            guard let copy = copies[follower] else { continue }  // unreachable: not waited for
-            if copy.position != tail.position { return .behind }
+            if stream.refused.contains(follower) && !overdue { return .behind }
+            guard let copy = stream.copies[follower] else { continue }  // unreachable: not waited for
+            if copy.position != stream.tail.position && !overdue { return .behind }
         }
-        return .shipped(tail.position)
+        return .shipped(stream.tail.position)
     }
 
     /// The checkpoint retired the generation that ended at `end`: followers holding it retire it.
     func checkpointed(_ name: String, end: WALPosition) async {
+        let history = FileIdentity(self.environment.files.livePath(name, .history))
         self.streams.withLock { streams in
             streams[name]?.retired = end.generation == nil ? nil : ShipmentPlan.Retired(end: end)
-            streams[name]?.base = nil
+            streams[name]?.retiredFile = history
             streams[name]?.tail = WALTail()
         }
         guard let log = self.environment.log(), let role = self.role(name, log: log) else { return }
@@ -121,6 +157,7 @@ final class WALShipper: Sendable {
     struct NamespaceEntryRole: Sendable, Equatable {
         var sender: FollowerRules.Sender
         var followers: [String]
+        var replicaSet: ReplicaSetKey
     }
 
     private func role(_ name: String, log: DirectoryLog) -> NamespaceEntryRole? {
@@ -131,9 +168,11 @@ final class WALShipper: Sendable {
             sender: FollowerRules.Sender(
                 node: self.environment.nodeID,
                 epoch: entry.epoch,
+                createdAt: entry.createdAt,
                 directoryIndex: log.observedIndex
             ),
-            followers: entry.followers
+            followers: entry.followers,
+            replicaSet: ReplicaSetKey(epoch: entry.epoch, createdAt: entry.createdAt, isrVersion: entry.isrVersion)
         )
     }
 
@@ -173,7 +212,13 @@ final class WALShipper: Sendable {
             guard copy != nil else { return }
         }
         guard let copy else { return }
-        let plan = ShipmentPlan.next(tail: stream.tail, base: base, retired: stream.retired, copy: copy)
+        var plan = ShipmentPlan.next(tail: stream.tail, base: base, retired: stream.retired, copy: copy)
+        // One transaction larger than a follower takes in one append is copied instead.
+        if case .append(let from) = plan,
+            Self.shipmentEnd(stream.tail, from: from) - from > ShipmentMessages.appendReceiveLimit
+        {
+            plan = .install
+        }
         let files = self.environment.files
         let tail = stream.tail
         switch plan {
@@ -214,26 +259,33 @@ final class WALShipper: Sendable {
                 headers: ShipmentMessages.headers(sender: sender, position: retired.end)
             )
         case .install:
-            // The database file changes only at a checkpoint, which waits for this lock.
+            // The database file changes only at a checkpoint, which waits for this lock. The pages
+            // changed since the copy's base when the history reaches back, else the whole file.
             let end = tail.position.offset
+            let since = self.streams.withLock { $0[name]?.since[follower] }  // set by the GET above
             guard
-                let parts = try? await BlockingIO.run({ () throws(NodeError) -> [[UInt8]] in
-                    [
-                        ReplicaCopies.read(files.livePath(name, .db), at: 0, count: Int.max),
+                let parts = try? await BlockingIO.run({ () throws(NodeError) -> [[UInt8]?] in
+                    let database = files.livePath(name, .db)
+                    var delta: [UInt8]?
+                    if let since { delta = try Cluster.readDatabaseDelta(database, since: since) }
+                    return [
+                        delta, delta == nil ? ReplicaCopies.read(database, at: 0, count: Int.max) : nil,
                         ReplicaCopies.read(files.livePath(name, .wal), at: 0, count: end),
                         ReplicaCopies.read(files.livePath(name, .history), at: 0, count: Int.max),
                     ]
-                }), parts[1].count == end
+                }), let wal = parts[2], let history = parts[3], wal.count == end
             else { return }
+            let delta = parts[0]
+            let first = delta ?? parts[1] ?? []
             var headers = ShipmentMessages.headers(sender: sender, position: nil)
-            headers.append(
-                (ShipmentMessages.installSizes.rawName, "\(parts[0].count),\(parts[1].count),\(parts[2].count)")
-            )
+            headers.append((ShipmentMessages.installSizes.rawName, "\(first.count),\(wal.count),\(history.count)"))
+            if delta != nil { headers.append((ShipmentMessages.installMode.rawName, "delta")) }
             self.logger.info(
                 "copying a namespace to its follower",
                 metadata: [
                     "namespace": "\(name)", "replication.follower": "\(follower)",
-                    "replication.bytes": "\(parts.map(\.count).reduce(0, +))",
+                    "replication.bytes": "\(first.count + wal.count + history.count)",
+                    "replication.delta": "\(delta != nil)", "replication.since": "\(since.map(\.description) ?? "-")",
                 ]
             )
             _ = await self.call(
@@ -242,7 +294,7 @@ final class WALShipper: Sendable {
                 follower,
                 address,
                 "/install",
-                bytes: parts.flatMap { $0 },
+                bytes: first + wal + history,
                 headers: headers
             )
             self.metrics.replicationInstalls.increment()
@@ -280,9 +332,17 @@ final class WALShipper: Sendable {
         )
         let copy = answer?.answer?.copy
         self.streams.withLock { streams in
+            if let status = answer?.status, status != 200 {
+                streams[name]?.refused.insert(follower)
+            } else if answer?.status == 200 {
+                streams[name]?.refused.remove(follower)
+            }
             if answer?.status == 200, let copy {
                 streams[name]?.copies[follower] = copy
                 streams[name]?.retryAt[follower] = nil
+                if method == .GET {
+                    streams[name]?.since[follower] = answer?.answer?.since.flatMap { DatabaseFileDelta.Position($0) }
+                }
             } else {
                 streams[name]?.copies[follower] = nil
                 streams[name]?.retryAt[follower] = .now + Self.retryAfter

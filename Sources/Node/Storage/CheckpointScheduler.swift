@@ -73,7 +73,8 @@ actor CheckpointScheduler {
     /// A checkpoint of a namespace with followers, in two halves: the backend holds its barrier
     /// (nothing in flight, every request waits) and names its committed end; the followers get the
     /// WAL up to it; the backend retires exactly that end. A follower that cannot be reached is
-    /// copied whole later; one that is reachable and does not take the WAL defers the checkpoint.
+    /// caught up later; one that is reachable and does not take the WAL defers the checkpoint
+    /// until the WAL is twice its limit. Runs under the shipper's lock of the namespace.
     private func replicatedCheckpoint(
         _ name: String,
         port: Int,
@@ -90,22 +91,23 @@ actor CheckpointScheduler {
             self.service.metrics.checkpointsBusy.increment()
             return status == 409 ? .deferred : .failed
         }
-        return await shipper.locks.withLock(name) { @Sendable () async -> CheckpointPolicy.Outcome in
-            guard case .shipped(let end) = await shipper.prepareCheckpoint(name), end.offset == held.wal_end else {
-                _ = await self.post(port, "?release=\(held.held)")
-                self.service.metrics.checkpointsBusy.increment()
-                return .deferred
-            }
-            let outcome = await self.checkpoint(
-                name,
-                port: port,
-                reason: reason,
-                walBytes: walBytes,
-                query: "?held=\(held.held)&wal_end=\(end.offset)"
-            )
-            if case .done = outcome { await shipper.checkpointed(name, end: end) }
-            return outcome
+        let overdue = walBytes >= 2 * self.service.configuration.syncWALLimit
+        guard case .shipped(let end) = await shipper.prepareCheckpoint(name, overdue: overdue),
+            end.offset == held.wal_end
+        else {
+            _ = await self.post(port, "?release=\(held.held)")
+            self.service.metrics.checkpointsBusy.increment()
+            return .deferred
         }
+        let outcome = await self.checkpoint(
+            name,
+            port: port,
+            reason: reason,
+            walBytes: walBytes,
+            query: "?held=\(held.held)&wal_end=\(end.offset)"
+        )
+        if case .done = outcome { await shipper.checkpointed(name, end: end) }
+        return outcome
     }
 
     /// How long the backend holds its barrier for the followers to be shipped to at most.
