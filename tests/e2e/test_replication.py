@@ -68,6 +68,9 @@ def test_followers_hold_the_owners_bytes_across_checkpoints_and_a_kill(cluster):
     assert sql(nodes[2], "rep", "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)").status == 200
     write(nodes, "rep", 0, 1500)
     wait_for(lambda: identical(owner, followers, "rep"), timeout=60, what="byte-identical followers")
+    lag = wait_for(lambda: owner.admin("GET", "/v1/namespaces/rep").json()["replication"].get("lagBytes"),
+                   what="the owner reports its followers' lag")
+    assert sorted(lag) == sorted(f.id for f in followers) and all(v in (0, None) for v in lag.values()), lag
     assert metric(owner, "turso_checkpoints_total") >= 2, "the WAL limit makes the owner checkpoint"
     assert metric(owner, "turso_replication_shipped_bytes_total") > 1_000_000
     # A follower never runs SQLite on its copy: no shared-memory file, no backend for it.

@@ -34,12 +34,16 @@ struct NamespaceInfo: Codable, Sendable {
         /// The in-sync set: the owner and its in-sync followers.
         var isr: [String]
         var isrVersion: UInt64
+        /// On the owner: each follower's WAL lag in bytes as last acknowledged (null: not known, or
+        /// its copy is of another WAL generation and is being caught up).
+        var lagBytes: [String: Int?]?
 
-        init(_ entry: NamespaceEntry) {
+        init(_ entry: NamespaceEntry, lagBytes: [String: Int?]? = nil) {
             self.epoch = entry.epoch
             self.followers = entry.followers
             self.isr = entry.isr
             self.isrVersion = entry.isrVersion
+            self.lagBytes = lagBytes
         }
     }
 

@@ -459,7 +459,10 @@ struct AdminRoutes: Sendable {
             process: await self.service.supervisor.processStates()[record.name],
             entry: entry
         )
-        info.replication = entry.map(NamespaceInfo.Replication.init)
+        info.replication = entry.map { entry in
+            let owned = entry.owner == self.cluster.selfID && !entry.followers.isEmpty
+            return NamespaceInfo.Replication(entry, lagBytes: owned ? self.cluster.shipper?.lag(record.name) : nil)
+        }
         let files = NamespaceFiles(configuration: self.service.configuration)
         info.storage = NamespaceInfo.Storage(
             databaseBytes: NamespaceFiles.size(files.livePath(record.name, .db)),

@@ -36,6 +36,7 @@ public final class NodeMetrics: Sendable {
     public let replicationShippedBytes: Counter
     public let replicationInstalls: Counter
     public let replicationFailures: Counter
+    public let replicationLagBytes: Gauge
     public let checkpointDuration: DurationHistogram
     public let checkpointedBytes: Counter
     private let running: Gauge
@@ -97,6 +98,11 @@ public final class NodeMetrics: Sendable {
         self.replicationInstalls = r.makeCounter(
             name: "turso_replication_installs_total",
             help: "Full copies of a namespace this node sent to a follower whose copy could not be continued."
+        )
+        self.replicationLagBytes = r.makeGauge(
+            name: "turso_replication_lag_bytes",
+            help:
+                "The largest WAL lag, in bytes, of a follower of a running namespace this node owns (0 when all are caught up)."
         )
         self.replicationFailures = r.makeCounter(
             name: "turso_replication_failures_total",

@@ -105,6 +105,24 @@ final class WALShipper: Sendable {
                 group.addTask { await self.locks.withLock(name) { await self.ship(name, role) } }
             }
         }
+        let lag = self.streams.withLock { streams in
+            streams.values.flatMap { stream in stream.copies.values.map { Self.lag(stream.tail, $0) ?? 0 } }.max() ?? 0
+        }
+        self.metrics.replicationLagBytes.set(Double(lag))
+    }
+
+    /// Each follower's lag behind the owner's committed end, in WAL bytes, as last known (nil: its
+    /// copy is not known, or is of another generation).
+    func lag(_ name: String) -> [String: Int?] {
+        self.streams.withLock { streams in
+            guard let stream = streams[name] else { return [:] }
+            return stream.copies.mapValues { Self.lag(stream.tail, $0) }
+        }
+    }
+
+    static func lag(_ tail: WALTail, _ copy: ShipmentPlan.Copy) -> Int? {
+        guard copy.position.generation == tail.position.generation else { return nil }
+        return max(tail.position.offset - copy.position.offset, 0)
     }
 
     /// Whether `name` is owned here with followers (its checkpoints ship first).
