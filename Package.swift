@@ -127,7 +127,11 @@ let package = Package(
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "ClusterTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus"], swiftSettings: optimizedInDebug),
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
-        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Directory", "SQLiteSupport"]),
+        .testTarget(
+            name: "ReplicationTests",
+            dependencies: ["Replication", "Directory", "SQLiteSupport"],
+            swiftSettings: optimizedInDebug
+        ),
         .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus", "Directory"]),
         .testTarget(
             name: "OwnershipTests",

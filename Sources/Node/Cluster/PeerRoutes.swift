@@ -108,20 +108,21 @@ struct PeerRoutes: Sendable {
         calls.on("/replicas/:name/append", methods: [.post]) { request, context in
             let name = try Self.name(context)
             let sender = try Self.sender(request, context)
-            let previous = try ShipmentMessages.position(request.headers)
+            let expected = try ShipmentMessages.expected(request.headers)
             let bytes = try await Self.body(request, upTo: ShipmentMessages.appendReceiveLimit)
-            return Self.answer(await receiver.append(name, from: sender, after: previous, bytes: bytes))
+            return Self.answer(await receiver.append(name, from: sender, to: expected, bytes: bytes))
         }
         calls.on("/replicas/:name/retire", methods: [.post]) { request, context in
             let name = try Self.name(context)
             let sender = try Self.sender(request, context)
-            let end = try ShipmentMessages.position(request.headers)
+            let expected = try ShipmentMessages.expected(request.headers)
             let history = try await Self.body(request, upTo: 1 << 30)
-            return Self.answer(await receiver.retire(name, from: sender, end: end, history: history))
+            return Self.answer(await receiver.retire(name, from: sender, to: expected, history: history))
         }
         calls.on("/replicas/:name/install", methods: [.post]) { request, context in
             let name = try Self.name(context)
             let sender = try Self.sender(request, context)
+            let expected = try ShipmentMessages.expected(request.headers)
             let sizes = (request.headers[ShipmentMessages.installSizes] ?? "").split(separator: ",").compactMap {
                 Int($0)
             }
@@ -131,6 +132,7 @@ struct PeerRoutes: Sendable {
                 await receiver.install(
                     name,
                     from: sender,
+                    to: expected,
                     bytes: bytes,
                     sizes: (sizes[0], sizes[1], sizes[2]),
                     delta: request.headers[ShipmentMessages.installMode] == "delta"

@@ -35,31 +35,37 @@ final class ReplicaReceiver: Sendable {
     func append(
         _ name: String,
         from sender: FollowerRules.Sender,
-        after previous: WALPosition,
+        to expected: ShipmentPlan.Copy,
         bytes: [UInt8]
-    ) async
-        -> Answer
-    {
-        await self.admitted(name, sender) { () throws(NodeError) in
-            let position = try self.copies.append(name, bytes, after: previous)
+    ) async -> Answer {
+        await self.admitted(name, sender, expected) { () throws(NodeError) in
+            let position = try self.copies.append(name, bytes, after: expected.position)
             return try ShipmentPlan.Copy(position: position, base: self.copies.copy(name).base)
         }
     }
 
-    func retire(_ name: String, from sender: FollowerRules.Sender, end: WALPosition, history: [UInt8]) async -> Answer {
-        await self.admitted(name, sender) { () throws(NodeError) in
-            try self.copies.retire(name, end: end, history: history)
+    func retire(
+        _ name: String,
+        from sender: FollowerRules.Sender,
+        to expected: ShipmentPlan.Copy,
+        history: [UInt8]
+    )
+        async -> Answer
+    {
+        await self.admitted(name, sender, expected) { () throws(NodeError) in
+            try self.copies.retire(name, end: expected.position, history: history)
         }
     }
 
     func install(
         _ name: String,
         from sender: FollowerRules.Sender,
+        to expected: ShipmentPlan.Copy,
         bytes: [UInt8],
         sizes: (database: Int, wal: Int, history: Int),
         delta: Bool
     ) async -> Answer {
-        await self.admitted(name, sender) { () throws(NodeError) in
+        await self.admitted(name, sender, expected) { () throws(NodeError) in
             guard sizes.database >= 0, sizes.wal >= 0, sizes.history >= 0,
                 sizes.database <= bytes.count, sizes.wal <= bytes.count - sizes.database,
                 sizes.history == bytes.count - sizes.database - sizes.wal
@@ -107,11 +113,13 @@ final class ReplicaReceiver: Sendable {
         }
     }
 
-    /// Runs `step` once the sender is admitted (under the namespace's lock); a refusal answers the
-    /// copy as it is with the reason.
+    /// Runs `step` once the sender is admitted and the copy is still the one the owner decided
+    /// from (`expected`: a shipment whose call the owner gave up on may arrive after later ones),
+    /// under the namespace's lock; a refusal answers the copy as it is with the reason.
     private func admitted(
         _ name: String,
         _ sender: FollowerRules.Sender,
+        _ expected: ShipmentPlan.Copy,
         _ step: @escaping @Sendable () throws(NodeError) -> ShipmentPlan.Copy
     ) async -> Answer {
         guard let log = self.log() else {
@@ -127,7 +135,17 @@ final class ReplicaReceiver: Sendable {
             )
             switch verdict {
             case .accept:
-                return await self.answer(name, step)
+                return await self.answer(name) { () throws(NodeError) -> ShipmentPlan.Copy in
+                    let current = try self.copies.copy(name)
+                    guard current == expected else {
+                        throw NodeError(
+                            .replicaConflict,
+                            "the copy is at \(current.position) (base \(current.base ?? "-")), the shipment is for \(expected.position) (base \(expected.base ?? "-"))",
+                            status: 409
+                        )
+                    }
+                    return try step()
+                }
             case .waitForDirectory:
                 let current = (try? self.copies.copy(name)) ?? .init(position: .empty, base: nil)
                 return (

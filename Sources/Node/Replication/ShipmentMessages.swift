@@ -12,6 +12,9 @@ enum ShipmentMessages {
     static let createdAt = HTTPField.Name("x-turso-created-at")!
     static let directoryIndex = HTTPField.Name("x-turso-directory-index")!
     static let position = HTTPField.Name("x-turso-wal-position")!
+    /// The base of the copy the owner decided from (`-`: none): with the position, what the copy must
+    /// still be for the shipment to apply (a late shipment whose call was given up on is refused).
+    static let base = HTTPField.Name("x-turso-base")!
     static let installSizes = HTTPField.Name("x-turso-install-sizes")!
     /// `delta`: the first part is the database pages changed since the copy's base, not the file.
     static let installMode = HTTPField.Name("x-turso-install-mode")!
@@ -43,14 +46,22 @@ enum ShipmentMessages {
         }
     }
 
-    static func headers(sender: FollowerRules.Sender, position: WALPosition?) -> [(String, String)] {
-        var headers = [
+    /// A shipment's headers: who sends it, and the copy it applies to.
+    static func headers(sender: FollowerRules.Sender, expecting copy: ShipmentPlan.Copy) -> [(String, String)] {
+        [
             (ClusterHeaders.node.rawName, sender.node), (Self.epoch.rawName, String(sender.epoch)),
             (Self.createdAt.rawName, String(sender.createdAt)),
             (Self.directoryIndex.rawName, String(sender.directoryIndex)),
+            (Self.position.rawName, copy.position.description), (Self.base.rawName, copy.base ?? "-"),
         ]
-        if let position { headers.append((Self.position.rawName, position.description)) }
-        return headers
+    }
+
+    /// The copy a shipment applies to; a malformed one is a 400.
+    static func expected(_ fields: HTTPFields) throws(NodeError) -> ShipmentPlan.Copy {
+        guard let position = fields[Self.position].flatMap({ WALPosition($0) }), let base = fields[Self.base] else {
+            throw NodeError.badRequest("a shipment must name the copy it applies to (position and base)")
+        }
+        return ShipmentPlan.Copy(position: position, base: base == "-" ? nil : base)
     }
 
     /// The sender a shipment names; a malformed one is a 400.
@@ -62,10 +73,4 @@ enum ShipmentMessages {
         return FollowerRules.Sender(node: node, epoch: epoch, createdAt: createdAt, directoryIndex: index)
     }
 
-    static func position(_ fields: HTTPFields) throws(NodeError) -> WALPosition {
-        guard let position = fields[Self.position].flatMap({ WALPosition($0) }) else {
-            throw NodeError.badRequest("a shipment must name the WAL position it continues")
-        }
-        return position
-    }
 }

@@ -259,7 +259,10 @@ final class WALShipper: Sendable {
                 address,
                 "/append",
                 bytes: bytes,
-                headers: ShipmentMessages.headers(sender: sender, position: previous)
+                headers: ShipmentMessages.headers(
+                    sender: sender,
+                    expecting: ShipmentPlan.Copy(position: previous, base: copy.base)
+                )
             )
             self.metrics.replicationShippedBytes.increment(by: Int64(bytes.count))
         case .retire:
@@ -274,7 +277,7 @@ final class WALShipper: Sendable {
                 address,
                 "/retire",
                 bytes: history,
-                headers: ShipmentMessages.headers(sender: sender, position: retired.end)
+                headers: ShipmentMessages.headers(sender: sender, expecting: copy)
             )
         case .install:
             // The database file changes only at a checkpoint, which waits for this lock. The pages
@@ -295,7 +298,7 @@ final class WALShipper: Sendable {
             else { return }
             let delta = parts[0]
             let first = delta ?? parts[1] ?? []
-            var headers = ShipmentMessages.headers(sender: sender, position: nil)
+            var headers = ShipmentMessages.headers(sender: sender, expecting: copy)
             headers.append((ShipmentMessages.installSizes.rawName, "\(first.count),\(wal.count),\(history.count)"))
             if delta != nil { headers.append((ShipmentMessages.installMode.rawName, "delta")) }
             self.logger.info(
