@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "DirectoryTests", dependencies: ["Directory"]),
         .testTarget(
             name: "ReplicationTests",
-            dependencies: ["Replication", "Directory", "SQLiteSupport"],
+            dependencies: ["Replication", "Directory", "Consensus", "SQLiteSupport"],
             swiftSettings: optimizedInDebug
         ),
         .testTarget(name: "AutopilotTests", dependencies: ["Autopilot", "Consensus", "Directory"]),

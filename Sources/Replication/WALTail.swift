@@ -17,6 +17,14 @@ public struct WALTail: Sendable {
 
     public init() {}
 
+    /// The tail of a whole WAL held in memory.
+    public init(wal: ArraySlice<UInt8>) {
+        self.init()
+        self.advance(size: wal.count) { offset, count in
+            Array(wal[(wal.startIndex + offset)..<(wal.startIndex + min(offset + count, wal.count))])
+        }
+    }
+
     /// The tail of a WAL whose header is `header` and that holds committed transactions up to
     /// `position` (a follower's copy, resumed), the last recording `databasePages` pages.
     public init(header: WALHeader, position: WALPosition, databasePages: UInt32) {

@@ -1,3 +1,4 @@
+import Consensus
 import Foundation
 import Testing
 
@@ -73,7 +74,7 @@ struct ShippingSimulation {
         }
     }
 
-    var random: SplitMix
+    var random: SplitMix64
     let mutation: Mutation
     var owner = Files()
     var ownerTail = WALTail()
@@ -101,7 +102,7 @@ struct ShippingSimulation {
     var failureTrace: [String] = []
 
     init(seed: UInt64, mutation: Mutation = .none) {
-        self.random = SplitMix(state: seed)
+        self.random = SplitMix64(seed: seed)
         self.mutation = mutation
     }
 
@@ -365,11 +366,7 @@ struct ShippingSimulation {
         Self.retire(files, tail: Self.tail(of: files.wal), history: files.history).database
     }
 
-    static func tail(of wal: [UInt8]) -> WALTail {
-        var tail = WALTail()
-        tail.advance(size: wal.count) { offset, count in Array(wal[offset..<min(offset + count, wal.count)]) }
-        return tail
-    }
+    static func tail(of wal: [UInt8]) -> WALTail { WALTail(wal: wal[...]) }
 
     static func bigEndian(_ value: UInt32) -> [UInt8] {
         [
@@ -452,18 +449,6 @@ struct ShippingSimulation {
                 )
             }
         }
-    }
-}
-
-/// SplitMix64, seeded: the simulation replays exactly from its seed.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -99,13 +99,7 @@ final class ReplicaCopies: Sendable {
         wal: ArraySlice<UInt8>,
         history: ArraySlice<UInt8>
     ) throws(NodeError) -> ShipmentPlan.Copy {
-        var tail = WALTail()
-        tail.advance(size: wal.count) { offset, count in
-            Array(wal[(wal.startIndex + offset)..<(wal.startIndex + min(offset + count, wal.count))])
-        }
-        guard tail.position.offset == wal.count else {
-            throw NodeError(.replicaConflict, "the WAL of the copy does not end at a commit", status: 409)
-        }
+        let tail = try Self.committed(wal)
         let incoming = "\(self.root)/.incoming-\(name)"
         try? FileManager.default.removeItem(atPath: incoming)
         do {
@@ -147,13 +141,7 @@ final class ReplicaCopies: Sendable {
         wal: ArraySlice<UInt8>,
         history: ArraySlice<UInt8>
     ) throws(NodeError) -> ShipmentPlan.Copy {
-        var tail = WALTail()
-        tail.advance(size: wal.count) { offset, count in
-            Array(wal[(wal.startIndex + offset)..<(wal.startIndex + min(offset + count, wal.count))])
-        }
-        guard tail.position.offset == wal.count else {
-            throw NodeError(.replicaConflict, "the WAL of the copy does not end at a commit", status: 409)
-        }
+        let tail = try Self.committed(wal)
         guard FileManager.default.fileExists(atPath: self.path(name, .db)) else {
             throw NodeError(.replicaConflict, "no database file to bring up to date", status: 409)
         }
@@ -170,6 +158,15 @@ final class ReplicaCopies: Sendable {
     /// Where the copy's database file stands in its history (what a delta is computed from).
     func historyBase(_ name: String) -> DatabaseFileDelta.Position? {
         DatabaseFileDelta.base(databasePath: self.path(name, .db))
+    }
+
+    /// The tail of a WAL a copy is given whole, which must end at a commit.
+    private static func committed(_ wal: ArraySlice<UInt8>) throws(NodeError) -> WALTail {
+        let tail = WALTail(wal: wal)
+        guard tail.position.offset == wal.count else {
+            throw NodeError(.replicaConflict, "the WAL of the copy does not end at a commit", status: 409)
+        }
+        return tail
     }
 
     /// Drops the copy of `name` (no longer a follower of it).
