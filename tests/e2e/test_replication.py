@@ -51,7 +51,7 @@ def write(nodes, name, start, count):
 
 
 def test_followers_hold_the_owners_bytes_across_checkpoints_and_a_kill(cluster):
-    cluster.env.update({"TURSO_REPLICAS": "3", "TURSO_SYNC_WAL_LIMIT": "256KiB"})
+    cluster.env.update({"TURSO_REPLICAS": "3", "TURSO_SYNC_WAL_LIMIT": "256KiB", "TURSO_MAX_RUNNING": "1"})
     nodes = cluster.start(3)
     # Every member announces format 3 and the leader raises the log to it before replica sets exist.
     wait_for(lambda: all(n.members()[n.id].get("directoryFormat") == 3 for n in nodes), what="format 3")
@@ -91,6 +91,20 @@ def test_followers_hold_the_owners_bytes_across_checkpoints_and_a_kill(cluster):
     installs = [line for line in victim.log_path.read_text().splitlines() if "follower copy installed" in line]
     assert installs and all('"replication.delta":"true"' in line for line in installs[-1:]), installs
     assert rows(nodes[0], "rep", "SELECT count(*) FROM t") == [["2500"]]
+
+    # A follower that comes back while its owner's backend is stopped catches up all the same.
+    other = followers[1]
+    other.process.send_signal(signal.SIGKILL)
+    other.process.wait()
+    write([owner, victim], "rep", 2500, 300)
+    others = iter(range(1000))
+    # One backend at a time (TURSO_MAX_RUNNING=1): using other namespaces on the owner stops rep's.
+    wait_for(lambda: sql(owner, f"idle{next(others)}", "SELECT 1").status == 200
+             and owner.admin("GET", "/v1/namespaces/rep").json()["state"] == "dormant", what="rep's backend stopped")
+    other.start()
+    cluster.wait_converged(nodes)
+    wait_for(lambda: identical(owner, followers, "rep"), timeout=60, what="a follower caught up from an idle owner")
+    assert owner.admin("GET", "/v1/namespaces/rep").json()["state"] == "dormant"
 
     # Deleting the namespace drops the followers' copies.
     assert nodes[0].admin("DELETE", "/v1/namespaces/rep").status == 200

@@ -66,6 +66,9 @@ final class WALShipper: Sendable {
     }
 
     static let interval: Duration = .milliseconds(50)
+    /// How often namespaces whose backend is not running are looked at, and how many at a time.
+    static let idleInterval: Duration = .seconds(10)
+    static let idleBatch = 32
     static let retryAfter: Duration = .seconds(1)
 
     let environment: Environment
@@ -73,6 +76,15 @@ final class WALShipper: Sendable {
     let metrics: NodeMetrics
     let locks = KeyedLock()
     private let streams = Mutex<[String: Stream]>([:])
+    /// Namespaces not running whose followers all held them, and under which files and replica
+    /// set: left alone until one of those changes.
+    private let settledIdle = Mutex<[String: IdleState]>([:])
+
+    struct IdleState: Sendable, Equatable {
+        var wal: FileIdentity?
+        var history: FileIdentity?
+        var replicaSet: ReplicaSetKey
+    }
 
     init(environment: Environment, metrics: NodeMetrics, logger: Logger) {
         self.environment = environment
@@ -82,9 +94,65 @@ final class WALShipper: Sendable {
 
     /// Runs until cancelled.
     func run() async {
+        var idleDue = ContinuousClock.now + Self.idleInterval
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.interval)
             await self.tick()
+            if ContinuousClock.now >= idleDue {
+                await self.shipIdle()
+                idleDue = .now + Self.idleInterval
+            }
+        }
+    }
+
+    /// Brings the followers of namespaces that are not running up to date, `idleBatch` at a time:
+    /// a follower that was away while its owner went idle, or an owner that restarted. A namespace
+    /// whose followers all hold it is left alone (and its stream freed) until its WAL, its history
+    /// or its replica set changes.
+    func shipIdle() async {
+        guard let log = self.environment.log(),
+            let owned = try? log.owned(by: self.environment.nodeID, state: .active)
+        else { return }
+        let running = Set(await self.environment.running())
+        let files = self.environment.files
+        var due: [(String, NamespaceEntryRole, IdleState)] = []
+        for entry in owned where !entry.followers.isEmpty && !running.contains(entry.name) {
+            guard let role = self.role(entry.name, log: log) else { continue }
+            let state = IdleState(
+                wal: FileIdentity(files.livePath(entry.name, .wal)),
+                history: FileIdentity(files.livePath(entry.name, .history)),
+                replicaSet: role.replicaSet
+            )
+            if self.settledIdle.withLock({ $0[entry.name] }) == state { continue }
+            due.append((entry.name, role, state))
+            if due.count >= Self.idleBatch { break }
+        }
+        let names = Set(owned.map(\.name))
+        self.settledIdle.withLock { $0 = $0.filter { names.contains($0.key) } }
+        await withTaskGroup(of: Void.self) { group in
+            for (name, role, state) in due {
+                group.addTask {
+                    await self.locks.withLock(name) {
+                        // A few steps each: ask, then append, retire or copy.
+                        for _ in 0..<4 {
+                            await self.ship(name, role)
+                            guard self.caughtUp(name, role) else { continue }
+                            self.settledIdle.withLock { $0[name] = state }
+                            self.streams.withLock { $0[name] = nil }
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether every follower of `name` holds all of it, as last heard.
+    private func caughtUp(_ name: String, _ role: NamespaceEntryRole) -> Bool {
+        guard let stream = self.streams.withLock({ $0[name] }), let base = stream.base else { return false }
+        return role.followers.allSatisfy { follower in
+            guard let copy = stream.copies[follower] else { return false }
+            return ShipmentPlan.next(tail: stream.tail, base: base, retired: stream.retired, copy: copy) == .upToDate
         }
     }
 
