@@ -92,6 +92,8 @@ struct ShippingSimulation {
     var checkpoints = 0
     /// The database file's pages as of every commit the owner made (what a copy may read as).
     var committedStates: Set<UInt64> = [ShippingSimulation.digest([])]
+    /// The owner's database file (alone) as each checkpoint left it, by the history it wrote.
+    var databaseAtHistory: [String: UInt64] = ["h0": ShippingSimulation.digest([])]
     /// While healing, nothing crashes any more.
     var healing = false
     /// What happened, newest last (the tail of it explains a failing seed).
@@ -173,6 +175,7 @@ struct ShippingSimulation {
         let end = self.ownerTail.position
         self.owner = Self.retire(self.owner, tail: self.ownerTail, history: "h\(self.checkpoints + 1)")
         self.checkpoints += 1
+        self.databaseAtHistory[self.owner.history] = Self.digest(self.owner.database)
         self.ownerTail = WALTail()
         self.retired = end.generation == nil ? nil : ShipmentPlan.Retired(end: end)
         for index in self.followers.indices { self.checkCounted(index) }
@@ -379,8 +382,13 @@ struct ShippingSimulation {
 
     /// A copy reads as a state the owner committed (checked whenever it changes).
     mutating func checkFollower(_ index: Int) {
-        if !self.committedStates.contains(Self.digest(Self.read(self.followers[index].files))) {
+        let files = self.followers[index].files
+        if !self.committedStates.contains(Self.digest(Self.read(files))) {
             self.failures.append("t=\(self.now): follower \(index) reads as a state the owner never committed")
+        }
+        // Its database file alone is the owner's as of the checkpoint its history names.
+        if self.databaseAtHistory[files.history] != Self.digest(files.database) {
+            self.failures.append("t=\(self.now): follower \(index)'s database file is not the one its history names")
         }
     }
 

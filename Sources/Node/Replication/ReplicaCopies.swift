@@ -76,6 +76,9 @@ final class ReplicaCopies: Sendable {
         guard let header = tail.header, end.generation != nil else {
             throw NodeError(.replicaConflict, "no WAL generation to retire", status: 409)
         }
+        // Until it is done the copy names no base: a crash in the middle never passes for either
+        // side of it (the WAL keeps the generation, so the history's base stays its start).
+        try self.forgetBase(name)
         try Self.replace(self.path(name, .history), with: history)
         let wal = self.path(name, .wal)
         // A generation without a commit (a header, a rolled-back spill) leaves the database file
@@ -145,6 +148,11 @@ final class ReplicaCopies: Sendable {
         guard FileManager.default.fileExists(atPath: self.path(name, .db)) else {
             throw NodeError(.replicaConflict, "no database file to bring up to date", status: 409)
         }
+        // Until it is done the copy names no base and holds no WAL: a crash in the middle leaves a
+        // copy that is caught up whole again, from what its history says its database file holds.
+        try self.forgetBase(name)
+        try Self.truncate(self.path(name, .wal), to: 0)
+        self.tails.withLock { $0[name] = WALTail() }
         try Cluster.applyDatabaseDelta(delta, to: self.path(name, .db))
         try Self.replace(self.path(name, .history), with: Array(history))
         self.tails.withLock { $0[name] = nil }
@@ -201,6 +209,21 @@ final class ReplicaCopies: Sendable {
 
     /// The digest that names a change history's content (`base`).
     static func digest(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).hex }
+
+    private func forgetBase(_ name: String) throws(NodeError) {
+        guard unlink(self.path(name, "base")) == 0 || errno == ENOENT else {
+            throw NodeError.io("cannot remove the base of \(name): \(String(cString: strerror(errno)))")
+        }
+        NamespaceFiles.syncDirectory(self.directory(name))
+    }
+
+    /// Leftovers of an install or a removal a crash cut short.
+    func removeLeftovers() {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: self.root)) ?? []
+        where entry.hasPrefix(".trash-") || entry.hasPrefix(".incoming-") {
+            try? FileManager.default.removeItem(atPath: "\(self.root)/\(entry)")
+        }
+    }
 
     private func ensureDirectory(_ name: String) throws(NodeError) {
         guard !FileManager.default.fileExists(atPath: self.directory(name)) else { return }

@@ -14,6 +14,8 @@ final class ReplicaReceiver: Sendable {
 
     init(copies: ReplicaCopies, nodeID: String, logger: Logger, log: @escaping @Sendable () -> DirectoryLog?) {
         self.copies = copies
+        // Before any shipment: what a crash left of an install or a removal.
+        copies.removeLeftovers()
         self.nodeID = nodeID
         self.logger = logger
         self.log = log

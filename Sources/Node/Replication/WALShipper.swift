@@ -215,7 +215,7 @@ final class WALShipper: Sendable {
     /// later rather than let the WAL grow without bound).
     func prepareCheckpoint(_ name: String, overdue: Bool) async -> CheckpointReadiness {
         guard let log = self.environment.log(), let role = self.role(name, log: log) else { return .noFollowers }
-        await self.ship(name, role)
+        await self.ship(name, role, holding: true)
         guard let stream = self.streams.withLock({ $0[name] }) else { return .behind }
         for follower in role.followers {
             if stream.refused.contains(follower) && !overdue { return .behind }
@@ -262,39 +262,59 @@ final class WALShipper: Sendable {
         )
     }
 
-    private func ship(_ name: String, _ role: NamespaceEntryRole) async {
+    /// One pass for `name` (its lock held): the WAL's committed end and the history read again,
+    /// then one step for every follower. During a checkpoint's hold (`holding`) calls are short and
+    /// nothing is copied whole: requests wait meanwhile.
+    private func ship(_ name: String, _ role: NamespaceEntryRole, holding: Bool = false) async {
         let files = self.environment.files
         let previous = self.streams.withLock { $0[name] } ?? Stream()
         let refreshed = try? await BlockingIO.run { () throws(NodeError) -> Stream in
             var stream = previous
+            // What was learned of the copies under another replica set (or incarnation) is void.
+            if stream.replicaSet != role.replicaSet {
+                stream.copies = [:]
+                stream.since = [:]
+                stream.refused = []
+                stream.replicaSet = role.replicaSet
+            }
             let wal = files.livePath(name, .wal)
             stream.tail.advance(size: NamespaceFiles.size(wal)) { offset, count in
                 ReplicaCopies.read(wal, at: offset, count: count)
             }
-            if stream.base == nil {
-                stream.base = ReplicaCopies.digest(
-                    ReplicaCopies.read(files.livePath(name, .history), at: 0, count: Int.max)
-                )
+            // The history changes exactly when the database file does: its digest is read again
+            // whenever the file is another, and a retirement recorded before that is void (a
+            // checkpoint whose answer was lost, or one SQLite could not reset).
+            let path = files.livePath(name, .history)
+            let history = FileIdentity(path)
+            if stream.base == nil || history != stream.baseFile {
+                stream.base = ReplicaCopies.digest(ReplicaCopies.read(path, at: 0, count: Int.max))
+                stream.baseFile = history
+                guard FileIdentity(path) == history else {
+                    stream.base = nil  // it changed while being read: next time
+                    return stream
+                }
             }
+            if history != stream.retiredFile { stream.retired = nil }
             return stream
         }
         guard let refreshed else { return }
         self.streams.withLock { $0[name] = refreshed }
         await withTaskGroup(of: Void.self) { group in
             for follower in role.followers {
-                group.addTask { await self.ship(name, to: follower, role.sender) }
+                group.addTask { await self.ship(name, to: follower, role.sender, holding: holding) }
             }
         }
     }
 
     /// One step for one follower (its lock is the namespace's, held by the caller).
-    private func ship(_ name: String, to follower: String, _ sender: FollowerRules.Sender) async {
+    private func ship(_ name: String, to follower: String, _ sender: FollowerRules.Sender, holding: Bool) async {
         guard let stream = self.streams.withLock({ $0[name] }), let base = stream.base else { return }
+        let timeout: Duration = holding ? .seconds(1) : .seconds(60)
         if let retryAt = stream.retryAt[follower], ContinuousClock.now < retryAt { return }
         guard let address = self.environment.peerAddress(follower) else { return }
         var copy = stream.copies[follower]
         if copy == nil {
-            copy = await self.call(.GET, name, follower, address, "", bytes: nil, headers: [])
+            copy = await self.call(.GET, name, follower, address, "", bytes: nil, headers: [], timeout: timeout)
             guard copy != nil else { return }
         }
         guard let copy else { return }
@@ -330,13 +350,20 @@ final class WALShipper: Sendable {
                 headers: ShipmentMessages.headers(
                     sender: sender,
                     expecting: ShipmentPlan.Copy(position: previous, base: copy.base)
-                )
+                ),
+                timeout: timeout
             )
             self.metrics.replicationShippedBytes.increment(by: Int64(bytes.count))
         case .retire:
-            guard let retired = stream.retired else { return }
+            // The history the checkpoint left, and only that one: read while the file is still it.
             let path = files.livePath(name, .history)
-            guard let history = try? await BlockingIO.run({ ReplicaCopies.read(path, at: 0, count: Int.max) })
+            let left = stream.retiredFile
+            guard stream.retired != nil, left != nil,
+                let history = try? await BlockingIO.run({ () throws(NodeError) -> [UInt8]? in
+                    guard FileIdentity(path) == left else { return nil }
+                    let bytes = ReplicaCopies.read(path, at: 0, count: Int.max)
+                    return FileIdentity(path) == left ? bytes : nil
+                })
             else { return }
             _ = await self.call(
                 .POST,
@@ -345,24 +372,32 @@ final class WALShipper: Sendable {
                 address,
                 "/retire",
                 bytes: history,
-                headers: ShipmentMessages.headers(sender: sender, expecting: copy)
+                headers: ShipmentMessages.headers(sender: sender, expecting: copy),
+                timeout: timeout
             )
         case .install:
-            // The database file changes only at a checkpoint, which waits for this lock. The pages
-            // changed since the copy's base when the history reaches back, else the whole file.
+            // Not while a checkpoint holds every request: after it.
+            if holding { return }
+            // The database file changes only at a checkpoint, which takes this lock; the history
+            // must be the one the plan saw, and the WAL bytes read must end where its tail does.
             let end = tail.position.offset
             let since = self.streams.withLock { $0[name]?.since[follower] }  // set by the GET above
+            let historyPath = files.livePath(name, .history)
+            let seen = stream.baseFile
             guard
                 let parts = try? await BlockingIO.run({ () throws(NodeError) -> [[UInt8]?] in
+                    guard FileIdentity(historyPath) == seen else { return [] }
                     let database = files.livePath(name, .db)
                     var delta: [UInt8]?
                     if let since { delta = try Cluster.readDatabaseDelta(database, since: since) }
-                    return [
+                    let parts = [
                         delta, delta == nil ? ReplicaCopies.read(database, at: 0, count: Int.max) : nil,
                         ReplicaCopies.read(files.livePath(name, .wal), at: 0, count: end),
-                        ReplicaCopies.read(files.livePath(name, .history), at: 0, count: Int.max),
+                        ReplicaCopies.read(historyPath, at: 0, count: Int.max),
                     ]
-                }), let wal = parts[2], let history = parts[3], wal.count == end
+                    return FileIdentity(historyPath) == seen ? parts : []
+                }), parts.count == 4, let wal = parts[2], let history = parts[3], wal.count == end,
+                WALTail(wal: wal[...]).position == tail.position
             else { return }
             let delta = parts[0]
             let first = delta ?? parts[1] ?? []
@@ -384,7 +419,8 @@ final class WALShipper: Sendable {
                 address,
                 "/install",
                 bytes: first + wal + history,
-                headers: headers
+                headers: headers,
+                timeout: timeout
             )
             self.metrics.replicationInstalls.increment()
         }
@@ -408,7 +444,8 @@ final class WALShipper: Sendable {
         _ address: String,
         _ step: String,
         bytes: [UInt8]?,
-        headers: [(String, String)]
+        headers: [(String, String)],
+        timeout: Duration
     ) async -> ShipmentPlan.Copy? {
         let answer = try? await self.environment.peers.send(
             method,
@@ -416,7 +453,7 @@ final class WALShipper: Sendable {
             "/_peer/v1/replicas/\(name)\(step)",
             bytes: bytes,
             headers: headers,
-            timeout: .seconds(60),
+            timeout: timeout,
             answer: ShipmentMessages.CopyAnswer.self
         )
         let copy = answer?.answer?.copy

@@ -57,17 +57,23 @@ actor CheckpointScheduler {
     }
 
     private func checkpoint(_ name: String, port: Int, reason: CheckpointPolicy.Reason, walBytes: Int) async {
-        guard let shipper, shipper.hasFollowers(name) else {
+        guard let shipper else {
             self.policy.finished(
                 name,
                 await self.checkpoint(name, port: port, reason: reason, walBytes: walBytes, query: "")
             )
             return
         }
-        self.policy.finished(
-            name,
-            await self.replicatedCheckpoint(name, port: port, reason: reason, walBytes: walBytes, shipper)
-        )
+        // Under the shipper's lock whether or not there are followers (decided inside it): no copy
+        // is read while the WAL is retired, and no follower set applied meanwhile is missed. Taken
+        // before the backend holds its barrier, so requests never wait for a shipping pass.
+        let outcome = await shipper.locks.withLock(name) { @Sendable () async -> CheckpointPolicy.Outcome in
+            guard shipper.hasFollowers(name) else {
+                return await self.checkpoint(name, port: port, reason: reason, walBytes: walBytes, query: "")
+            }
+            return await self.replicatedCheckpoint(name, port: port, reason: reason, walBytes: walBytes, shipper)
+        }
+        self.policy.finished(name, outcome)
     }
 
     /// A checkpoint of a namespace with followers, in two halves: the backend holds its barrier
