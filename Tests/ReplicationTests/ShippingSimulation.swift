@@ -27,6 +27,8 @@ struct ShippingSimulation {
         case installAnywhere
         /// A follower continues an empty WAL whatever database file it holds.
         case appendToAnyBase
+        /// The owner trusts what it retired last after a checkpoint it did not hear the end of.
+        case trustStaleRetirement
     }
 
     static let pageSize = 512
@@ -79,6 +81,9 @@ struct ShippingSimulation {
     var owner = Files()
     var ownerTail = WALTail()
     var retired: ShipmentPlan.Retired?
+    /// The history the checkpoint that `retired` names left: a retirement holds only while the
+    /// history is still that one (`WALShipper` keys it by the history file's identity).
+    var retiredHistory: String?
     var followers = [Follower(), Follower()]
     /// What the owner last heard of each follower's copy, and whether it awaits an answer.
     var known: [ShipmentPlan.Copy?] = [nil, nil]
@@ -177,8 +182,17 @@ struct ShippingSimulation {
         self.checkpoints += 1
         self.databaseAtHistory[self.owner.history] = Self.digest(self.owner.database)
         self.ownerTail = WALTail()
-        self.retired = end.generation == nil ? nil : ShipmentPlan.Retired(end: end)
+        // Sometimes the node does not hear the checkpoint's answer: it keeps what it retired before.
+        if self.random.next() % 5 != 0 {
+            self.retired = end.generation == nil ? nil : ShipmentPlan.Retired(end: end)
+            self.retiredHistory = self.owner.history
+        }
         for index in self.followers.indices { self.checkCounted(index) }
+    }
+
+    /// What the owner retired last, while the history is still the one that checkpoint left.
+    var currentRetirement: ShipmentPlan.Retired? {
+        self.mutation == .trustStaleRetirement || self.retiredHistory == self.owner.history ? self.retired : nil
     }
 
     /// What the owner sends a follower next (when not awaiting its answer).
@@ -190,7 +204,7 @@ struct ShippingSimulation {
             return
         }
         let base = self.mutation == .ignoreBase && copy.position.offset == 0 ? copy.base ?? "" : self.owner.history
-        switch ShipmentPlan.next(tail: self.ownerTail, base: base, retired: self.retired, copy: copy) {
+        switch ShipmentPlan.next(tail: self.ownerTail, base: base, retired: self.currentRetirement, copy: copy) {
         case .upToDate:
             return
         case .append(let from):
@@ -214,7 +228,10 @@ struct ShippingSimulation {
                 for: index
             )
         case .retire:
-            self.send(.retire(to: index, call: call, end: self.retired!.end, history: self.owner.history), for: index)
+            self.send(
+                .retire(to: index, call: call, end: self.currentRetirement!.end, history: self.owner.history),
+                for: index
+            )
         case .install:
             var files = self.owner
             files.wal = Array(files.wal[..<self.ownerTail.position.offset])
@@ -397,7 +414,12 @@ struct ShippingSimulation {
     mutating func checkCounted(_ index: Int) {
         let follower = self.followers[index]
         guard let copy = self.known[index], !self.waiting[index], follower.up, copy.position == follower.tail.position,
-            ShipmentPlan.next(tail: self.ownerTail, base: self.owner.history, retired: self.retired, copy: copy)
+            ShipmentPlan.next(
+                tail: self.ownerTail,
+                base: self.owner.history,
+                retired: self.currentRetirement,
+                copy: copy
+            )
                 == .upToDate
         else { return }
         if Self.digest(Self.read(follower.files)) != Self.digest(Self.read(self.owner)) {
@@ -481,6 +503,7 @@ struct ShippingSimulationTests {
     /// Each built-in mistake loses or mixes data in some seed: the checks bite.
     @Test(arguments: [
         ShippingSimulation.Mutation.appendAnywhere, .ignoreBase, .retireAnywhere, .installAnywhere, .appendToAnyBase,
+        .trustStaleRetirement,
     ])
     func aMistakeIsCaught(_ mutation: ShippingSimulation.Mutation) {
         var caught: UInt64?
