@@ -241,22 +241,8 @@ final class ReplicaCopies: Sendable {
 
     /// Up to `count` bytes of `path` from `offset` (fewer at its end; none when it is missing).
     static func read(_ path: String, at offset: Int, count: Int) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { return [] }
-        let count = max(0, min(count, Int(status.st_size) - offset))
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes {
-                pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done))
-            }
-            if n <= 0 { break }
-            done += n
-        }
-        return Array(bytes.prefix(done))
+        guard let reader = FileReader(path: path) else { return [] }
+        return reader.read(count: max(0, min(count, reader.size - offset)), at: offset)
     }
 
     /// Writes `bytes` at `offset` (cutting what follows when asked) and fsyncs.

@@ -165,8 +165,12 @@ final class WALShipper: Sendable {
             guard let role = self.role(name, log: log) else { continue }
             shipping.append((name, role))
         }
-        // Streams of namespaces this node no longer owns with followers are forgotten.
-        let kept = self.streams.withLock { Set($0.keys) }.filter { self.role($0, log: log) != nil }
+        // Streams of namespaces this node no longer owns with followers are forgotten (the running
+        // ones' roles were just read).
+        let shipped = Set(shipping.map(\.0))
+        let kept = self.streams.withLock { Set($0.keys) }.filter {
+            shipped.contains($0) || self.role($0, log: log) != nil
+        }
         self.streams.withLock { $0 = $0.filter { kept.contains($0.key) } }
         await withTaskGroup(of: Void.self) { group in
             for (name, role) in shipping {

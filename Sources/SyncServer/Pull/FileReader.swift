@@ -11,11 +11,11 @@ import Darwin
 /// So the database file is read only through one long-lived descriptor with `pread` (`PageSource`
 /// keeps its reader for the process lifetime). SQLite locks the database and `-shm` files, never the
 /// WAL, so WAL readers come and go.
-final class FileReader: @unchecked Sendable {
-    let path: String
+public final class FileReader: @unchecked Sendable {
+    public let path: String
     private let fd: Int32
 
-    init?(path: String) {
+    public init?(path: String) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         self.path = path
@@ -25,7 +25,7 @@ final class FileReader: @unchecked Sendable {
     deinit { close(self.fd) }
 
     /// The current size of the file, or 0 when it cannot be read.
-    var size: Int {
+    public var size: Int {
         var info = stat()
         guard fstat(self.fd, &info) == 0 else { return 0 }
         return Int(info.st_size)
@@ -53,7 +53,8 @@ final class FileReader: @unchecked Sendable {
         return done
     }
 
-    func read(count: Int, at offset: Int) -> [UInt8] {
+    /// Up to `count` bytes at `offset` (fewer at the end of the file).
+    public func read(count: Int, at offset: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         let n = bytes.withUnsafeMutableBytes { self.read(into: $0, at: offset) }
         bytes.removeLast(count - n)
